@@ -1,0 +1,2 @@
+/* placeholder until main lands */
+int main(void) { return 0; }
