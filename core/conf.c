@@ -1,0 +1,483 @@
+/*
+ * config.c - loads hubd's JSON config and checks every key against a
+ * declarative table, so that each problem is reported once, precisely, as
+ * "file: path.to.key: what is wrong". Defaults are filled in after the
+ * checks pass. See conf.h.
+ */
+#include "config.h"
+#include "conf.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hub/sdk.h>
+
+void cfg_problem(struct cfg_problems *p, const char *file, const char *path, const char *fmt, ...)
+{
+	char msg[512], *line;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	n = snprintf(NULL, 0, "%s: %s: %s", file, path, msg);
+	line = malloc((size_t)n + 1);
+	if (!line)
+		return;
+	snprintf(line, (size_t)n + 1, "%s: %s: %s", file, path, msg);
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 8;
+		char **lines = realloc(p->lines, cap * sizeof(*lines));
+		if (!lines) {
+			free(line);
+			return;
+		}
+		p->lines = lines;
+		p->cap = cap;
+	}
+	p->lines[p->n++] = line;
+}
+
+void cfg_problems_release(struct cfg_problems *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->lines[i]);
+	free(p->lines);
+	memset(p, 0, sizeof(*p));
+}
+
+/* What a key may hold. */
+enum key_type { K_STRING, K_INT, K_NUMBER, K_BOOL, K_OBJECT, K_ARRAY, K_ANY_OBJECT };
+
+struct key_spec {
+	const char *name;
+	enum key_type type;
+	int required;
+};
+
+static const char *type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	case JSON_NULL: return "null";
+	}
+	return "unknown";
+}
+
+static const char *const expected_names[] = {
+	[K_STRING] = "a string", [K_INT] = "an integer", [K_NUMBER] = "a number",
+	[K_BOOL] = "a boolean", [K_OBJECT] = "an object", [K_ARRAY] = "an array",
+	[K_ANY_OBJECT] = "an object",
+};
+
+static int type_ok(const json_t *v, enum key_type t)
+{
+	switch (t) {
+	case K_STRING: return json_is_string(v);
+	case K_INT: return json_is_integer(v);
+	case K_NUMBER: return json_is_number(v);
+	case K_BOOL: return json_is_boolean(v);
+	case K_OBJECT:
+	case K_ANY_OBJECT: return json_is_object(v);
+	case K_ARRAY: return json_is_array(v);
+	}
+	return 0;
+}
+
+/* Checks obj's keys against specs: unknown keys, missing required keys and
+ * wrong types are problems. Returns the number of problems added. */
+static int check_keys(struct cfg_problems *p, const char *file, const char *prefix,
+		      const json_t *obj, const struct key_spec *specs)
+{
+	const char *key;
+	json_t *v;
+	char path[256];
+	int bad = 0;
+
+	json_object_foreach((json_t *)obj, key, v) {
+		const struct key_spec *s;
+		for (s = specs; s->name; s++)
+			if (strcmp(s->name, key) == 0)
+				break;
+		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", key);
+		if (!s->name) {
+			char allowed[256];
+			size_t len = 0;
+			for (s = specs; s->name && len < sizeof(allowed); s++)
+				len += (size_t)snprintf(allowed + len, sizeof(allowed) - len, "%s%s",
+							s == specs ? "" : ", ", s->name);
+			cfg_problem(p, file, path, "unknown key (allowed here: %s)", allowed);
+			bad++;
+		} else if (!type_ok(v, s->type)) {
+			cfg_problem(p, file, path, "must be %s, found %s", expected_names[s->type], type_name(v));
+			bad++;
+		}
+	}
+	for (const struct key_spec *s = specs; s->name; s++) {
+		if (s->required && !json_object_get(obj, s->name)) {
+			snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", s->name);
+			cfg_problem(p, file, path, "required key missing");
+			bad++;
+		}
+	}
+	return bad;
+}
+
+static const struct key_spec top_keys[] = {
+	{"listen", K_STRING, 0},    {"state_dir", K_STRING, 1}, {"store", K_STRING, 0},
+	{"redis", K_STRING, 0},     {"plugin_dir", K_STRING, 0}, {"log", K_OBJECT, 0},
+	{"http", K_OBJECT, 0},      {"outbound", K_OBJECT, 0},  {"connectors", K_ARRAY, 0},
+	{NULL, 0, 0},
+};
+static const struct key_spec log_keys[] = {
+	{"level", K_STRING, 0}, {"format", K_STRING, 0}, {NULL, 0, 0},
+};
+static const struct key_spec http_keys[] = {
+	{"max_body_bytes", K_INT, 0}, {"max_header_bytes", K_INT, 0}, {"timeout_s", K_INT, 0},
+	{"rate_per_s", K_NUMBER, 0},  {"burst", K_NUMBER, 0},         {"tls_cert", K_STRING, 0},
+	{"tls_key", K_STRING, 0},     {NULL, 0, 0},
+};
+static const struct key_spec outbound_keys[] = {
+	{"ca_file", K_STRING, 0}, {"proxy", K_STRING, 0}, {"timeout_ms", K_INT, 0},
+	{"max_response_bytes", K_INT, 0}, {NULL, 0, 0},
+};
+static const struct key_spec connector_keys[] = {
+	{"name", K_STRING, 1},     {"plugin", K_STRING, 1},     {"merchant", K_STRING, 1},
+	{"config", K_ANY_OBJECT, 1}, {"enabled", K_BOOL, 0},     {"poll_interval_s", K_INT, 0},
+	{"backfill_since", K_STRING, 0}, {NULL, 0, 0},
+};
+
+static char *dup_or_null(const json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s ? strdup(s) : NULL;
+}
+
+static int valid_name(const char *s, int allow_dash)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 63)
+		return 0;
+	for (const char *c = s; *c; c++) {
+		if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')
+			continue;
+		if (allow_dash && *c == '-' && c != s)
+			continue;
+		return 0;
+	}
+	return 1;
+}
+
+/* Splits "host:port" or "[v6]:port". Returns 0 or -1. */
+static int parse_listen(const char *text, char **host, int *port)
+{
+	const char *colon;
+	char *end;
+	long v;
+	size_t hl;
+
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (!close || close[1] != ':')
+			return -1;
+		colon = close + 1;
+		*host = strndup(text + 1, (size_t)(close - text - 1));
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon)
+			return -1;
+		hl = (size_t)(colon - text);
+		*host = strndup(text, hl);
+	}
+	if (!*host || !**host) {
+		free(*host);
+		*host = NULL;
+		return -1;
+	}
+	errno = 0;
+	v = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || v < 0 || v > 65535) {
+		free(*host);
+		*host = NULL;
+		return -1;
+	}
+	*port = (int)v;
+	return 0;
+}
+
+static void check_connectors(struct cfg_problems *p, const char *file, json_t *arr)
+{
+	size_t i, j;
+	json_t *c;
+	char path[64];
+
+	json_array_foreach(arr, i, c) {
+		const char *name, *plugin, *merchant, *since;
+		json_t *iv;
+
+		snprintf(path, sizeof(path), "connectors[%zu]", i);
+		if (!json_is_object(c)) {
+			cfg_problem(p, file, path, "must be an object, found %s", type_name(c));
+			continue;
+		}
+		check_keys(p, file, path, c, connector_keys);
+		name = json_string_value(json_object_get(c, "name"));
+		plugin = json_string_value(json_object_get(c, "plugin"));
+		merchant = json_string_value(json_object_get(c, "merchant"));
+		since = json_string_value(json_object_get(c, "backfill_since"));
+		iv = json_object_get(c, "poll_interval_s");
+		if (name && !valid_name(name, 1))
+			cfg_problem(p, file, path, "name \"%s\" must be 1-63 characters of a-z, 0-9, _ and -", name);
+		if (plugin && !valid_name(plugin, 0))
+			cfg_problem(p, file, path, "plugin \"%s\" must be 1-63 characters of a-z, 0-9 and _", plugin);
+		if (merchant && !valid_name(merchant, 1))
+			cfg_problem(p, file, path, "merchant \"%s\" must be 1-63 characters of a-z, 0-9, _ and -", merchant);
+		if (json_is_integer(iv) && (json_integer_value(iv) < 1 || json_integer_value(iv) > 86400))
+			cfg_problem(p, file, path, "poll_interval_s must be between 1 and 86400");
+		if (since) {
+			int64_t ms;
+			struct hub_error err;
+			if (hub_time_parse(since, 0, &ms, "backfill_since", &err) < 0)
+				cfg_problem(p, file, path, "backfill_since: %s", err.message);
+		}
+		for (j = 0; name && j < i; j++) {
+			const char *other = json_string_value(json_object_get(json_array_get(arr, j), "name"));
+			if (other && strcmp(other, name) == 0)
+				cfg_problem(p, file, path, "name \"%s\" is already used by connectors[%zu]", name, j);
+		}
+	}
+}
+
+static int int_in(struct cfg_problems *p, const char *file, const json_t *obj, const char *key,
+		  const char *path, long long lo, long long hi, long long *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_integer(v))
+		return 0;
+	if (json_integer_value(v) < lo || json_integer_value(v) > hi) {
+		cfg_problem(p, file, path, "must be between %lld and %lld, found %lld", lo, hi,
+			    (long long)json_integer_value(v));
+		return -1;
+	}
+	*out = json_integer_value(v);
+	return 0;
+}
+
+int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p)
+{
+	json_error_t jerr;
+	json_t *root = NULL, *log, *http, *out;
+	const char *s;
+	size_t before = p->n;
+	long long v;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->path = strdup(path);
+	cfg->log_level = LOG_INFO;
+	cfg->log_format = LOG_TEXT;
+	cfg->http_max_body = 1 << 20;
+	cfg->http_max_headers = 16 << 10;
+	cfg->http_timeout_s = 30;
+	cfg->http_rate = 5000;
+	cfg->http_burst = 10000;
+	cfg->request_timeout_ms = 30000;
+	cfg->max_response_bytes = 32u << 20;
+
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		if (jerr.line < 1)
+			cfg_problem(p, path, "(file)", "cannot read: %s", strerror(errno ? errno : ENOENT));
+		else
+			cfg_problem(p, path, "(file)", "line %d column %d: invalid JSON: %s", jerr.line,
+				    jerr.column, jerr.text);
+		return -1;
+	}
+	if (!json_is_object(root)) {
+		cfg_problem(p, path, "(root)", "must be an object, found %s", type_name(root));
+		goto out;
+	}
+	check_keys(p, path, "", root, top_keys);
+
+	s = json_string_value(json_object_get(root, "listen"));
+	cfg->listen = strdup(s ? s : "127.0.0.1:8080");
+	if (parse_listen(cfg->listen, &cfg->listen_host, &cfg->listen_port) < 0)
+		cfg_problem(p, path, "listen", "\"%s\" is not HOST:PORT (for example 127.0.0.1:8080)", cfg->listen);
+
+	cfg->state_dir = dup_or_null(root, "state_dir");
+	if (cfg->state_dir && !*cfg->state_dir)
+		cfg_problem(p, path, "state_dir", "must not be empty");
+
+	cfg->store = dup_or_null(root, "store");
+	if (cfg->store && strncmp(cfg->store, "sqlite:", 7) != 0 &&
+	    strncmp(cfg->store, "postgresql://", 13) != 0 && strncmp(cfg->store, "postgres://", 11) != 0)
+		cfg_problem(p, path, "store", "\"%s\" must be sqlite:PATH or a postgresql:// URL", cfg->store);
+	else if (cfg->store && strcmp(cfg->store, "sqlite:") == 0)
+		cfg_problem(p, path, "store", "sqlite: needs a file path (sqlite:/var/lib/hub/hub.db)");
+	if (!cfg->store && cfg->state_dir) {
+		size_t n = strlen(cfg->state_dir) + 16;
+		cfg->store = malloc(n);
+		if (cfg->store)
+			snprintf(cfg->store, n, "sqlite:%s/hub.db", cfg->state_dir);
+	}
+
+	cfg->redis = dup_or_null(root, "redis");
+	if (cfg->redis && strncmp(cfg->redis, "redis://", 8) != 0 && strncmp(cfg->redis, "unix:", 5) != 0)
+		cfg_problem(p, path, "redis", "\"%s\" must be a redis://HOST:PORT[/DB] or unix:PATH URL", cfg->redis);
+
+	cfg->plugin_dir = dup_or_null(root, "plugin_dir");
+	if (!cfg->plugin_dir)
+		cfg->plugin_dir = strdup(HUB_PLUGIN_DIR);
+
+	log = json_object_get(root, "log");
+	if (json_is_object(log)) {
+		check_keys(p, path, "log", log, log_keys);
+		s = json_string_value(json_object_get(log, "level"));
+		if (s && log_level_parse(s, &cfg->log_level) < 0)
+			cfg_problem(p, path, "log.level", "\"%s\" must be one of debug, info, warn, error", s);
+		s = json_string_value(json_object_get(log, "format"));
+		if (s && log_format_parse(s, &cfg->log_format) < 0)
+			cfg_problem(p, path, "log.format", "\"%s\" must be text or json", s);
+	}
+
+	http = json_object_get(root, "http");
+	if (json_is_object(http)) {
+		check_keys(p, path, "http", http, http_keys);
+		if (int_in(p, path, http, "max_body_bytes", "http.max_body_bytes", 1024, 256LL << 20, &v) == 0 &&
+		    json_object_get(http, "max_body_bytes"))
+			cfg->http_max_body = (size_t)v;
+		if (int_in(p, path, http, "max_header_bytes", "http.max_header_bytes", 1024, 1 << 20, &v) == 0 &&
+		    json_object_get(http, "max_header_bytes"))
+			cfg->http_max_headers = (size_t)v;
+		if (int_in(p, path, http, "timeout_s", "http.timeout_s", 1, 3600, &v) == 0 &&
+		    json_object_get(http, "timeout_s"))
+			cfg->http_timeout_s = (int)v;
+		if (json_is_number(json_object_get(http, "rate_per_s"))) {
+			cfg->http_rate = json_number_value(json_object_get(http, "rate_per_s"));
+			if (cfg->http_rate <= 0)
+				cfg_problem(p, path, "http.rate_per_s", "must be greater than 0");
+		}
+		if (json_is_number(json_object_get(http, "burst"))) {
+			cfg->http_burst = json_number_value(json_object_get(http, "burst"));
+			if (cfg->http_burst < 1)
+				cfg_problem(p, path, "http.burst", "must be at least 1");
+		}
+		cfg->tls_cert = dup_or_null(http, "tls_cert");
+		cfg->tls_key = dup_or_null(http, "tls_key");
+		if (!cfg->tls_cert != !cfg->tls_key)
+			cfg_problem(p, path, cfg->tls_cert ? "http.tls_key" : "http.tls_cert",
+				    "TLS needs both tls_cert and tls_key");
+	}
+
+	out = json_object_get(root, "outbound");
+	if (json_is_object(out)) {
+		check_keys(p, path, "outbound", out, outbound_keys);
+		cfg->ca_file = dup_or_null(out, "ca_file");
+		cfg->proxy = dup_or_null(out, "proxy");
+		if (int_in(p, path, out, "timeout_ms", "outbound.timeout_ms", 100, 600000, &v) == 0 &&
+		    json_object_get(out, "timeout_ms"))
+			cfg->request_timeout_ms = (int)v;
+		if (int_in(p, path, out, "max_response_bytes", "outbound.max_response_bytes", 4096,
+			   1LL << 30, &v) == 0 && json_object_get(out, "max_response_bytes"))
+			cfg->max_response_bytes = (size_t)v;
+	}
+
+	cfg->connectors = json_object_get(root, "connectors");
+	if (json_is_array(cfg->connectors)) {
+		json_incref(cfg->connectors);
+		check_connectors(p, path, cfg->connectors);
+	} else {
+		cfg->connectors = json_array();
+	}
+out:
+	json_decref(root);
+	return p->n == before ? 0 : -1;
+}
+
+/* Nearest existing ancestor of path (for "can it be created?"). */
+static int existing_ancestor(const char *path, char *buf, size_t size)
+{
+	struct stat st;
+	char *slash;
+
+	if (snprintf(buf, size, "%s", path) >= (int)size)
+		return -1;
+	while (stat(buf, &st) != 0) {
+		slash = strrchr(buf, '/');
+		if (!slash)
+			return snprintf(buf, size, ".") < 0 ? -1 : 0;
+		if (slash == buf) {
+			buf[1] = '\0';
+			return 0;
+		}
+		*slash = '\0';
+	}
+	return 0;
+}
+
+int config_check_paths(const struct hub_config *cfg, struct cfg_problems *p)
+{
+	struct stat st;
+	char anc[PATH_MAX];
+	size_t before = p->n;
+
+	if (cfg->state_dir) {
+		if (stat(cfg->state_dir, &st) == 0) {
+			if (!S_ISDIR(st.st_mode))
+				cfg_problem(p, cfg->path, "state_dir", "%s exists and is not a directory", cfg->state_dir);
+			else if (access(cfg->state_dir, W_OK | X_OK) != 0)
+				cfg_problem(p, cfg->path, "state_dir", "%s is not writable by this user", cfg->state_dir);
+		} else if (existing_ancestor(cfg->state_dir, anc, sizeof(anc)) == 0) {
+			if (stat(anc, &st) != 0 || !S_ISDIR(st.st_mode))
+				cfg_problem(p, cfg->path, "state_dir", "cannot create %s: %s is not a directory",
+					    cfg->state_dir, anc);
+			else if (access(anc, W_OK | X_OK) != 0)
+				cfg_problem(p, cfg->path, "state_dir", "cannot create %s: %s is not writable",
+					    cfg->state_dir, anc);
+		}
+	}
+	if (cfg->plugin_dir) {
+		if (stat(cfg->plugin_dir, &st) != 0)
+			cfg_problem(p, cfg->path, "plugin_dir", "%s: %s", cfg->plugin_dir, strerror(errno));
+		else if (!S_ISDIR(st.st_mode))
+			cfg_problem(p, cfg->path, "plugin_dir", "%s is not a directory", cfg->plugin_dir);
+	}
+	if (cfg->tls_cert && access(cfg->tls_cert, R_OK) != 0)
+		cfg_problem(p, cfg->path, "http.tls_cert", "%s: %s", cfg->tls_cert, strerror(errno));
+	if (cfg->tls_key && access(cfg->tls_key, R_OK) != 0)
+		cfg_problem(p, cfg->path, "http.tls_key", "%s: %s", cfg->tls_key, strerror(errno));
+	if (cfg->ca_file && access(cfg->ca_file, R_OK) != 0)
+		cfg_problem(p, cfg->path, "outbound.ca_file", "%s: %s", cfg->ca_file, strerror(errno));
+	return p->n == before ? 0 : -1;
+}
+
+void config_release(struct hub_config *cfg)
+{
+	free(cfg->path);
+	free(cfg->listen);
+	free(cfg->listen_host);
+	free(cfg->state_dir);
+	free(cfg->store);
+	free(cfg->redis);
+	free(cfg->plugin_dir);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg->ca_file);
+	free(cfg->proxy);
+	json_decref(cfg->connectors);
+	memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,45 @@
+/*
+ * hub.h - the daemon's context: one struct that ties the modules together
+ * (event loop, config, inbound server, metrics and, as they start, the
+ * store, the plugin registry, outbound HTTP, rate limits and the
+ * scheduler), and the lifecycle functions main() calls.
+ */
+#ifndef HUB_HUB_H
+#define HUB_HUB_H
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "metrics.h"
+#include "server.h"
+
+struct hub {
+	struct event_base *base;
+	struct hub_config cfg;
+	struct server *server;
+	struct metrics *metrics;
+	struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
+	int stopping;            /* SIGTERM/SIGINT received */
+	long long stop_deadline_ms;
+	int exit_code;
+	long long started_ms;
+};
+
+/* Loads the config at `path` into hub->cfg and starts every module: binds
+ * the listener first (so a port in use fails before anything is created),
+ * then creates the state dir, opens the store, loads plugins. Returns 0, or
+ * -1 after printing one clear line per problem to stderr; on failure nothing
+ * the call created is left behind except an empty state dir it could not
+ * avoid. */
+int hub_start(struct hub *hub, const char *config_path);
+
+/* Runs the loop until a graceful stop finishes. Returns the exit code. */
+int hub_run(struct hub *hub);
+
+/* Frees everything hub_start created. */
+void hub_release(struct hub *hub);
+
+/* Milliseconds on the monotonic clock. */
+long long hub_mono_ms(void);
+
+#endif
