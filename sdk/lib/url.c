@@ -264,7 +264,9 @@ char *hub_link_find(const char *link_header, const char *rel)
 				} else {
 					const char *v = p;
 
-					while (is_tchar((unsigned char)*p))
+					/* Bare values should be tokens; accept what
+					 * servers write in practice (type=text/html). */
+					while (*p != '\0' && strchr(";, \t\"", *p) == NULL)
 						p++;
 					val_len = (size_t)(p - v);
 					memcpy(val, v, val_len);

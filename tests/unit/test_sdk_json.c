@@ -1,0 +1,235 @@
+/*
+ * test_sdk_json.c - libhubsdk JSON getters and setters: present, missing,
+ * null and wrong-typed fields, with error messages that name "ctx.key" and
+ * the type found; ids as integers or strings; times; UTF-8 in setters.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <hub/sdk.h>
+
+static json_t *doc;
+
+static int setup(void **state)
+{
+	json_error_t jerr;
+
+	(void)state;
+	doc = json_loads("{\"sku\": \"AB-1\", \"qty\": 3, \"id_str\": \"820982911946154508\","
+			 " \"neg\": \"-12\", \"big\": \"99999999999999999999\", \"price\": 19.99,"
+			 " \"gift\": true, \"nothing\": null, \"items\": [1, 2], \"addr\": {\"zip\": \"1\"},"
+			 " \"id_int\": 820982911946154508, \"empty\": \"\", \"digits_sp\": \"12 \","
+			 " \"created\": \"2026-07-01T12:30:00-04:00\", \"gmt\": \"2026-07-01T16:30:00\","
+			 " \"badtime\": \"2026-02-30T00:00:00Z\"}", 0, &jerr);
+	return doc == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	json_decref(doc);
+	return 0;
+}
+
+/* Checks that err names path and contains needle. */
+static void expect_err(const struct hub_error *err, const char *path, const char *needle)
+{
+	assert_string_equal(err->field, path);
+	if (strstr(err->message, path) == NULL || strstr(err->message, needle) == NULL)
+		fail_msg("message \"%s\" should name %s and say %s", err->message, path, needle);
+}
+
+static void test_str(void **state)
+{
+	struct hub_error err = { 0 };
+	const char *s = "default";
+
+	(void)state;
+	assert_int_equal(hub_json_str(doc, "sku", &s, "order.line_items[2]", &err), 0);
+	assert_string_equal(s, "AB-1");
+
+	s = "default";
+	assert_int_equal(hub_json_str_opt(doc, "absent", &s, "order", &err), 0);
+	assert_string_equal(s, "default");
+	assert_int_equal(hub_json_str_opt(doc, "nothing", &s, "order", &err), 0);
+	assert_string_equal(s, "default");
+
+	assert_int_equal(hub_json_str(doc, "absent", &s, "order.line_items[2]", &err), -1);
+	expect_err(&err, "order.line_items[2].absent", "missing");
+	assert_int_equal(hub_json_str(doc, "nothing", &s, "order", &err), -1);
+	expect_err(&err, "order.nothing", "null");
+	assert_int_equal(hub_json_str(doc, "qty", &s, "order.line_items[2]", &err), -1);
+	expect_err(&err, "order.line_items[2].qty", "expected string, got integer");
+	assert_int_equal(hub_json_str_opt(doc, "items", &s, NULL, &err), -1);
+	expect_err(&err, "items", "expected string, got array");
+	assert_string_equal(s, "default");
+
+	/* obj itself not an object. */
+	assert_int_equal(hub_json_str(json_object_get(doc, "items"), "x", &s, "order.items", &err), -1);
+	expect_err(&err, "order.items", "expected object, got array");
+	assert_int_equal(hub_json_str(NULL, "x", &s, "order", &err), -1);
+	/* err may be NULL. */
+	assert_int_equal(hub_json_str(doc, "qty", &s, "o", NULL), -1);
+}
+
+static void test_int(void **state)
+{
+	struct hub_error err = { 0 };
+	int64_t v = -1;
+
+	(void)state;
+	assert_int_equal(hub_json_int(doc, "qty", &v, "line", &err), 0);
+	assert_int_equal(v, 3);
+	assert_int_equal(hub_json_int(doc, "id_str", &v, "line", &err), 0);
+	assert_int_equal(v, 820982911946154508LL);
+	assert_int_equal(hub_json_int(doc, "neg", &v, "line", &err), 0);
+	assert_int_equal(v, -12);
+
+	v = 7;
+	assert_int_equal(hub_json_int_opt(doc, "absent", &v, "line", &err), 0);
+	assert_int_equal(hub_json_int_opt(doc, "nothing", &v, "line", &err), 0);
+	assert_int_equal(v, 7);
+
+	assert_int_equal(hub_json_int(doc, "big", &v, "line", &err), -1);
+	expect_err(&err, "line.big", "expected integer, got string");
+	assert_int_equal(hub_json_int(doc, "sku", &v, "line", &err), -1);
+	expect_err(&err, "line.sku", "got string \"AB-1\"");
+	assert_int_equal(hub_json_int(doc, "empty", &v, "line", &err), -1);
+	expect_err(&err, "line.empty", "expected integer");
+	assert_int_equal(hub_json_int(doc, "digits_sp", &v, "line", &err), -1);
+	expect_err(&err, "line.digits_sp", "expected integer");
+	assert_int_equal(hub_json_int(doc, "price", &v, "line", &err), -1);
+	expect_err(&err, "line.price", "expected integer, got number");
+	assert_int_equal(hub_json_int_opt(doc, "gift", &v, "line", &err), -1);
+	expect_err(&err, "line.gift", "expected integer, got boolean");
+	assert_int_equal(hub_json_int(doc, "absent", &v, "line", &err), -1);
+	expect_err(&err, "line.absent", "missing");
+	assert_int_equal(v, 7);
+}
+
+static void test_bool(void **state)
+{
+	struct hub_error err = { 0 };
+	int b = -1;
+
+	(void)state;
+	assert_int_equal(hub_json_bool_opt(doc, "gift", &b, "o", &err), 0);
+	assert_int_equal(b, 1);
+	b = -1;
+	assert_int_equal(hub_json_bool_opt(doc, "absent", &b, "o", &err), 0);
+	assert_int_equal(b, -1);
+	assert_int_equal(hub_json_bool_opt(doc, "sku", &b, "o", &err), -1);
+	expect_err(&err, "o.sku", "expected boolean, got string");
+}
+
+static void test_containers(void **state)
+{
+	struct hub_error err = { 0 };
+	json_t *v = NULL;
+
+	(void)state;
+	assert_int_equal(hub_json_array(doc, "items", &v, "o", &err), 0);
+	assert_int_equal(json_array_size(v), 2);
+	assert_int_equal(hub_json_object(doc, "addr", &v, "o", &err), 0);
+	assert_true(json_is_object(v));
+	v = NULL;
+	assert_int_equal(hub_json_array_opt(doc, "absent", &v, "o", &err), 0);
+	assert_int_equal(hub_json_object_opt(doc, "nothing", &v, "o", &err), 0);
+	assert_null(v);
+	assert_int_equal(hub_json_array(doc, "addr", &v, "o", &err), -1);
+	expect_err(&err, "o.addr", "expected array, got object");
+	assert_int_equal(hub_json_object(doc, "items", &v, "o", &err), -1);
+	expect_err(&err, "o.items", "expected object, got array");
+	assert_int_equal(hub_json_object_opt(doc, "qty", &v, "o", &err), -1);
+	expect_err(&err, "o.qty", "expected object, got integer");
+	assert_int_equal(hub_json_array(doc, "absent", &v, "o", &err), -1);
+	expect_err(&err, "o.absent", "missing");
+	assert_null(v);
+}
+
+static void test_id(void **state)
+{
+	struct hub_error err = { 0 };
+	char buf[32], tiny[8];
+
+	(void)state;
+	assert_int_equal(hub_json_id(doc, "id_int", buf, sizeof(buf), "o", &err), 0);
+	assert_string_equal(buf, "820982911946154508");
+	assert_int_equal(hub_json_id(doc, "sku", buf, sizeof(buf), "o", &err), 0);
+	assert_string_equal(buf, "AB-1");
+	assert_int_equal(hub_json_id(doc, "id_int", tiny, sizeof(tiny), "o", &err), -1);
+	expect_err(&err, "o.id_int", "longer than 7");
+	assert_int_equal(hub_json_id(doc, "empty", buf, sizeof(buf), "o", &err), -1);
+	expect_err(&err, "o.empty", "empty");
+	assert_int_equal(hub_json_id(doc, "price", buf, sizeof(buf), "o", &err), -1);
+	expect_err(&err, "o.price", "got number");
+	assert_int_equal(hub_json_id(doc, "nothing", buf, sizeof(buf), "o", &err), -1);
+	expect_err(&err, "o.nothing", "null");
+}
+
+static void test_time(void **state)
+{
+	struct hub_error err = { 0 };
+	int64_t t = 5;
+
+	(void)state;
+	assert_int_equal(hub_json_time_opt(doc, "created", 0, &t, "order", &err), 0);
+	assert_int_equal(t, 1782923400000LL);
+	t = 5;
+	assert_int_equal(hub_json_time_opt(doc, "gmt", 1, &t, "order", &err), 0);
+	assert_int_equal(t, 1782923400000LL);
+	t = 5;
+	assert_int_equal(hub_json_time_opt(doc, "absent", 0, &t, "order", &err), 0);
+	assert_int_equal(hub_json_time_opt(doc, "nothing", 0, &t, "order", &err), 0);
+	assert_int_equal(hub_json_time_opt(doc, "empty", 0, &t, "order", &err), 0);
+	assert_int_equal(t, 5);
+	assert_int_equal(hub_json_time_opt(doc, "gmt", 0, &t, "order", &err), -1);
+	expect_err(&err, "order.gmt", "no UTC offset");
+	assert_int_equal(hub_json_time_opt(doc, "badtime", 0, &t, "order", &err), -1);
+	expect_err(&err, "order.badtime", "day out of range");
+	assert_int_equal(hub_json_time_opt(doc, "qty", 0, &t, "order", &err), -1);
+	expect_err(&err, "order.qty", "got integer");
+	assert_int_equal(t, 5);
+}
+
+static void test_setters(void **state)
+{
+	json_t *o = json_object();
+
+	(void)state;
+	assert_int_equal(hub_json_set_time(o, "created_at", 1782923400123LL), 0);
+	assert_string_equal(json_string_value(json_object_get(o, "created_at")),
+			    "2026-07-01T16:30:00.123Z");
+	assert_int_equal(hub_json_set_time(o, "far", 253402300800000LL), -1);
+	assert_null(json_object_get(o, "far"));
+	assert_int_equal(hub_json_set_str(o, "name", "caf\xc3\xa9"), 0);
+	assert_string_equal(json_string_value(json_object_get(o, "name")), "caf\xc3\xa9");
+	assert_int_equal(hub_json_set_str(o, "a", NULL), 0);
+	assert_true(json_is_null(json_object_get(o, "a")));
+	assert_int_equal(hub_json_set_str(o, "b", ""), 0);
+	assert_true(json_is_null(json_object_get(o, "b")));
+	assert_int_equal(hub_json_set_str(o, "bad", "\xff\xfe"), -1);
+	assert_null(json_object_get(o, "bad"));
+	json_decref(o);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_str),
+		cmocka_unit_test(test_int),
+		cmocka_unit_test(test_bool),
+		cmocka_unit_test(test_containers),
+		cmocka_unit_test(test_id),
+		cmocka_unit_test(test_time),
+		cmocka_unit_test(test_setters),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
