@@ -1,0 +1,105 @@
+/*
+ * http.c - blocking libcurl client for tests (see http.h).
+ */
+#include "config.h"
+#include "http.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <curl/curl.h>
+
+struct sink {
+	char *buf;
+	size_t len;
+};
+
+static size_t collect(char *ptr, size_t size, size_t n, void *arg)
+{
+	struct sink *s = arg;
+	size_t add = size * n;
+	char *nb = realloc(s->buf, s->len + add + 1);
+
+	if (!nb)
+		return 0;
+	memcpy(nb + s->len, ptr, add);
+	s->len += add;
+	nb[s->len] = '\0';
+	s->buf = nb;
+	return add;
+}
+
+int th_http(const char *method, const char *url, const char *const *headers, const char *body,
+	    size_t body_len, struct th_response *out)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hl = NULL;
+	struct sink b = {0}, h = {0};
+	CURLcode rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!c)
+		return -1;
+	for (const char *const *p = headers; p && *p; p++)
+		hl = curl_slist_append(hl, *p);
+	hl = curl_slist_append(hl, "Expect:");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
+	}
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+	else
+		snprintf(out->error, sizeof(out->error), "%s", curl_easy_strerror(rc));
+	out->body = b.buf ? b.buf : strdup("");
+	out->len = b.len;
+	out->headers = h.buf ? h.buf : strdup("");
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+const char *th_header(const struct th_response *r, const char *name, char *buf, size_t size)
+{
+	size_t nl = strlen(name);
+
+	for (const char *line = r->headers; line && *line;) {
+		const char *eol = strstr(line, "\r\n");
+		size_t len = eol ? (size_t)(eol - line) : strlen(line);
+		if (len > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
+			const char *v = line + nl + 1;
+			while (*v == ' ')
+				v++;
+			size_t vl = len - (size_t)(v - line);
+			if (vl >= size)
+				vl = size - 1;
+			memcpy(buf, v, vl);
+			buf[vl] = '\0';
+			return buf;
+		}
+		if (!eol)
+			break;
+		line = eol + 2;
+	}
+	return NULL;
+}
+
+void th_response_release(struct th_response *r)
+{
+	free(r->body);
+	free(r->headers);
+	memset(r, 0, sizeof(*r));
+}

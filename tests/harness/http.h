@@ -1,0 +1,28 @@
+/*
+ * http.h - a blocking HTTP client for tests (libcurl easy), so tests talk
+ * to hubd and the sandbox over real HTTP on loopback.
+ */
+#ifndef HUB_TEST_HTTP_H
+#define HUB_TEST_HTTP_H
+
+#include <stddef.h>
+
+struct th_response {
+	long status;      /* 0 when the request failed at transport level */
+	char *body;       /* NUL-terminated */
+	size_t len;
+	char *headers;    /* raw header block */
+	char error[256];  /* curl's message on transport failure */
+};
+
+/* Performs one request. headers: NULL-terminated "Name: value" strings, or
+ * NULL. body may be NULL. Timeout 10 s. Returns 0 when a response arrived. */
+int th_http(const char *method, const char *url, const char *const *headers, const char *body,
+	    size_t body_len, struct th_response *out);
+
+/* Value of a response header (case-insensitive), copied into buf, or NULL. */
+const char *th_header(const struct th_response *r, const char *name, char *buf, size_t size);
+
+void th_response_release(struct th_response *r);
+
+#endif

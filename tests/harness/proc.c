@@ -1,0 +1,292 @@
+/*
+ * proc.c - process, port and temp-dir helpers for tests (see proc.h).
+ */
+#include "config.h"
+#include "proc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_TRACKED 64
+
+static pid_t tracked[MAX_TRACKED];
+static int cleanup_installed;
+
+static void kill_tracked(void)
+{
+	for (int i = 0; i < MAX_TRACKED; i++) {
+		if (tracked[i] > 0) {
+			kill(tracked[i], SIGKILL);
+			waitpid(tracked[i], NULL, 0);
+			tracked[i] = 0;
+		}
+	}
+}
+
+static void on_signal(int sig)
+{
+	kill_tracked();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void track(pid_t pid)
+{
+	if (!cleanup_installed) {
+		atexit(kill_tracked);
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		signal(SIGABRT, on_signal);
+		cleanup_installed = 1;
+	}
+	for (int i = 0; i < MAX_TRACKED; i++) {
+		if (tracked[i] == 0) {
+			tracked[i] = pid;
+			return;
+		}
+	}
+}
+
+static void untrack(pid_t pid)
+{
+	for (int i = 0; i < MAX_TRACKED; i++)
+		if (tracked[i] == pid)
+			tracked[i] = 0;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int proc_start(struct proc *p, char *const argv[], const char *log_path)
+{
+	pid_t pid;
+	int fd;
+
+	memset(p, 0, sizeof(*p));
+	snprintf(p->log_path, sizeof(p->log_path), "%s", log_path);
+	fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(fd);
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		execv(argv[0], argv);
+		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(fd);
+	p->pid = pid;
+	track(pid);
+	return 0;
+}
+
+int proc_alive(struct proc *p)
+{
+	int st;
+
+	if (p->pid <= 0)
+		return 0;
+	if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+		untrack(p->pid);
+		p->pid = -p->pid; /* remember it exited */
+		return 0;
+	}
+	return 1;
+}
+
+int proc_stop(struct proc *p, int sig, int timeout_ms, int *status)
+{
+	long long deadline = now_ms() + timeout_ms;
+	int st = 0, rc = 0;
+
+	if (p->pid <= 0)
+		return 0;
+	kill(p->pid, sig);
+	for (;;) {
+		pid_t r = waitpid(p->pid, &st, WNOHANG);
+		if (r == p->pid)
+			break;
+		if (now_ms() >= deadline) {
+			kill(p->pid, SIGKILL);
+			waitpid(p->pid, &st, 0);
+			rc = -1;
+			break;
+		}
+		usleep(10000);
+	}
+	untrack(p->pid);
+	p->pid = 0;
+	if (status)
+		*status = st;
+	return rc;
+}
+
+int proc_run(char *const argv[], char **output, int timeout_ms)
+{
+	char path[] = "/tmp/hubtest-out-XXXXXX";
+	struct proc p;
+	int fd, st = 0, rc;
+	long long deadline = now_ms() + timeout_ms;
+
+	*output = NULL;
+	fd = mkstemp(path);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	if (proc_start(&p, argv, path) < 0) {
+		unlink(path);
+		return -1;
+	}
+	for (;;) {
+		pid_t r = waitpid(p.pid, &st, WNOHANG);
+		if (r == p.pid)
+			break;
+		if (now_ms() >= deadline) {
+			kill(p.pid, SIGKILL);
+			waitpid(p.pid, &st, 0);
+			untrack(p.pid);
+			*output = proc_read_file(path);
+			unlink(path);
+			return -1;
+		}
+		usleep(5000);
+	}
+	untrack(p.pid);
+	*output = proc_read_file(path);
+	unlink(path);
+	rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return rc;
+}
+
+int proc_wait_port(int port, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	struct sockaddr_in sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((unsigned short)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	while (now_ms() < deadline) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(fd);
+			return 0;
+		}
+		if (fd >= 0)
+			close(fd);
+		usleep(20000);
+	}
+	return -1;
+}
+
+int proc_free_port(void)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (fd < 0)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+		port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+int proc_tmpdir(char *buf, size_t size, const char *prefix)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if ((size_t)snprintf(buf, size, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix) >= size)
+		return -1;
+	return mkdtemp(buf) ? 0 : -1;
+}
+
+void proc_rmtree(const char *path)
+{
+	char *out = NULL;
+	char *argv[] = {"/bin/rm", "-rf", "--", (char *)path, NULL};
+
+	if (!path || !*path || strcmp(path, "/") == 0)
+		return;
+	proc_run(argv, &out, 30000);
+	free(out);
+}
+
+int proc_write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	int rc;
+
+	if (!f)
+		return -1;
+	rc = fputs(text, f) < 0 ? -1 : 0;
+	if (fclose(f) != 0)
+		rc = -1;
+	return rc;
+}
+
+char *proc_read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap + 65536);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = nb;
+			cap += 65536;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+const char *proc_build_path(char *buf, size_t size, const char *rel)
+{
+	const char *b = getenv("HUB_BUILDDIR");
+
+	snprintf(buf, size, "%s/%s", b && *b ? b : ".", rel);
+	return buf;
+}

@@ -1,0 +1,246 @@
+/*
+ * test_hubd.c - hubd as users run it: a process started with a config
+ * file. Bad input at start (missing or malformed config, port in use,
+ * unwritable state dir) gives one clear line, a non-zero exit and nothing
+ * created; a good start serves /healthz, /readyz and /metrics; SIGHUP
+ * re-reads the config (a bad one is refused and the daemon keeps serving);
+ * SIGTERM stops it with exit 0 within 10 s.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "../harness/http.h"
+#include "../harness/proc.h"
+
+static char dir[256], hubd[512];
+
+static int setup(void **state)
+{
+	proc_build_path(hubd, sizeof(hubd), "hubd");
+	return proc_tmpdir(dir, sizeof(dir), "hubd-test");
+}
+
+static int teardown(void **state)
+{
+	proc_rmtree(dir);
+	return 0;
+}
+
+/* Writes a config with the given listen port and state dir; returns its path. */
+static const char *write_config(const char *name, int port, const char *state, const char *extra)
+{
+	static char path[512];
+	char text[2048];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(text, sizeof(text),
+		 "{\"listen\":\"127.0.0.1:%d\",\"state_dir\":\"%s\",\"plugin_dir\":\"%s\"%s}", port,
+		 state, dir, extra ? extra : "");
+	assert_int_equal(proc_write_file(path, text), 0);
+	return path;
+}
+
+static int exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+static void count_lines(const char *text, int *lines)
+{
+	*lines = 0;
+	for (; *text; text++)
+		*lines += *text == '\n';
+}
+
+static void version_and_help(void **state)
+{
+	char *out;
+	char *v[] = {hubd, "--version", NULL}, *h[] = {hubd, "--help", NULL}, *bad[] = {hubd, "--bogus", NULL};
+
+	assert_int_equal(proc_run(v, &out, 5000), 0);
+	assert_non_null(strstr(out, "hubd " PACKAGE_VERSION));
+	assert_non_null(strstr(out, "ABI v1"));
+	free(out);
+	assert_int_equal(proc_run(h, &out, 5000), 0);
+	assert_non_null(strstr(out, "--check-config"));
+	free(out);
+	assert_int_equal(proc_run(bad, &out, 5000), 2);
+	assert_non_null(strstr(out, "Usage: hubd"));
+	free(out);
+}
+
+static void check_config_reports_each_problem(void **state)
+{
+	char path[512], *out;
+	char *argv[] = {hubd, "--check-config", "--config", path, NULL};
+	int lines;
+
+	snprintf(path, sizeof(path), "%s/bad.json", dir);
+	proc_write_file(path, "{\"listen\":\"nope\",\"state_dir\":\"/tmp/x\",\"extra\":true,"
+			      "\"connectors\":[{\"name\":\"a\",\"plugin\":\"p\",\"config\":{}}]}");
+	assert_int_equal(proc_run(argv, &out, 5000), 1);
+	count_lines(out, &lines);
+	assert_int_equal(lines, 3);
+	assert_non_null(strstr(out, "bad.json: listen: \"nope\" is not HOST:PORT"));
+	assert_non_null(strstr(out, "bad.json: extra: unknown key"));
+	assert_non_null(strstr(out, "bad.json: connectors[0].merchant: required key missing"));
+	free(out);
+
+	snprintf(path, sizeof(path), "%s", write_config("good.json", 8080, "/tmp/hubd-never-created", NULL));
+	assert_int_equal(proc_run(argv, &out, 5000), 0);
+	assert_non_null(strstr(out, "configuration is valid"));
+	assert_false(exists("/tmp/hubd-never-created"));
+	free(out);
+}
+
+static void bad_start_inputs(void **state)
+{
+	char state_dir[512], path[512], *out;
+	char *argv[] = {hubd, "--config", path, NULL};
+	int lines, fd, port = proc_free_port();
+	struct sockaddr_in sa;
+
+	snprintf(state_dir, sizeof(state_dir), "%s/state-bad", dir);
+
+	/* Missing config file. */
+	snprintf(path, sizeof(path), "%s/absent.json", dir);
+	assert_int_equal(proc_run(argv, &out, 5000), 1);
+	assert_non_null(strstr(out, "absent.json: (file): cannot read: No such file or directory"));
+	free(out);
+
+	/* Malformed JSON. */
+	snprintf(path, sizeof(path), "%s/broken.json", dir);
+	proc_write_file(path, "{\"state_dir\": \"x\"");
+	assert_int_equal(proc_run(argv, &out, 5000), 1);
+	assert_non_null(strstr(out, "broken.json: (file): line 1"));
+	free(out);
+
+	/* Port in use: one line, exit 1, state dir not created. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((unsigned short)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 1), 0);
+	snprintf(path, sizeof(path), "%s", write_config("busy.json", port, state_dir, NULL));
+	assert_int_equal(proc_run(argv, &out, 5000), 1);
+	count_lines(out, &lines);
+	assert_int_equal(lines, 1);
+	assert_non_null(strstr(out, "busy.json: listen: cannot listen on 127.0.0.1:"));
+	assert_non_null(strstr(out, "Address already in use"));
+	assert_false(exists(state_dir));
+	free(out);
+	close(fd);
+
+	/* State dir under a file: cannot be created. */
+	char file[512], under[600];
+	snprintf(file, sizeof(file), "%s/plainfile", dir);
+	proc_write_file(file, "x");
+	snprintf(under, sizeof(under), "%s/state", file);
+	snprintf(path, sizeof(path), "%s", write_config("unwritable.json", proc_free_port(), under, NULL));
+	assert_int_equal(proc_run(argv, &out, 5000), 1);
+	assert_non_null(strstr(out, "unwritable.json: state_dir: cannot create"));
+	free(out);
+}
+
+static void serves_and_stops_gracefully(void **state)
+{
+	char state_dir[512], url[256], logp[512], buf[64], path[512];
+	struct proc p;
+	struct th_response r;
+	int port = proc_free_port(), status;
+	char *argv[] = {hubd, "--config", path, NULL};
+	char *log;
+
+	snprintf(state_dir, sizeof(state_dir), "%s/state-ok", dir);
+	snprintf(path, sizeof(path), "%s", write_config("run.json", port, state_dir, NULL));
+	snprintf(logp, sizeof(logp), "%s/run.log", dir);
+	assert_int_equal(proc_start(&p, argv, logp), 0);
+	assert_int_equal(proc_wait_port(port, 10000), 0);
+	assert_true(exists(state_dir));
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+	assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "\"ok\""));
+	assert_non_null(th_header(&r, "Content-Type", buf, sizeof(buf)));
+	assert_string_equal(buf, "application/json");
+	th_response_release(&r);
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", port);
+	assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	th_response_release(&r);
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+	assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "# TYPE hub_uptime_seconds gauge"));
+	th_response_release(&r);
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/no/such/route", port);
+	assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 404);
+	assert_non_null(strstr(r.body, "{\"error\":{\"code\":\"not_found\""));
+	th_response_release(&r);
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+	assert_int_equal(th_http("DELETE", url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 405);
+	assert_non_null(strstr(r.body, "method_not_allowed"));
+	th_response_release(&r);
+
+	/* SIGHUP with a broken config: refused, still serving. */
+	proc_write_file(path, "{\"state_dir\":");
+	kill(p.pid, SIGHUP);
+	usleep(300000);
+	assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	th_response_release(&r);
+	log = proc_read_file(logp);
+	assert_non_null(strstr(log, "config not reloaded"));
+	free(log);
+
+	/* SIGHUP with a good config (log level debug): taken. */
+	write_config("run.json", port, state_dir, ",\"log\":{\"level\":\"debug\",\"format\":\"json\"}");
+	kill(p.pid, SIGHUP);
+	usleep(300000);
+	log = proc_read_file(logp);
+	assert_non_null(strstr(log, "config reloaded"));
+	free(log);
+
+	assert_int_equal(proc_stop(&p, SIGTERM, 10000, &status), 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	log = proc_read_file(logp);
+	assert_non_null(strstr(log, "\"msg\":\"stopped\""));
+	free(log);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(version_and_help),
+		cmocka_unit_test(check_config_reports_each_problem),
+		cmocka_unit_test(bad_start_inputs),
+		cmocka_unit_test(serves_and_stops_gracefully),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,227 @@
+/*
+ * test_conf.c - hubd's config loader: every kind of bad config is refused
+ * with one precise "file: path: what" line, and a good one gets defaults.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "conf.h"
+#include "../harness/proc.h"
+
+static char dir[256];
+
+static int setup(void **state)
+{
+	return proc_tmpdir(dir, sizeof(dir), "hubconf");
+}
+
+static int teardown(void **state)
+{
+	proc_rmtree(dir);
+	return 0;
+}
+
+/* Appends line + newline at dst (sized by the caller); returns bytes written. */
+static int append_line(char *dst, const char *line)
+{
+	size_t n = strlen(line);
+
+	memcpy(dst, line, n);
+	dst[n] = '\n';
+	dst[n + 1] = '\0';
+	return (int)n + 1;
+}
+
+/* Loads text as a config; returns the problems joined by newlines. */
+static char *load(const char *text, int *rc, struct hub_config *cfg)
+{
+	char path[512];
+	struct cfg_problems p = {0};
+	size_t len = 0;
+	char *all;
+
+	snprintf(path, sizeof(path), "%s/hubd.json", dir);
+	assert_int_equal(proc_write_file(path, text), 0);
+	*rc = config_load(path, cfg, &p);
+	for (size_t i = 0; i < p.n; i++)
+		len += strlen(p.lines[i]) + 1;
+	all = calloc(1, len + 1);
+	len = 0;
+	for (size_t i = 0; i < p.n; i++)
+		len += (size_t)append_line(all + len, p.lines[i]);
+	cfg_problems_release(&p);
+	return all;
+}
+
+/* Asserts that text is refused with a line containing `want`. */
+static void refused(const char *text, const char *want)
+{
+	struct hub_config cfg;
+	int rc;
+	char *msg = load(text, &rc, &cfg);
+
+	if (!strstr(msg, want))
+		fail_msg("expected a problem containing [%s], got [%s]", want, msg);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(msg, "/hubd.json: "));
+	free(msg);
+	config_release(&cfg);
+}
+
+static void good_config_gets_defaults(void **state)
+{
+	struct hub_config cfg;
+	int rc;
+	char *msg = load("{\"state_dir\":\"/tmp/x\",\"listen\":\"127.0.0.1:9000\"}", &rc, &cfg);
+
+	assert_string_equal(msg, "");
+	assert_int_equal(rc, 0);
+	assert_string_equal(cfg.store, "sqlite:/tmp/x/hub.db");
+	assert_string_equal(cfg.listen_host, "127.0.0.1");
+	assert_int_equal(cfg.listen_port, 9000);
+	assert_null(cfg.redis);
+	assert_int_equal(cfg.log_level, LOG_INFO);
+	assert_int_equal(json_array_size(cfg.connectors), 0);
+	assert_true(cfg.http_max_body > 0);
+	free(msg);
+	config_release(&cfg);
+}
+
+static void full_config_accepted(void **state)
+{
+	struct hub_config cfg;
+	int rc;
+	char *msg = load("{\"state_dir\":\"/tmp/x\",\"listen\":\"[::1]:8443\","
+			 "\"store\":\"postgresql://hub@localhost/hub\",\"redis\":\"redis://127.0.0.1:6379/0\","
+			 "\"plugin_dir\":\"/opt/p\",\"log\":{\"level\":\"debug\",\"format\":\"json\"},"
+			 "\"http\":{\"max_body_bytes\":65536,\"timeout_s\":5},"
+			 "\"outbound\":{\"timeout_ms\":2000},"
+			 "\"connectors\":[{\"name\":\"acme-shop\",\"plugin\":\"shopify\",\"merchant\":\"acme\","
+			 "\"config\":{\"shop\":\"a.myshopify.com\"},\"poll_interval_s\":60,"
+			 "\"backfill_since\":\"2026-01-01T00:00:00Z\"}]}",
+			 &rc, &cfg);
+
+	assert_string_equal(msg, "");
+	assert_int_equal(rc, 0);
+	assert_string_equal(cfg.listen_host, "::1");
+	assert_int_equal(cfg.listen_port, 8443);
+	assert_string_equal(cfg.store, "postgresql://hub@localhost/hub");
+	assert_string_equal(cfg.plugin_dir, "/opt/p");
+	assert_int_equal(cfg.log_level, LOG_DEBUG);
+	assert_int_equal(cfg.log_format, LOG_JSON);
+	assert_int_equal(cfg.http_max_body, 65536);
+	assert_int_equal(cfg.request_timeout_ms, 2000);
+	assert_int_equal(json_array_size(cfg.connectors), 1);
+	free(msg);
+	config_release(&cfg);
+}
+
+static void bad_configs_refused(void **state)
+{
+	refused("{\"state_dir\":\"/x\",", "invalid JSON");
+	refused("[1]", "(root): must be an object, found an array");
+	refused("{}", "state_dir: required key missing");
+	refused("{\"state_dir\":\"/x\",\"colour\":1}", "colour: unknown key");
+	refused("{\"state_dir\":7}", "state_dir: must be a string, found an integer");
+	refused("{\"state_dir\":\"/x\",\"listen\":\"8080\"}", "listen: \"8080\" is not HOST:PORT");
+	refused("{\"state_dir\":\"/x\",\"listen\":\"h:99999\"}", "listen:");
+	refused("{\"state_dir\":\"/x\",\"store\":\"mysql://x\"}", "store: \"mysql://x\" must be sqlite:PATH");
+	refused("{\"state_dir\":\"/x\",\"store\":\"sqlite:\"}", "store: sqlite: needs a file path");
+	refused("{\"state_dir\":\"/x\",\"redis\":\"http://r\"}", "redis:");
+	refused("{\"state_dir\":\"/x\",\"log\":{\"level\":\"loud\"}}", "log.level: \"loud\" must be one of");
+	refused("{\"state_dir\":\"/x\",\"log\":{\"format\":\"xml\"}}", "log.format: \"xml\" must be text or json");
+	refused("{\"state_dir\":\"/x\",\"log\":{\"colour\":true}}", "log.colour: unknown key");
+	refused("{\"state_dir\":\"/x\",\"http\":{\"max_body_bytes\":1}}", "http.max_body_bytes: must be between");
+	refused("{\"state_dir\":\"/x\",\"http\":{\"tls_cert\":\"/c.pem\"}}", "http.tls_key: TLS needs both");
+	refused("{\"state_dir\":\"/x\",\"outbound\":{\"timeout_ms\":\"1s\"}}",
+		"outbound.timeout_ms: must be an integer, found a string");
+	refused("{\"state_dir\":\"/x\",\"connectors\":{}}", "connectors: must be an array, found an object");
+	refused("{\"state_dir\":\"/x\",\"connectors\":[3]}", "connectors[0]: must be an object");
+	refused("{\"state_dir\":\"/x\",\"connectors\":[{\"name\":\"a\",\"plugin\":\"shopify\"}]}",
+		"connectors[0].merchant: required key missing");
+	refused("{\"state_dir\":\"/x\",\"connectors\":[{\"name\":\"A B\",\"plugin\":\"p\",\"merchant\":\"m\","
+		"\"config\":{}}]}", "connectors[0]: name \"A B\" must be");
+	refused("{\"state_dir\":\"/x\",\"connectors\":[{\"name\":\"a\",\"plugin\":\"../x\",\"merchant\":\"m\","
+		"\"config\":{}}]}", "connectors[0]: plugin \"../x\" must be");
+	refused("{\"state_dir\":\"/x\",\"connectors\":[{\"name\":\"a\",\"plugin\":\"p\",\"merchant\":\"m\","
+		"\"config\":{}},{\"name\":\"a\",\"plugin\":\"p\",\"merchant\":\"m\",\"config\":{}}]}",
+		"connectors[1]: name \"a\" is already used by connectors[0]");
+	refused("{\"state_dir\":\"/x\",\"connectors\":[{\"name\":\"a\",\"plugin\":\"p\",\"merchant\":\"m\","
+		"\"config\":{},\"backfill_since\":\"yesterday\"}]}", "connectors[0]: backfill_since:");
+	refused("{\"state_dir\":\"/x\",\"connectors\":[{\"name\":\"a\",\"plugin\":\"p\",\"merchant\":\"m\","
+		"\"config\":{},\"poll_interval_s\":0}]}", "poll_interval_s must be between 1 and 86400");
+	refused("{\"state_dir\":\"/x\",\"state_dir\":\"/y\"}", "duplicate object key");
+}
+
+static void every_problem_reported(void **state)
+{
+	struct hub_config cfg;
+	int rc, lines = 0;
+	char *msg = load("{\"listen\":\"x\",\"bogus\":1,\"log\":{\"level\":\"loud\"}}", &rc, &cfg);
+
+	for (char *c = msg; *c; c++)
+		lines += *c == '\n';
+	assert_int_equal(rc, -1);
+	assert_int_equal(lines, 4); /* listen, bogus, log.level, state_dir */
+	free(msg);
+	config_release(&cfg);
+}
+
+static void missing_file_refused(void **state)
+{
+	struct hub_config cfg;
+	struct cfg_problems p = {0};
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/absent.json", dir);
+	assert_int_equal(config_load(path, &cfg, &p), -1);
+	assert_int_equal(p.n, 1);
+	assert_non_null(strstr(p.lines[0], "absent.json: (file): cannot read: No such file"));
+	cfg_problems_release(&p);
+	config_release(&cfg);
+}
+
+static void paths_checked(void **state)
+{
+	struct hub_config cfg;
+	struct cfg_problems p = {0};
+	char text[1024], file[512];
+	int rc;
+	char *msg;
+
+	snprintf(file, sizeof(file), "%s/afile", dir);
+	proc_write_file(file, "x");
+	snprintf(text, sizeof(text), "{\"state_dir\":\"%s/afile/sub\",\"plugin_dir\":\"%s/nope\"}", dir, dir);
+	msg = load(text, &rc, &cfg);
+	assert_int_equal(rc, 0);
+	free(msg);
+	assert_int_equal(config_check_paths(&cfg, &p), -1);
+	assert_int_equal(p.n, 2);
+	assert_non_null(strstr(p.lines[0], "state_dir: cannot create"));
+	assert_non_null(strstr(p.lines[1], "plugin_dir:"));
+	assert_non_null(strstr(p.lines[1], "No such file or directory"));
+	cfg_problems_release(&p);
+	config_release(&cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(good_config_gets_defaults),
+		cmocka_unit_test(full_config_accepted),
+		cmocka_unit_test(bad_configs_refused),
+		cmocka_unit_test(every_problem_reported),
+		cmocka_unit_test(missing_file_refused),
+		cmocka_unit_test(paths_checked),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
