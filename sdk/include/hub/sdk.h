@@ -52,8 +52,10 @@ int hub_money_parse(const char *decimal, const char *currency, int64_t *minor,
 		    const char *field, struct hub_error *err);
 
 /* Same for a JSON value that is a string or a number (WooCommerce sends
- * numbers). A real number is formatted with 17 significant digits first, so
- * 19.99 gives 1999. */
+ * numbers). An integer is whole currency units. A real number is first
+ * written as the shortest decimal (15, 16 or 17 significant digits) that
+ * reads back as the same double - the text the sender most likely wrote -
+ * so 19.99 gives 1999 and 1.005 gives 101 (not 100 from 1.00499999...). */
 int hub_money_from_json(const json_t *value, const char *currency, int64_t *minor,
 			const char *field, struct hub_error *err);
 
@@ -104,7 +106,8 @@ unsigned char *hub_base64_decode(const char *text, size_t *out_len);
 /* ---- URLs ----------------------------------------------------------- */
 
 /* Percent-encodes a string for a query value or path segment (RFC 3986
- * unreserved characters kept). Returns a malloc'd string. */
+ * unreserved characters kept, everything else %XX). Returns a malloc'd
+ * string, or NULL for NULL or out of memory. */
 char *hub_url_escape(const char *text);
 
 /* A URL under construction: base + path segments + query parameters. */
@@ -120,7 +123,8 @@ struct hub_url {
 void hub_url_init(struct hub_url *url, const char *base);
 /* Appends a literal path ("/orders.json") - not escaped. */
 void hub_url_path(struct hub_url *url, const char *path);
-/* Appends one escaped path segment ("/" + escaped). */
+/* Appends one escaped path segment ("/" + escaped; no second '/' when the
+ * URL already ends with one). */
 void hub_url_segment(struct hub_url *url, const char *segment);
 /* Appends "?k=v" or "&k=v", both escaped. A NULL value is skipped. */
 void hub_url_query(struct hub_url *url, const char *key, const char *value);
@@ -136,8 +140,10 @@ void hub_url_release(struct hub_url *url);
  * Returns a malloc'd URL or NULL when absent or malformed. */
 char *hub_link_find(const char *link_header, const char *rel);
 
-/* Returns the value of query parameter `key` in `url`, unescaped and
- * malloc'd, or NULL. When repeated, the last value wins. */
+/* Returns the value of query parameter `key` in `url`, unescaped (%XX and
+ * '+' as space, as forms encode) and malloc'd, or NULL. When repeated, the
+ * last value wins; "?flag" gives "". A string without "?" and without
+ * "://" is read as a bare query string or form body ("webhook_id=15"). */
 char *hub_url_query_get(const char *url, const char *key);
 
 /* ---- JSON getters --------------------------------------------------- */
@@ -169,7 +175,8 @@ int hub_json_array_opt(const json_t *obj, const char *key, json_t **out, const c
 /* An id that may be a JSON integer or string, as a string in buf. */
 int hub_json_id(const json_t *obj, const char *key, char *buf, size_t size, const char *ctx,
 		struct hub_error *err);
-/* A time field (RFC 3339) converted to UTC ms; see hub_time_parse. */
+/* A time field (RFC 3339) converted to UTC ms; see hub_time_parse. An
+ * empty string counts as missing (WooCommerce writes "" for no date). */
 int hub_json_time_opt(const json_t *obj, const char *key, int assume_utc, int64_t *out,
 		      const char *ctx, struct hub_error *err);
 
@@ -183,8 +190,10 @@ int hub_json_set_str(json_t *obj, const char *key, const char *str);
 
 /* Normalises a carrier name as marketplaces write it ("UPS", "United Parcel
  * Service", "FedEx Ground", "USPS", "DHL Express") to a canonical code:
- * "ups", "fedex", "usps", "dhl", or the input lower-cased with spaces
- * replaced by '_' (written into buf). */
+ * "ups", "fedex", "usps", "dhl", or the input lower-cased with each run of
+ * spaces or other characters outside [a-z0-9] replaced by one '_' ("La
+ * Poste - Colissimo" -> "la_poste_colissimo"), written into buf. Returns
+ * -1 when nothing is left or buf is too small. */
 int hub_carrier_code(const char *name, char *buf, size_t size);
 
 #ifdef __cplusplus
