@@ -1,0 +1,292 @@
+/*
+ * carrier.h - what the UPS, FedEx, USPS and DHL tracking plugins share.
+ *
+ * The four carrier plugins differ in URLs and JSON shapes but agree on
+ * everything around them: one canonical status vocabulary with a documented
+ * mapping table per carrier (status_map.c), tracking records built the same
+ * way (track.c: times, events, latest-event status, not-found records), and
+ * the same HTTP conventions (http.c: status classification, OAuth client
+ * credentials, Retry-After). These sources are compiled into each plugin
+ * (hidden visibility), not copied and not exported: every plugin still
+ * exports only its descriptor.
+ *
+ * Threads: like every plugin callback, these run on the host's event-loop
+ * thread and keep no global mutable state.
+ */
+#ifndef CARRIER_H
+#define CARRIER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include <hub/plugin.h>
+
+/* ---- canonical statuses and mapping tables (status_map.c) ------------- */
+
+/*
+ * The canonical vocabulary of sdk/schema/shipment_status.json, plus
+ * CARRIER_DEFER, which only appears in mapping tables: the code is
+ * informational (a request, a photo, an updated date) and the status is taken
+ * from the carrier's companion code for the same scan (UPS activity type,
+ * FedEx derived status code). Never renumbered within a build only; values
+ * are not persisted (the names are).
+ */
+enum carrier_status {
+	CARRIER_UNKNOWN = 0,
+	CARRIER_PRE_TRANSIT,
+	CARRIER_IN_TRANSIT,
+	CARRIER_OUT_FOR_DELIVERY,
+	CARRIER_DELIVERED,
+	CARRIER_AVAILABLE_FOR_PICKUP,
+	CARRIER_DELIVERY_FAILED,
+	CARRIER_EXCEPTION,
+	CARRIER_RETURN_TO_SENDER,
+	CARRIER_CANCELLED,
+	CARRIER_DEFER,
+};
+
+/* The canonical name of a status ("in_transit"); "defer" for CARRIER_DEFER. */
+const char *carrier_status_name(enum carrier_status status);
+
+/* One row of a carrier's mapping table: its official code, the canonical
+ * status, and the carrier's own description of the code (for the docs). */
+struct carrier_code_map {
+	const char *code;
+	enum carrier_status status;
+	const char *text;
+};
+
+/* A mapping table with its provenance, for lookups and docs/carriers.md. */
+struct carrier_table {
+	const char *name;   /* "ups_status_codes" */
+	const char *source; /* where the codes and their meaning come from */
+	int nocase;         /* codes compare case-insensitively */
+	const struct carrier_code_map *rows; /* ends with a NULL code */
+};
+
+extern const struct carrier_table carrier_ups_status_codes;  /* status.statusCode */
+extern const struct carrier_table carrier_ups_activity_types; /* status.type */
+extern const struct carrier_table carrier_fedex_event_codes; /* eventType, derivedStatusCode */
+extern const struct carrier_table carrier_usps_event_codes;  /* trackingEvents[].eventCode */
+extern const struct carrier_table carrier_usps_categories;   /* statusCategory */
+extern const struct carrier_table carrier_dhl_status_codes;  /* statusCode */
+
+/* Every table above, NULL-terminated (tests and docs walk them). */
+extern const struct carrier_table *const carrier_tables[];
+
+/* Looks `code` up in `table`. Returns 1 and sets *status when the code is
+ * listed, 0 when it is not (or code is NULL or empty). */
+int carrier_table_find(const struct carrier_table *table, const char *code,
+		       enum carrier_status *status);
+
+/* ---- a connector instance (track.c) ----------------------------------- */
+
+/* What every carrier plugin keeps per connector; plugins embed it first in
+ * their own state. Strings are heap copies owned by the struct. */
+struct carrier_conn {
+	const struct hub_host *host;
+	struct hub_conn *conn;
+	const char *carrier; /* canonical carrier code: "ups" */
+	const char *label;   /* for messages: "UPS" */
+	char *api_base;      /* scheme://host[/prefix], no trailing '/' */
+	char *client_id;     /* OAuth carriers */
+	char *client_secret; /* OAuth carriers (secret) */
+	char *api_key;       /* DHL (secret) */
+};
+
+/* Fills cc from config: api_base (default `default_base`, trailing '/'
+ * removed, must start with http:// or https://) and, for each of
+ * "client_id", "client_secret", "api_key" whose flag is set in `need`, the
+ * required non-empty string. Returns HUB_OK or HUB_INVALID with err naming
+ * the field. Call carrier_conn_release() in both cases. */
+enum carrier_need {
+	CARRIER_NEED_OAUTH = 1u << 0,
+	CARRIER_NEED_API_KEY = 1u << 1,
+};
+int carrier_conn_init(struct carrier_conn *cc, const struct hub_host *host, struct hub_conn *conn,
+		      const char *carrier, const char *label, const json_t *config,
+		      const char *default_base, unsigned need, struct hub_error *err);
+/* Frees the strings, wiping the secrets first. */
+void carrier_conn_release(struct carrier_conn *cc);
+
+/* Copies config[key] (a string) into *out, or `def` (may be NULL) when the
+ * key is absent. Returns HUB_OK or HUB_INVALID (wrong type, empty when
+ * `required`). */
+int carrier_conf_str(const json_t *config, const char *key, int required, const char *def,
+		     char **out, struct hub_error *err);
+
+/* Logs through the host, tagged with the carrier label. Never pass secrets. */
+void carrier_log(const struct carrier_conn *cc, enum hub_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+/* Maps `code` through `table`. A listed code returns its status (which may
+ * be CARRIER_DEFER); an unlisted one returns CARRIER_UNKNOWN and logs a
+ * warning "unknown <carrier> <what> '<code>' ..." that the host counts. NULL
+ * or empty codes return CARRIER_UNKNOWN silently. */
+enum carrier_status carrier_map(const struct carrier_conn *cc, const struct carrier_table *table,
+				const char *what, const char *code, const char *number);
+
+/* ---- JSON conveniences (track.c) -------------------------------------- */
+
+/* obj[key] when it is a non-empty string (borrowed), else NULL. obj may be
+ * NULL or not an object. */
+const char *carrier_jstr(const json_t *obj, const char *key);
+/* obj[key] when it is an object / an array (borrowed), else NULL. */
+json_t *carrier_jobj(const json_t *obj, const char *key);
+json_t *carrier_jarr(const json_t *obj, const char *key);
+
+/* ---- times (track.c) -------------------------------------------------- */
+
+/* A carrier timestamp: UTC milliseconds and, when the carrier gave one, the
+ * zone it was reported in. */
+struct carrier_time {
+	int64_t utc_ms;
+	int has_offset;
+	int offset_min; /* minutes east of UTC, when has_offset */
+};
+
+/* Parses an RFC 3339 / ISO 8601 date-time. With an offset ("-07:00", "Z")
+ * the time is converted to UTC and the offset kept; without one (local
+ * wall-clock time, as FedEx and DHL sometimes send) it is taken as UTC and
+ * has_offset is 0. Returns 0 or -1. */
+int carrier_time_iso(const char *text, struct carrier_time *t);
+
+/* Parses UPS-style compact local fields, "YYYYMMDD" and "HHMMSS" (a time
+ * shorter than 6 digits is left-padded: "74700" is 07:47:00; NULL or "" is
+ * midnight), as a wall-clock time taken as UTC. Returns 0 or -1. */
+int carrier_time_compact(const char *date8, const char *time6, int64_t *utc_ms);
+
+/* Parses a UTC offset "-05:00", "-7:00", "+0530", "+05" or "Z" into minutes
+ * east of UTC. Returns 0 or -1 (malformed or beyond +-18:00). */
+int carrier_offset_parse(const char *text, int *minutes);
+
+/* ---- events and records (track.c) ------------------------------------- */
+
+/* Where a scan happened; NULL or empty members become JSON null, and a
+ * location whose members are all empty becomes null. */
+struct carrier_loc {
+	const char *city;
+	const char *state;
+	const char *postal_code;
+	const char *country_code; /* dropped (null) when longer than 3 chars */
+};
+
+/* Builds a canonical tracking_event (new reference, or NULL on allocation
+ * failure). `description` NULL becomes "". */
+json_t *carrier_event_new(const struct carrier_time *t, enum carrier_status status,
+			  const char *carrier_code, const char *carrier_status,
+			  const char *description, const struct carrier_loc *loc);
+
+/* A tracking record being built for one tracking number. */
+struct carrier_record {
+	json_t *obj;    /* the record (owned until emitted) */
+	json_t *events; /* borrowed from obj */
+	int have_latest;
+	int64_t latest_ms;
+	enum carrier_status latest_status;
+	int have_delivered;
+	int64_t delivered_ms; /* latest event mapped to delivered */
+};
+
+/* Starts a record with every optional key present and null, not_found
+ * false, status "unknown" and no events. Returns 0 or -1 (allocation). */
+int carrier_record_init(struct carrier_record *r, const char *carrier, const char *number);
+/* Appends an event built by carrier_event_new (steals it) that occurred at
+ * utc_ms with `status`. The latest event wins the record status; on equal
+ * times the one added first wins (carriers list newest first). */
+int carrier_record_add_event(struct carrier_record *r, json_t *event, int64_t utc_ms,
+			     enum carrier_status status);
+/* Sets a string field ("service", "signed_by"); NULL/empty leaves null. */
+int carrier_record_set_str(struct carrier_record *r, const char *key, const char *value);
+/* Sets a time field ("estimated_delivery_at", "delivered_at"). */
+int carrier_record_set_time(struct carrier_record *r, const char *key, int64_t utc_ms);
+/* Marks the record as a number the carrier does not know (yet). */
+int carrier_record_set_not_found(struct carrier_record *r);
+/* Frees the record if it was not emitted. */
+void carrier_record_release(struct carrier_record *r);
+
+/* Finishes and emits the record: status = the latest event's status, or
+ * `block_status` (the carrier's current-status block) when there is no
+ * event or the latest one is unknown; delivered_at, when not set from an
+ * explicit carrier field, becomes the time of the latest delivered event if
+ * the record status is delivered. Returns HUB_OK or HUB_FATAL (emit
+ * refused). The record is consumed either way. */
+int carrier_record_emit(const struct carrier_conn *cc, struct hub_call *call,
+			struct carrier_record *r, enum carrier_status block_status,
+			struct hub_error *err);
+
+/* Emits {"not_found": true, "status": "unknown", "events": []} for number. */
+int carrier_emit_not_found(const struct carrier_conn *cc, struct hub_call *call,
+			   const char *number, struct hub_error *err);
+
+/* ---- the tracking stream cursor (track.c) ----------------------------- */
+
+/* Reads cursor.tracking_numbers (strings, borrowed) into out[0..max). Sets
+ * *n (0: nothing to fetch). Returns HUB_OK, or HUB_INVALID when the list is
+ * malformed or longer than max (the plugin's tracking_batch_max). */
+int carrier_cursor_numbers(const json_t *cursor, const char **out, size_t max, size_t *n,
+			   struct hub_error *err);
+
+/* Whether `number` is one of numbers[0..n). */
+int carrier_numbers_has(const char *const *numbers, size_t n, const char *number);
+
+/* ---- HTTP conventions (http.c) ---------------------------------------- */
+
+/* Classifies a non-2xx response: 401 HUB_AUTH_EXPIRED; 408, 429 and 5xx
+ * HUB_RETRY; anything else HUB_FATAL. Fills err with the status, the field
+ * "status" and "<label> <what> failed with HTTP <n>: <body excerpt>". */
+int carrier_http_error(const struct carrier_conn *cc, const struct hub_msg *resp,
+		       const char *what, struct hub_error *err);
+
+/* Parses a response body as JSON (new reference in *out). A body that is
+ * not JSON returns HUB_RETRY (truncated or a proxy's page; the host retries
+ * with backoff) with err filled. */
+int carrier_parse_json(const struct carrier_conn *cc, const struct hub_msg *resp,
+		       const char *what, json_t **out, struct hub_error *err);
+
+/* Starts a request: method, absolute url (NULL: an allocation failed while
+ * building it), Accept: application/json, and the rate-limit bucket.
+ * Returns HUB_OK or HUB_FATAL with err filled. */
+int carrier_request(const struct carrier_conn *cc, struct hub_msg *req, const char *method,
+		    const char *url, const char *operation, struct hub_error *err);
+
+/* Adds "Authorization: Bearer <access token>". Returns HUB_OK, or
+ * HUB_AUTH_EXPIRED when the host holds no token yet: the host runs the
+ * "refresh_token" action before polling an OAuth carrier and once more on
+ * HUB_AUTH_EXPIRED. */
+int carrier_add_bearer(const struct carrier_conn *cc, struct hub_msg *req, struct hub_error *err);
+
+/* How an OAuth client-credentials request authenticates the client. */
+enum carrier_oauth_style {
+	CARRIER_OAUTH_BASIC, /* Authorization: Basic base64(id:secret) (UPS) */
+	CARRIER_OAUTH_FORM,  /* client_id and client_secret in the form (FedEx, USPS) */
+};
+
+/* Builds the "refresh_token" action request: POST api_base + path,
+ * form-encoded grant_type=client_credentials (+ `extra`, already encoded,
+ * e.g. "scope=tracking"), on bucket "oauth". Returns HUB_OK or HUB_FATAL. */
+int carrier_oauth_build(const struct carrier_conn *cc, struct hub_msg *req, const char *path,
+			enum carrier_oauth_style style, const char *extra, struct hub_error *err);
+
+/* Reads the token response: {"access_token": ..., "expires_in": seconds (a
+ * number or a string of digits)} -> host->set_access_token(token, now +
+ * expires_in). 400/401/403 are refused credentials: HUB_FATAL naming
+ * client_id/client_secret; 429/5xx HUB_RETRY. */
+int carrier_oauth_read(const struct carrier_conn *cc, const struct hub_msg *resp,
+		       struct hub_call *call, struct hub_error *err);
+
+/* Parses a Retry-After value, delta-seconds (fractions accepted) or an
+ * IMF-fixdate ("Wed, 21 Oct 2015 07:28:00 GMT"), into milliseconds from
+ * now_ms (never negative). Returns 0 or -1. */
+int carrier_retry_after_ms(const char *value, int64_t now_ms, int64_t *out);
+
+/* read_limits for all carriers: reports a Retry-After on bucket
+ * `operation`. None of the four APIs sends usage counters. */
+void carrier_read_limits(const struct carrier_conn *cc, const char *operation,
+			 const struct hub_msg *resp, struct hub_call *call);
+
+#endif /* CARRIER_H */
