@@ -240,8 +240,8 @@ static void check_connectors(struct cfg_problems *p, const char *file, json_t *a
 		merchant = json_string_value(json_object_get(c, "merchant"));
 		since = json_string_value(json_object_get(c, "backfill_since"));
 		iv = json_object_get(c, "poll_interval_s");
-		if (name && !valid_name(name, 1))
-			cfg_problem(p, file, path, "name \"%s\" must be 1-63 characters of a-z, 0-9, _ and -", name);
+		if (name && !valid_name(name, 0))
+			cfg_problem(p, file, path, "name \"%s\" must be 1-63 characters of a-z, 0-9 and _", name);
 		if (plugin && !valid_name(plugin, 0))
 			cfg_problem(p, file, path, "plugin \"%s\" must be 1-63 characters of a-z, 0-9 and _", plugin);
 		if (merchant && !valid_name(merchant, 1))

@@ -105,7 +105,7 @@ static void full_config_accepted(void **state)
 			 "\"plugin_dir\":\"/opt/p\",\"log\":{\"level\":\"debug\",\"format\":\"json\"},"
 			 "\"http\":{\"max_body_bytes\":65536,\"timeout_s\":5},"
 			 "\"outbound\":{\"timeout_ms\":2000},"
-			 "\"connectors\":[{\"name\":\"acme-shop\",\"plugin\":\"shopify\",\"merchant\":\"acme\","
+			 "\"connectors\":[{\"name\":\"acme_shop\",\"plugin\":\"shopify\",\"merchant\":\"acme\","
 			 "\"config\":{\"shop\":\"a.myshopify.com\"},\"poll_interval_s\":60,"
 			 "\"backfill_since\":\"2026-01-01T00:00:00Z\"}]}",
 			 &rc, &cfg);
