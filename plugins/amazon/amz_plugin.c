@@ -39,7 +39,7 @@ static const char config_schema[] =
 	"\"description\":\"the app's LWA client id\"},"
 	"\"client_secret\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":256,"
 	"\"x-secret\":true,\"description\":\"the app's LWA client secret\"},"
-	"\"marketplace_ids\":{\"type\":\"array\",\"items\":{\"type\":\"string\","
+	"\"marketplace_ids\":{\"type\":\"array\",\"minItems\":1,\"maxItems\":50,\"items\":{\"type\":\"string\","
 	"\"pattern\":\"^[A-Z0-9]{1,20}$\"},\"description\":\"1 to 50 marketplace ids, e.g. "
 	"[\\\"ATVPDKIKX0DER\\\"]; the first is the default of shipment confirmations\"},"
 	"\"seller_id\":{\"type\":\"string\",\"maxLength\":64,"
