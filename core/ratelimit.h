@@ -55,7 +55,10 @@ struct rl_params {
  * change what you need. Strings are copied by rl_new().
  */
 struct rl_opts {
-	/* "redis://[:password@]host[:port][/db]" or NULL for local buckets. */
+	/* "redis://[[user]:password@]host[:port][/db]" (IPv6 hosts in
+	 * brackets, password not percent-decoded) or NULL for local buckets.
+	 * hiredis resolves the host name synchronously on each (re)connect:
+	 * give an address or a name from /etc/hosts to keep the loop free. */
 	const char *redis_url;
 	/* Prefix of the Redis keys (default "hub:rl:"). */
 	const char *redis_prefix;
@@ -86,8 +89,9 @@ void rl_opts_init(struct rl_opts *opts);
 /*
  * Creates a limiter on `base` with `opts` (NULL: defaults). With a Redis
  * URL it starts connecting at once and is in RL_MODE_FALLBACK until the
- * connection is up. Returns NULL when out of memory or when the Redis URL
- * is malformed (logged, without the password). Free with rl_free().
+ * connection is up and the script loaded (a few ms on a LAN). Returns NULL
+ * when out of memory or when the Redis URL is malformed (logged, without
+ * the URL, which may hold a password). Free with rl_free().
  */
 struct rl *rl_new(struct event_base *base, const struct rl_opts *opts);
 
