@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 #include <curl/curl.h>
 
 struct sink {
@@ -102,4 +104,24 @@ void th_response_release(struct th_response *r)
 	free(r->body);
 	free(r->headers);
 	memset(r, 0, sizeof(*r));
+}
+
+int th_wait_ok(const char *url, int timeout_ms)
+{
+	struct timespec ts;
+	long long deadline;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	deadline = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + timeout_ms;
+	for (;;) {
+		struct th_response r;
+		int ok = th_http("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200;
+		th_response_release(&r);
+		if (ok)
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 >= deadline)
+			return -1;
+		usleep(20000);
+	}
 }

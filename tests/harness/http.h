@@ -25,4 +25,7 @@ const char *th_header(const struct th_response *r, const char *name, char *buf, 
 
 void th_response_release(struct th_response *r);
 
+/* Polls GET url until it answers 200, up to timeout_ms. 0 or -1. */
+int th_wait_ok(const char *url, int timeout_ms);
+
 #endif

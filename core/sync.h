@@ -1,0 +1,95 @@
+/*
+ * sync.h - the sync engine: drives every connector's streams and jobs
+ * through its plugin. For each stream step it asks the plugin for the next
+ * request, waits for a rate-limit token, sends it on the curl multi client,
+ * lets the plugin read the response, and commits the records together with
+ * the cursor that covers them; only then does the cursor advance. Failures
+ * go through the retry policy and each connector's circuit breaker; what
+ * cannot be retried becomes a dead letter. Expiring access tokens are
+ * refreshed through the plugin's "refresh_token" action before they expire
+ * and once on a 401. Outbox jobs run through the owning plugin with the
+ * same limits and retries.
+ *
+ * Scheduling is timers only: one evtimer per stream, so thousands of
+ * connectors cost nothing while idle and the loop stays fair.
+ *
+ * Threads: loop thread only.
+ */
+#ifndef HUB_SYNC_H
+#define HUB_SYNC_H
+
+#include <stdint.h>
+#include <jansson.h>
+
+struct event_base;
+struct store;
+struct plugin_registry;
+struct http_client;
+struct rl;
+struct metrics;
+struct connector;
+
+struct sync_opts {
+	struct event_base *base;
+	struct store *store;
+	struct plugin_registry *reg;
+	struct http_client *http;
+	struct rl *rl;
+	struct metrics *metrics;
+	int default_interval_s;   /* when neither plugin nor connector sets one (default 300) */
+	int request_timeout_ms;   /* per upstream request */
+	int job_interval_ms;      /* job claim period (default 1000) */
+	int token_margin_s;       /* refresh tokens this long before expiry (default 120) */
+};
+
+struct sync;
+
+/* Creates the engine and starts the job runner. Returns NULL when out of
+ * memory. */
+struct sync *sync_new(const struct sync_opts *opts);
+
+/* Stops scheduling new work; in-flight steps finish. */
+void sync_stop(struct sync *sy);
+
+/* Steps and jobs in flight (waiting for upstream or the store). */
+int sync_busy(const struct sync *sy);
+
+/* Frees the engine (call after the loop stopped; connectors are detached). */
+void sync_free(struct sync *sy);
+
+/* Per-connector settings (from the config file or the admin API). */
+struct sync_settings {
+	int paused;
+	int poll_interval_s;     /* 0: the plugin's default per stream */
+	int64_t backfill_since_ms; /* 0: none; the first sync of a stream starts here */
+};
+
+/* Starts driving connector c (its streams are scheduled soon, spread a
+ * little so that many connectors do not start at once). 0 or -1. */
+int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings *set);
+
+/* Stops driving c; in-flight steps finish and drop their results' cursor
+ * updates in memory (the store still commits them). */
+void sync_detach(struct sync *sy, struct connector *c);
+
+/* Pauses or resumes polling of c. Webhooks are not affected. */
+void sync_pause(struct sync *sy, struct connector *c, int paused);
+
+/* Runs stream `stream` (NULL: all) of c now. since_ms > 0 starts a
+ * backfill from that time. Returns 0, or -1 if c has no such stream. */
+int sync_trigger(struct sync *sy, struct connector *c, const char *stream, int64_t since_ms);
+
+/* A webhook arrived for c: reconcile its streams soon (debounced). */
+void sync_hint(struct sync *sy, struct connector *c);
+
+/* Per stream: state, cursor, last success, last error, lag, rate-limit
+ * wait, circuit; plus the on-demand sync's progress. New reference. */
+json_t *sync_status(struct sync *sy, struct connector *c);
+
+/* Whether c is attached and paused. */
+int sync_paused(struct sync *sy, struct connector *c);
+
+/* Queues the job runner to claim jobs now (a unit with jobs committed). */
+void sync_kick_jobs(struct sync *sy);
+
+#endif
