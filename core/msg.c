@@ -250,7 +250,7 @@ json_t *msg_to_json(const struct hub_msg *msg)
 	body = msg->body_len ? json_loadb(msg->body, msg->body_len, JSON_DECODE_ANY, NULL) : NULL;
 	if (body)
 		bad |= json_object_set_new(out, "body", body);
-	else if ((body = json_stringn(msg_body(msg, NULL), msg->body_len)))
+	if ((body = json_stringn(msg_body(msg, NULL), msg->body_len)))
 		bad |= json_object_set_new(out, "body_text", body);
 	else /* not UTF-8: say so rather than emit invalid JSON */
 		bad |= json_object_set_new(out, "body_text",

@@ -76,7 +76,8 @@ const char *msg_body(const struct hub_msg *msg, size_t *len);
 /*
  * A JSON description of the message, for the kit and for debugging:
  * {"method","url","status","operation","headers":[[name,value]...],
- *  "body": parsed JSON when the body is JSON, else "body_text": string}.
+ *  "body_text": the body as a string, "body": the body parsed, when it is
+ *  JSON}.
  * Contains header values and the body verbatim - credentials included - so
  * it must never be logged by hubd. New reference, NULL on allocation failure.
  */

@@ -245,6 +245,11 @@ const char *plugin_registry_dir(const struct plugin_registry *reg)
 	return reg->dir;
 }
 
+const char *plugin_registry_gen_dir(const struct plugin_registry *reg)
+{
+	return reg->gen_dir;
+}
+
 unsigned plugin_registry_live_generations(const struct plugin_registry *reg)
 {
 	return reg->live_gens;
@@ -786,8 +791,16 @@ static struct plugin_gen *gen_open(struct plugin_registry *reg, const char *name
 	/* RTLD_NOW first: refuse unresolved symbols now, not mid-callback. */
 	raw = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
 	if (!raw) {
-		seterr(err, path, "%s: cannot be loaded: %s; link it with -no-undefined against "
-		       "libraries installed on this host", path, dlerror());
+		const char *why = dlerror();
+		size_t clen = strlen(copy);
+
+		/* dlerror names the private copy: say it about the real file */
+		if (why && strncmp(why, copy, clen) == 0 && why[clen] == ':')
+			why += clen + 1 + (why[clen + 1] == ' ');
+		seterr(err, path, "%s: cannot be loaded: %s; %s", path, why ? why : "?",
+		       why && strstr(why, "undefined symbol") ?
+			       "link it with -no-undefined against libraries installed here" :
+			       "it must be a shared object built for this platform");
 		goto fail;
 	}
 	if (lt_dladvise_init(&advise) != 0) {

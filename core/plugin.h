@@ -108,6 +108,10 @@ const struct js_registry *plugin_registry_schemas(const struct plugin_registry *
 /* The resolved plugin directory (borrowed). */
 const char *plugin_registry_dir(const struct plugin_registry *reg);
 
+/* The private directory holding generation copies (borrowed); a mapping
+ * of a file under it in /proc/self/maps is an open generation. */
+const char *plugin_registry_gen_dir(const struct plugin_registry *reg);
+
 /* Number of generations open right now, across all plugins (tests, metrics). */
 unsigned plugin_registry_live_generations(const struct plugin_registry *reg);
 

@@ -11,7 +11,11 @@
  *   GOOD_BROKEN        declares HUB_CAP_WEBHOOKS without read_webhook (the
  *                      loader must refuse it);
  *   GOOD_CREATE_FAILS  loads fine but refuses every config in create()
- *                      (reload must keep the old generation).
+ *                      (reload must keep the old generation);
+ *   GOOD_STATEFUL      counts its requests in the URL (the kit's second run
+ *                      must catch it);
+ *   GOOD_TRUSTING      accepts any webhook signature (the kit's mis-signed
+ *                      replays must catch it).
  *
  * API: GET {base_url}/orders?since=..&page=N&limit=N with
  * "Authorization: Bearer {api_key}" returns {"orders":[{"id","currency",
@@ -36,6 +40,7 @@ struct good {
 	struct hub_conn *conn;
 	const char *base_url; /* borrowed from the config, valid until destroy */
 	json_int_t page_size;
+	long requests;
 };
 
 static int fail(struct hub_error *err, int status, const char *field, const char *message)
@@ -90,6 +95,10 @@ static int good_build_request(void *state, const char *stream, const json_t *cur
 	snprintf(url, sizeof(url), "%s/orders?since=%s&page=%lld&limit=%lld", g->base_url,
 		 since ? since : "1970-01-01T00:00:00Z", (long long)(page ? page : 1),
 		 (long long)g->page_size);
+	g->requests++;
+#ifdef GOOD_STATEFUL
+	snprintf(url + strlen(url), sizeof(url) - strlen(url), "&n=%ld", g->requests);
+#endif
 	snprintf(auth, sizeof(auth), "Bearer %s", h->secret(g->conn, "api_key"));
 	if (h->msg_set_request(req, "GET", url) < 0 || h->msg_add_header(req, "Authorization", auth) < 0 ||
 	    h->msg_add_header(req, "X-Plugin-Version", GOOD_VERSION) < 0)
@@ -200,6 +209,7 @@ static int good_verify_webhook(void *state, const struct hub_msg *webhook, struc
 	size_t len;
 	const char *body = h->msg_body(webhook, &len);
 
+#ifndef GOOD_TRUSTING
 	if (!secret || !sig)
 		return fail(err, HUB_UNAUTHORIZED, "header X-Good-Signature", "signature missing");
 	if (h->hmac_sha256(secret, strlen(secret), body, len, mac) < 0)
@@ -207,6 +217,9 @@ static int good_verify_webhook(void *state, const struct hub_msg *webhook, struc
 	hex(mac, sizeof(mac), want);
 	if (strlen(sig) != 64 || !h->ct_equal(sig, want, 64))
 		return fail(err, HUB_UNAUTHORIZED, "header X-Good-Signature", "signature mismatch");
+#else
+	(void)secret, (void)sig, (void)mac, (void)want, (void)len, (void)body, (void)hex;
+#endif
 	if (id)
 		h->set_delivery_id(call, id);
 	if (topic)
