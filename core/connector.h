@@ -110,8 +110,9 @@ const char *connector_secret(const struct connector *c, const char *name);
 const char *connector_access_token(const struct connector *c);
 const json_t *connector_cursor(const struct connector *c, const char *stream);
 
-/* Sets the cursor of `stream` as persisted (takes a new reference on
- * `cursor`; NULL removes it). 0 or -1. */
+/* Sets the cursor of `stream` as persisted. `cursor` is BORROWED: the
+ * connector takes its own reference, the caller keeps (and releases) its
+ * own; NULL removes it. 0 or -1. */
 int connector_set_cursor(struct connector *c, const char *stream, json_t *cursor);
 /* Sets the access token (copied; NULL clears). 0 or -1. */
 int connector_set_access_token(struct connector *c, const char *token, int64_t expires_at_ms);
