@@ -307,25 +307,38 @@ int carrier_offset_parse(const char *text, int *minutes)
 
 /* ---- bounded strings -------------------------------------------------- */
 
-/* A JSON string of at most max_chars code points of s (s is valid UTF-8,
- * it came out of jansson), or JSON null when s is NULL or empty. */
+/* A JSON string of at most max_chars code points of s, or JSON null when s
+ * is NULL or empty. Values come from jansson (valid UTF-8) but may have been
+ * cut by a fixed-size buffer on the way, so the prefix stops before any
+ * incomplete or malformed sequence; what jansson still refuses becomes
+ * null rather than failing the record. */
 static json_t *bounded(const char *s, size_t max_chars)
 {
-	size_t i = 0, chars = 0;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, chars = 0, w, k;
+	json_t *v;
 
 	if (!s || !*s)
 		return json_null();
-	while (s[i]) {
-		unsigned char c = (unsigned char)s[i];
-		size_t w = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+	while (u[i] && chars < max_chars) {
+		unsigned char c = u[i];
 
-		if (chars == max_chars)
+		w = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+		    : (c & 0xF8) == 0xF0 ? 4 : 0;
+		if (w == 0)
 			break;
+		for (k = 1; k < w; k++)
+			if ((u[i + k] & 0xC0) != 0x80)
+				break;
+		if (k < w)
+			break;
+		i += w;
 		chars++;
-		while (w-- > 0 && s[i])
-			i++;
 	}
-	return json_stringn(s, i);
+	if (i == 0)
+		return json_null();
+	v = json_stringn(s, i);
+	return v ? v : json_null();
 }
 
 static int set_bounded(json_t *obj, const char *key, const char *s, size_t max_chars)

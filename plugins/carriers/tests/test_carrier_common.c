@@ -378,6 +378,16 @@ static void test_event_bounds(void **state)
 	assert_true(json_is_null(json_object_get(ev, "carrier_code")));
 	json_decref(ev);
 
+	/* a sequence cut by a fixed-size buffer: the prefix before it is kept */
+	desc[0] = 'a';
+	desc[1] = (char)0xC3; /* lead byte without its continuation */
+	desc[2] = '\0';
+	ev = carrier_event_new(&t, CARRIER_IN_TRANSIT, "\xE2\x82", NULL, desc, &none);
+	assert_non_null(ev);
+	assert_string_equal(json_string_value(json_object_get(ev, "description")), "a");
+	assert_true(json_is_null(json_object_get(ev, "carrier_code")));
+	json_decref(ev);
+
 	ev = carrier_event_new(&t, CARRIER_DEFER, "X", "Y", NULL, &none);
 	assert_non_null(ev);
 	assert_string_equal(json_string_value(json_object_get(ev, "description")), "");
