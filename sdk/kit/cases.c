@@ -440,7 +440,15 @@ static int check_expected(const struct kcase *k, const json_t *run)
 		}                                                                        \
 	} while (0)
 
-	CHECK_EXACT("status", json_object_get(run, "status"));
+	if ((v = json_object_get(exp, "status")) && !json_equal(v, json_object_get(run, "status"))) {
+		const json_t *e = json_object_get(run, "error");
+
+		kit_diff("status", v, json_object_get(run, "status"), 0, 1);
+		kit_detail("the plugin said: %s%s%s", json_string_value(json_object_get(e, "field")),
+			   *json_string_value(json_object_get(e, "field")) ? ": " : "",
+			   json_string_value(json_object_get(e, "message")));
+		fails++;
+	}
 	if (k->type == CASE_WEBHOOK)
 		CHECK_EXACT("verify", json_object_get(run, "verify"));
 	fails += check_request(k, json_object_get(run, "request"));
