@@ -168,7 +168,9 @@ struct hub_host {
 	int64_t (*now_ms)(void);
 
 	/* A secret config field of this connector, decrypted ("access_token"),
-	 * or NULL when unset. Borrowed, valid while the connector lives. */
+	 * or NULL when unset or not marked "x-secret" in config_schema. Read
+	 * from the config the calling instance was created with. Borrowed,
+	 * valid until that instance's destroy(). */
 	const char *(*secret)(struct hub_conn *conn, const char *name);
 	/* The current access token obtained through the "refresh_token" action,
 	 * or NULL when none has been obtained yet. Borrowed; valid until the
@@ -247,9 +249,10 @@ struct hub_plugin {
 	uint32_t tracking_batch_max;
 
 	/* Creates one connector instance from its validated config (secrets
-	 * included, decrypted). Stores what it needs in *state. `host` and
-	 * `conn` stay valid until destroy(). Returns HUB_OK, or HUB_INVALID with
-	 * err filled when the config cannot work. */
+	 * included, decrypted). Stores what it needs in *state. `host`, `conn`
+	 * and `config` (with every string borrowed from it) stay valid until
+	 * destroy() of this instance. Returns HUB_OK, or HUB_INVALID with err
+	 * filled when the config cannot work. */
 	int (*create)(const struct hub_host *host, struct hub_conn *conn, const json_t *config,
 		      void **state, struct hub_error *err);
 	/* Frees an instance. Never fails. */
