@@ -1,0 +1,976 @@
+/*
+ * store.c - the store thread, its queue, group commit, and completions back
+ * on the event loop (see store.h for the contract).
+ *
+ * Queue: the loop thread appends items (units and ops) under a mutex and
+ * signals a condition variable. The store thread takes everything queued,
+ * up to batch_max, and runs it in one transaction: per item a SAVEPOINT,
+ * the item's statements, RELEASE. Statements of many items go to the
+ * backend together (PostgreSQL pipelines them), so a batch costs a few
+ * round trips and one commit (one fsync) whatever its size. When a
+ * statement fails, only its item is rolled back (ROLLBACK TO SAVEPOINT) and
+ * marked failed; the batch goes on with the next item. When the whole
+ * transaction is lost (SQLite rolls back on some I/O errors), the batch is
+ * run again without the failed item. Results are handed out only after
+ * COMMIT succeeded.
+ *
+ * Faults: a lost connection puts the batch back at the head of the queue,
+ * unreported, and the thread reconnects with exponential backoff (100 ms to
+ * 5 s). Meanwhile fail-fast units (webhooks) are refused at submit time and
+ * queued ones whose deadline passes are reported STORE_UNAVAILABLE. A retried
+ * batch may repeat a commit whose acknowledgement was lost; that is harmless
+ * because every write is idempotent (version-guarded upserts, ON CONFLICT DO
+ * NOTHING on job/dead-letter keys derived from the unit's random id, and a
+ * repeated webhook receipt reports "duplicate").
+ *
+ * Completions: the store thread moves finished items to a done list and
+ * writes one byte to a pipe the loop watches (only when the list was
+ * empty); the loop drains the list and runs the callbacks. Synchronous
+ * callers wait on their own condition variable instead.
+ */
+#include "config.h"
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include <hub/sdk.h>
+
+#include "log.h"
+
+#define BATCH_DEFAULT 1000
+#define QUEUE_DEFAULT 100000
+#define CHUNK_STMTS 1024
+#define CHUNK_BYTES (192 * 1024)
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define PRUNE_EVERY_MS 60000
+
+struct store_waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+};
+
+struct store {
+	const struct sql_backend *be;
+	struct sql_conn *conn; /* store thread only, once started */
+	char *url;
+	unsigned char key[CRYPTO_KEY_LEN];
+	char instance_id[160];
+	unsigned batch_max, queue_max;
+
+	pthread_t thread;
+	int thread_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	/* under mu */
+	struct store_item *q_head, *q_tail;
+	size_t q_len;
+	struct store_item *done_head, *done_tail;
+	int notify_pending;
+	int closing;
+	int up;
+	char down_reason[sizeof(((struct sql_fail *)0)->message) + 64];
+
+	struct event_base *base;
+	struct event *notify_ev;
+	int notify_fd[2];
+
+	/* store thread */
+	struct store_item **batch;
+	struct sql_script script;
+	struct store_exec exec;
+};
+
+const char *store_status_name(enum store_status status)
+{
+	switch (status) {
+	case STORE_OK:
+		return "ok";
+	case STORE_DUPLICATE:
+		return "duplicate";
+	case STORE_INVALID:
+		return "invalid";
+	case STORE_NOT_FOUND:
+		return "not_found";
+	case STORE_UNAVAILABLE:
+		return "unavailable";
+	case STORE_FAILED:
+		return "failed";
+	}
+	return "unknown";
+}
+
+int64_t store_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t store_exec_write_id(struct store_exec *x)
+{
+	/* xorshift64*: fast, and seeded from the system RNG at open. */
+	uint64_t v = x->rng;
+
+	v ^= v >> 12;
+	v ^= v << 25;
+	v ^= v >> 27;
+	x->rng = v;
+	return (int64_t)((v * UINT64_C(2685821657736338717)) >> 1);
+}
+
+const char *store_backend(const struct store *st)
+{
+	return st->be->name;
+}
+
+/* ---- items ----------------------------------------------------------------- */
+
+void store_item_reset(struct store_item *it)
+{
+	json_decref(it->result);
+	json_decref(it->scratch);
+	it->result = NULL;
+	it->scratch = NULL;
+	memset(&it->ures, 0, sizeof(it->ures));
+	memset(&it->err, 0, sizeof(it->err));
+	it->status = STORE_OK;
+	it->rows = 0;
+	it->phase = 0;
+}
+
+static void item_free(struct store_item *it)
+{
+	if (!it)
+		return;
+	store_unit_free(it->unit);
+	json_decref(it->params);
+	json_decref(it->result);
+	json_decref(it->scratch);
+	free(it);
+}
+
+/* Decides an item's outcome without running it (down, closing, expired). */
+static void item_unavailable(struct store_item *it, const char *what, const char *why)
+{
+	store_item_reset(it);
+	it->status = STORE_UNAVAILABLE;
+	hub_error_set(&it->err, NULL, "store: %s (%s): not committed; try again later", what,
+		      why);
+	it->ures.status = it->status;
+	it->ures.err = it->err;
+}
+
+/* Classifies the failure of one item's statement. */
+static void item_fail(struct store_item *it, const struct sql_stmt *stmt, const struct sql_fail *f,
+		      const char *when)
+{
+	const char *what = it->unit ? "unit" : "operation";
+
+	store_item_reset(it);
+	it->final = 1;
+	if (stmt && (stmt->flags & SQL_STMT_DUPLICATE) && f->code == SQL_ERR_UNIQUE) {
+		it->status = STORE_DUPLICATE;
+		hub_error_set(&it->err, NULL, "webhook delivery %s of connector %s was already "
+					      "received: nothing written",
+			      it->unit->delivery_id, it->unit->connector);
+	} else if (stmt && (stmt->flags & SQL_STMT_FAULT)) {
+		it->status = STORE_FAILED;
+		hub_error_set(&it->err, NULL, "injected fault: the %s was rolled back", what);
+	} else {
+		switch (f->code) {
+		case SQL_ERR_UNIQUE:
+			it->status = STORE_INVALID;
+			hub_error_set(&it->err, NULL, "store: conflicts with an existing entry (%s); "
+						      "nothing of this %s was written", f->message, what);
+			break;
+		case SQL_ERR_CONSTRAINT:
+			it->status = STORE_INVALID;
+			hub_error_set(&it->err, NULL, "store: refused by the database (%s); nothing of "
+						      "this %s was written", f->message, what);
+			break;
+		case SQL_ERR_FULL:
+			it->status = STORE_FAILED;
+			hub_error_set(&it->err, NULL, "store: the database is full (%s) %s; free disk "
+						      "space (or raise the size limit); nothing of this "
+						      "%s was written", f->message, when, what);
+			break;
+		default:
+			it->status = STORE_FAILED;
+			hub_error_set(&it->err, NULL, "store: database error %s: %s; nothing of this "
+						      "%s was written", when, f->message, what);
+		}
+	}
+	it->ures.status = it->status;
+	it->ures.err = it->err;
+}
+
+/* ---- completions -------------------------------------------------------------- */
+
+static void deliver(struct store_item *it)
+{
+	if (it->unit) {
+		if (it->ucb) {
+			it->ures.status = it->status;
+			it->ures.err = it->err;
+			it->ucb(it->arg, &it->ures);
+		}
+	} else if (it->ocb) {
+		it->ocb(it->arg, it->status, it->status == STORE_OK ? it->result : NULL, &it->err);
+	}
+	item_free(it);
+}
+
+/* Hands finished items to their waiters or to the loop. Store thread. */
+static void complete(struct store *st, struct store_item *list)
+{
+	struct store_item *it, *next, *head = NULL, *tail = NULL;
+	int wake = 0;
+
+	for (it = list; it; it = next) {
+		next = it->next;
+		it->next = NULL;
+		if (it->unit) {
+			it->ures.status = it->status;
+			it->ures.err = it->err;
+		}
+		if (it->waiter) {
+			pthread_mutex_lock(&it->waiter->mu);
+			it->waiter->done = 1;
+			pthread_cond_signal(&it->waiter->cv);
+			pthread_mutex_unlock(&it->waiter->mu);
+		} else if (!it->ucb && !it->ocb) {
+			item_free(it);
+		} else {
+			if (tail)
+				tail->next = it;
+			else
+				head = it;
+			tail = it;
+		}
+	}
+	if (!head)
+		return;
+	pthread_mutex_lock(&st->mu);
+	if (st->done_tail)
+		st->done_tail->next = head;
+	else
+		st->done_head = head;
+	st->done_tail = tail;
+	if (!st->notify_pending) {
+		st->notify_pending = 1;
+		wake = 1;
+	}
+	pthread_mutex_unlock(&st->mu);
+	if (wake && st->notify_fd[1] >= 0) {
+		ssize_t w;
+		do
+			w = write(st->notify_fd[1], "", 1);
+		while (w < 0 && errno == EINTR);
+	}
+}
+
+/* Runs the callbacks of finished items. Loop thread. */
+static void drain_done(struct store *st)
+{
+	struct store_item *list, *next;
+
+	pthread_mutex_lock(&st->mu);
+	list = st->done_head;
+	st->done_head = st->done_tail = NULL;
+	st->notify_pending = 0;
+	pthread_mutex_unlock(&st->mu);
+	for (; list; list = next) {
+		next = list->next;
+		deliver(list);
+	}
+}
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+	char buf[64];
+
+	(void)what;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	drain_done(arg);
+}
+
+/* ---- group commit ---------------------------------------------------------------- */
+
+enum { EXEC_DONE = 0, EXEC_RETRY_CONN = 1, EXEC_RETRY_BUSY = 2 };
+
+static int run_control(struct store *st, int slot, struct sql_fail *f)
+{
+	struct sql_stmt s = {0};
+
+	s.def = SQL_DEF(slot);
+	return st->be->run(st->conn, &s, 1, f);
+}
+
+/* A failure that concerns the whole batch: retry it, or fail every item. */
+static int batch_error(struct store *st, struct store_item **items, size_t n,
+		       const struct sql_fail *f, const char *when)
+{
+	struct sql_fail ignored;
+
+	if (f->code == SQL_ERR_CONN) {
+		snprintf(st->down_reason, sizeof(st->down_reason), "%s", f->message);
+		return EXEC_RETRY_CONN;
+	}
+	if (st->be->in_txn(st->conn))
+		run_control(st, SQL_ROLLBACK, &ignored);
+	if (f->code == SQL_ERR_BUSY) {
+		log_warn("store", "database busy %s (%s): retrying the batch", when, f->message);
+		return EXEC_RETRY_BUSY;
+	}
+	log_error("store", "batch of %zu failed %s: %s", n, when, f->message);
+	for (size_t i = 0; i < n; i++) {
+		if (!items[i]->final)
+			item_fail(items[i], NULL, f, when);
+	}
+	return EXEC_DONE;
+}
+
+static int build_item(struct store *st, struct store_item *it, unsigned index)
+{
+	if (it->unit)
+		return store_unit_build(&st->exec, it, index, &st->script);
+	return store_op_build(&st->exec, it, index, &st->script);
+}
+
+/*
+ * Runs items[0..n) in one transaction. Returns EXEC_DONE when every item has
+ * its outcome (committed or failed), or EXEC_RETRY_* when the batch must be
+ * run again later (nothing was reported).
+ */
+static int exec_batch(struct store *st, struct store_item **items, size_t n)
+{
+	struct sql_script *s = &st->script;
+	struct sql_fail f;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		items[i]->final = 0;
+attempt:
+	st->exec.now_ms = store_now_ms();
+	for (i = 0; i < n; i++) {
+		if (!items[i]->final)
+			store_item_reset(items[i]);
+	}
+	if (run_control(st, SQL_BEGIN, &f) < 0)
+		return batch_error(st, items, n, &f, "starting a transaction");
+	i = 0;
+	while (i < n) {
+		size_t j = i, more = n;
+		int rc;
+
+		sql_script_clear(s);
+		while (j < n && s->n < CHUNK_STMTS && s->bytes < CHUNK_BYTES) {
+			struct store_item *it = items[j];
+			size_t mark = s->n;
+
+			if (it->final) {
+				j++;
+				continue;
+			}
+			if (it->phase == 0)
+				sql_script_add(s, SQL_DEF(SQL_SAVEPOINT), 0, (unsigned)j);
+			rc = s->oom ? -1 : build_item(st, it, (unsigned)j);
+			if (rc < 0 || s->oom) {
+				/* Refused before touching the database (bad parameters,
+				 * out of memory): drop what it added, close its savepoint. */
+				if (it->status == STORE_OK) {
+					it->status = STORE_FAILED;
+					hub_error_set(&it->err, NULL, "store: out of memory");
+				}
+				s->n = mark;
+				s->oom = 0;
+				if (it->phase > 0) {
+					sql_script_add(s, SQL_DEF(SQL_ROLLBACK_TO), 0, (unsigned)j);
+					sql_script_add(s, SQL_DEF(SQL_RELEASE), 0, (unsigned)j);
+				}
+				it->final = 1;
+				it->ures.status = it->status;
+				it->ures.err = it->err;
+				j++;
+				continue;
+			}
+			if (rc == 1) {
+				it->phase++;
+				more = j;
+				break;
+			}
+			sql_script_add(s, SQL_DEF(SQL_RELEASE), 0, (unsigned)j);
+			j++;
+		}
+		if (s->oom) {
+			struct sql_fail oomf = {0, SQL_ERR_OTHER, "out of memory building the batch"};
+			return batch_error(st, items, n, &oomf, "building the batch");
+		}
+		if (s->n && st->be->run(st->conn, s->stmts, s->n, &f) < 0) {
+			const struct sql_stmt *bad = &s->stmts[f.index];
+			size_t fi = bad->item;
+			struct sql_fail rf;
+
+			if (f.code == SQL_ERR_CONN || f.code == SQL_ERR_BUSY)
+				return batch_error(st, items, n, &f, "running the batch");
+			if (f.code == SQL_ERR_CLIENT && st->be->in_txn(st->conn)) {
+				/* Later statements of the chunk may have run (PostgreSQL):
+				 * only a full rollback leaves a known state. */
+				run_control(st, SQL_ROLLBACK, &rf);
+				if (st->be->in_txn(st->conn))
+					return batch_error(st, items, n, &rf, "rolling back");
+			}
+			if (!st->be->in_txn(st->conn)) {
+				/* The database dropped the whole transaction: run the
+				 * batch again without this item. */
+				item_fail(items[fi], bad, &f, "while writing");
+				goto attempt;
+			}
+			if (run_control(st, SQL_ROLLBACK_TO, &rf) < 0 ||
+			    run_control(st, SQL_RELEASE, &rf) < 0) {
+				if (rf.code == SQL_ERR_CONN)
+					return batch_error(st, items, n, &rf, "rolling back an item");
+				run_control(st, SQL_ROLLBACK, &rf);
+				item_fail(items[fi], bad, &f, "while writing");
+				goto attempt;
+			}
+			item_fail(items[fi], bad, &f, "while writing");
+			/* Later items of the chunk did not run. */
+			for (size_t k = fi + 1; k < n; k++)
+				items[k]->phase = 0;
+			i = fi + 1;
+			continue;
+		}
+		i = more < n ? more : j;
+	}
+	for (i = 0; i < n; i++) {
+		if (items[i]->final)
+			continue;
+		if (items[i]->unit)
+			store_unit_done(&st->exec, items[i]);
+		else
+			store_op_done(&st->exec, items[i]);
+	}
+	if (run_control(st, SQL_COMMIT, &f) < 0)
+		return batch_error(st, items, n, &f, "committing");
+	return EXEC_DONE;
+}
+
+/* ---- the store thread ---------------------------------------------------------------- */
+
+/* Waits on st->cv for at most ms milliseconds. Called with st->mu held. */
+static void wait_ms(struct store *st, int64_t ms)
+{
+	struct timespec ts;
+
+	if (ms <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+}
+
+/* Takes the queued items whose deadline passed. Called with st->mu held. */
+static struct store_item *take_expired(struct store *st, int64_t now)
+{
+	struct store_item *it, *prev = NULL, *next, *out = NULL, **tail = &out;
+
+	for (it = st->q_head; it; it = next) {
+		next = it->next;
+		if (!it->deadline_ms || it->deadline_ms > now) {
+			prev = it;
+			continue;
+		}
+		if (prev)
+			prev->next = next;
+		else
+			st->q_head = next;
+		if (st->q_tail == it)
+			st->q_tail = prev;
+		st->q_len--;
+		it->next = NULL;
+		item_unavailable(it, "deadline passed before the commit",
+				 st->up ? "the store is busy" : st->down_reason);
+		*tail = it;
+		tail = &it->next;
+	}
+	return out;
+}
+
+/* Takes the whole queue. Called with st->mu held. */
+static struct store_item *take_all(struct store *st)
+{
+	struct store_item *all = st->q_head;
+
+	st->q_head = st->q_tail = NULL;
+	st->q_len = 0;
+	return all;
+}
+
+/* Puts a batch back at the head of the queue, in order. st->mu held. */
+static void requeue(struct store *st, struct store_item **items, size_t n)
+{
+	for (size_t k = n; k-- > 0;) {
+		items[k]->next = st->q_head;
+		st->q_head = items[k];
+		if (!st->q_tail)
+			st->q_tail = items[k];
+		st->q_len++;
+	}
+}
+
+static void queue_prune(struct store *st)
+{
+	struct store_item *it = calloc(1, sizeof(*it));
+
+	if (!it)
+		return;
+	it->op = STORE_OP_PRUNE;
+	it->params = json_object();
+	pthread_mutex_lock(&st->mu);
+	if (st->q_tail)
+		st->q_tail->next = it;
+	else
+		st->q_head = it;
+	st->q_tail = it;
+	st->q_len++;
+	pthread_mutex_unlock(&st->mu);
+}
+
+static void *store_main(void *arg)
+{
+	struct store *st = arg;
+	int64_t backoff = BACKOFF_MIN_MS, next_retry = 0, next_prune;
+	struct hub_error err;
+	char last_reason[sizeof(err.message)] = "";
+	int reconnect_now = 0;
+
+	next_prune = store_now_ms() + PRUNE_EVERY_MS;
+	for (;;) {
+		struct store_item *expired, *it;
+		int64_t now = store_now_ms();
+		size_t n = 0;
+		int rc;
+
+		pthread_mutex_lock(&st->mu);
+		expired = take_expired(st, now);
+		if (!st->up) {
+			if (st->closing) {
+				struct store_item *all = take_all(st);
+				for (it = all; it; it = it->next)
+					item_unavailable(it, "closed while the database was "
+							     "unreachable", st->down_reason);
+				pthread_mutex_unlock(&st->mu);
+				complete(st, expired);
+				complete(st, all);
+				break;
+			}
+			if (!reconnect_now && now < next_retry) {
+				wait_ms(st, next_retry - now < 1000 ? next_retry - now : 1000);
+				pthread_mutex_unlock(&st->mu);
+				complete(st, expired);
+				continue;
+			}
+			pthread_mutex_unlock(&st->mu);
+			complete(st, expired);
+			reconnect_now = 0;
+			if (st->be->connect(&st->conn, st->url, &err) == 0) {
+				size_t queued;
+
+				pthread_mutex_lock(&st->mu);
+				st->up = 1;
+				queued = st->q_len;
+				pthread_mutex_unlock(&st->mu);
+				log_info("store", "database reachable again; %zu queued items resume",
+					 queued);
+				backoff = BACKOFF_MIN_MS;
+			} else {
+				pthread_mutex_lock(&st->mu);
+				snprintf(st->down_reason, sizeof(st->down_reason), "%s", err.message);
+				pthread_mutex_unlock(&st->mu);
+				/* Once per outage (and when the reason changes), not at
+				 * every retry. */
+				log_msg(backoff == BACKOFF_MIN_MS || strcmp(last_reason, err.message)
+						? LOG_WARN : LOG_DEBUG,
+					"store", "database unreachable (%s); retrying with backoff",
+					err.message);
+				snprintf(last_reason, sizeof(last_reason), "%s", err.message);
+				next_retry = store_now_ms() + backoff;
+				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+			}
+			continue;
+		}
+		if (!st->q_head) {
+			if (st->closing) {
+				pthread_mutex_unlock(&st->mu);
+				complete(st, expired);
+				break;
+			}
+			wait_ms(st, 1000);
+			pthread_mutex_unlock(&st->mu);
+			complete(st, expired);
+			if (store_now_ms() >= next_prune) {
+				next_prune = store_now_ms() + PRUNE_EVERY_MS;
+				queue_prune(st);
+			}
+			continue;
+		}
+		while (st->q_head && n < st->batch_max) {
+			it = st->q_head;
+			st->q_head = it->next;
+			if (!st->q_head)
+				st->q_tail = NULL;
+			st->q_len--;
+			it->next = NULL;
+			st->batch[n++] = it;
+		}
+		pthread_mutex_unlock(&st->mu);
+		complete(st, expired);
+
+		rc = exec_batch(st, st->batch, n);
+		if (rc == EXEC_RETRY_CONN) {
+			st->be->disconnect(st->conn);
+			st->conn = NULL;
+			pthread_mutex_lock(&st->mu);
+			st->up = 0;
+			requeue(st, st->batch, n);
+			pthread_mutex_unlock(&st->mu);
+			log_warn("store", "lost the database connection (%s); %zu items stay queued",
+				 st->down_reason, n);
+			/* One immediate attempt (a restarted server), then backoff. */
+			reconnect_now = 1;
+			continue;
+		}
+		if (rc == EXEC_RETRY_BUSY) {
+			pthread_mutex_lock(&st->mu);
+			requeue(st, st->batch, n);
+			pthread_mutex_unlock(&st->mu);
+			usleep(20000);
+			continue;
+		}
+		for (size_t k = 0; k + 1 < n; k++)
+			st->batch[k]->next = st->batch[k + 1];
+		st->batch[n - 1]->next = NULL;
+		complete(st, st->batch[0]);
+	}
+	return NULL;
+}
+
+/* ---- open and close --------------------------------------------------------------------- */
+
+int store_open(struct store **out, struct event_base *base, const struct store_options *opt,
+	       struct hub_error *err)
+{
+	pthread_condattr_t ca;
+	struct store *st;
+	char host[64];
+	int version = 0;
+
+	*out = NULL;
+	if (!opt || !opt->url || !opt->state_dir)
+		return hub_error_set(err, NULL, "store: url and state_dir are required");
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return hub_error_set(err, NULL, "store: out of memory");
+	st->notify_fd[0] = st->notify_fd[1] = -1;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&st->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	sql_script_init(&st->script);
+	st->be = sql_backend_for(opt->url);
+	if (!st->be) {
+		const char *colon = strchr(opt->url, ':');
+		hub_error_set(err, NULL, "store: unknown store URL scheme \"%.*s\": use "
+					 "sqlite:/path/to/hub.db or postgresql://...",
+			      colon ? (int)(colon - opt->url) : 0, opt->url);
+		goto fail;
+	}
+	st->url = strdup(opt->url);
+	st->batch_max = opt->batch_max ? opt->batch_max : BATCH_DEFAULT;
+	st->queue_max = opt->queue_max ? opt->queue_max : QUEUE_DEFAULT;
+	st->batch = calloc(st->batch_max, sizeof(*st->batch));
+	if (!st->url || !st->batch) {
+		hub_error_set(err, NULL, "store: out of memory");
+		goto fail;
+	}
+	if (opt->instance_id) {
+		snprintf(st->instance_id, sizeof(st->instance_id), "%s", opt->instance_id);
+	} else {
+		if (gethostname(host, sizeof(host)) < 0)
+			snprintf(host, sizeof(host), "host");
+		host[sizeof(host) - 1] = '\0';
+		snprintf(st->instance_id, sizeof(st->instance_id), "%s:%ld", host, (long)getpid());
+	}
+	if (crypto_key_load(opt->state_dir, st->key, err) < 0)
+		goto fail;
+	if (st->be->connect(&st->conn, st->url, err) < 0)
+		goto fail;
+	if (sql_migrate(st->be, st->conn, &version, err) < 0)
+		goto fail;
+	st->exec.dialect = st->be->dialect;
+	st->exec.key = st->key;
+	st->exec.instance_id = st->instance_id;
+	st->exec.schema_version = version;
+	if (crypto_random(&st->exec.rng, sizeof(st->exec.rng)) < 0 || !st->exec.rng)
+		st->exec.rng = (uint64_t)store_now_ms() | 1;
+	st->up = 1;
+	st->base = base;
+	if (base) {
+		if (pipe2(st->notify_fd, O_NONBLOCK | O_CLOEXEC) < 0) {
+			hub_error_set(err, NULL, "store: pipe: %s", strerror(errno));
+			goto fail;
+		}
+		st->notify_ev = event_new(base, st->notify_fd[0], EV_READ | EV_PERSIST, on_notify, st);
+		if (!st->notify_ev || event_add(st->notify_ev, NULL) < 0) {
+			hub_error_set(err, NULL, "store: cannot watch the completion pipe");
+			goto fail;
+		}
+	}
+	if (pthread_create(&st->thread, NULL, store_main, st) != 0) {
+		hub_error_set(err, NULL, "store: cannot start the store thread");
+		goto fail;
+	}
+	st->thread_started = 1;
+	log_info("store", "%s store open (schema version %d)", st->be->name, version);
+	*out = st;
+	return 0;
+fail:
+	store_close(st);
+	return -1;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->thread_started) {
+		pthread_mutex_lock(&st->mu);
+		st->closing = 1;
+		pthread_cond_broadcast(&st->cv);
+		pthread_mutex_unlock(&st->mu);
+		pthread_join(st->thread, NULL);
+	}
+	drain_done(st);
+	if (st->notify_ev)
+		event_free(st->notify_ev);
+	if (st->notify_fd[0] >= 0)
+		close(st->notify_fd[0]);
+	if (st->notify_fd[1] >= 0)
+		close(st->notify_fd[1]);
+	if (st->conn)
+		st->be->disconnect(st->conn);
+	sql_script_release(&st->script);
+	free(st->batch);
+	free(st->url);
+	OPENSSL_cleanse(st->key, sizeof(st->key));
+	pthread_cond_destroy(&st->cv);
+	pthread_mutex_destroy(&st->mu);
+	free(st);
+}
+
+int store_available(struct store *st, char *why, size_t size)
+{
+	int up;
+
+	pthread_mutex_lock(&st->mu);
+	up = st->up;
+	if (why && size)
+		snprintf(why, size, "%s", up ? "" : st->down_reason);
+	pthread_mutex_unlock(&st->mu);
+	return up;
+}
+
+/* ---- submitting -------------------------------------------------------------------------- */
+
+/* Queues an item. Returns 0, or -1 with err (the item is not queued). */
+static int enqueue(struct store *st, struct store_item *it, struct hub_error *err)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&st->mu);
+	if (st->closing)
+		hub_error_set(err, NULL, "store: closing, not accepting work");
+	else if (st->q_len >= st->queue_max)
+		hub_error_set(err, NULL, "store: %zu items already queued (the database is too "
+					 "slow or unreachable); try again later", st->q_len);
+	else if (it->fail_fast && !st->up)
+		hub_error_set(err, NULL, "store: database unavailable (%s); try again later",
+			      st->down_reason);
+	else
+		rc = 0;
+	if (rc == 0) {
+		if (st->q_tail)
+			st->q_tail->next = it;
+		else
+			st->q_head = it;
+		st->q_tail = it;
+		st->q_len++;
+		pthread_cond_signal(&st->cv);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+static struct store_item *unit_item(struct store_unit *u)
+{
+	struct store_item *it = calloc(1, sizeof(*it));
+
+	if (!it)
+		return NULL;
+	it->unit = u;
+	it->deadline_ms = u->deadline_ms;
+	it->fail_fast = u->fail_fast;
+	return it;
+}
+
+int store_submit(struct store *st, struct store_unit *u, store_unit_cb cb, void *arg,
+		 struct hub_error *err)
+{
+	struct store_item *it;
+
+	if (!u)
+		return hub_error_set(err, NULL, "store: no unit");
+	if (!st->base) {
+		store_unit_free(u);
+		return hub_error_set(err, NULL, "store: opened without an event loop; use "
+						"store_submit_sync");
+	}
+	it = unit_item(u);
+	if (!it) {
+		store_unit_free(u);
+		return hub_error_set(err, NULL, "store: out of memory");
+	}
+	it->ucb = cb;
+	it->arg = arg;
+	if (enqueue(st, it, err) < 0) {
+		item_free(it);
+		return -1;
+	}
+	return 0;
+}
+
+/* Queues an item and waits for its outcome. Returns 0, or -1 with it->err
+ * set when it could not be queued. */
+static int run_sync(struct store *st, struct store_item *it)
+{
+	struct store_waiter w;
+
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	w.done = 0;
+	it->waiter = &w;
+	if (enqueue(st, it, &it->err) < 0) {
+		it->status = STORE_UNAVAILABLE;
+		pthread_cond_destroy(&w.cv);
+		pthread_mutex_destroy(&w.mu);
+		return -1;
+	}
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+	return 0;
+}
+
+enum store_status store_submit_sync(struct store *st, struct store_unit *u,
+				    struct store_unit_result *res)
+{
+	struct store_item *it;
+	enum store_status status;
+
+	memset(res, 0, sizeof(*res));
+	it = u ? unit_item(u) : NULL;
+	if (!it) {
+		store_unit_free(u);
+		res->status = STORE_FAILED;
+		hub_error_set(&res->err, NULL, "store: out of memory");
+		return res->status;
+	}
+	run_sync(st, it);
+	*res = it->ures;
+	res->status = it->status;
+	res->err = it->err;
+	status = it->status;
+	item_free(it);
+	return status;
+}
+
+static struct store_item *op_item(enum store_op op, json_t *params)
+{
+	struct store_item *it = calloc(1, sizeof(*it));
+
+	if (!it) {
+		json_decref(params);
+		return NULL;
+	}
+	it->op = op;
+	it->params = params ? params : json_object();
+	return it;
+}
+
+int store_call(struct store *st, enum store_op op, json_t *params, store_op_cb cb, void *arg,
+	       struct hub_error *err)
+{
+	struct store_item *it;
+
+	if (!st->base) {
+		json_decref(params);
+		return hub_error_set(err, NULL, "store: opened without an event loop; use "
+						"store_call_sync");
+	}
+	it = op_item(op, params);
+	if (!it)
+		return hub_error_set(err, NULL, "store: out of memory");
+	it->ocb = cb;
+	it->arg = arg;
+	if (enqueue(st, it, err) < 0) {
+		item_free(it);
+		return -1;
+	}
+	return 0;
+}
+
+enum store_status store_call_sync(struct store *st, enum store_op op, json_t *params,
+				  json_t **result, struct hub_error *err)
+{
+	struct store_item *it = op_item(op, params);
+	enum store_status status;
+
+	if (result)
+		*result = NULL;
+	if (!it) {
+		hub_error_set(err, NULL, "store: out of memory");
+		return STORE_FAILED;
+	}
+	run_sync(st, it);
+	status = it->status;
+	if (status == STORE_OK && result)
+		*result = json_incref(it->result);
+	if (err)
+		*err = it->err;
+	item_free(it);
+	return status;
+}

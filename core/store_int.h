@@ -1,0 +1,141 @@
+/*
+ * store_int.h - what the store's own files share: queued items, the unit
+ * layout and the execution context the store thread hands to the unit and
+ * op builders. Not for use outside core/store*.c.
+ *
+ * The store thread runs a batch of items in one transaction. For each item
+ * it asks a builder (store_unit_build, store_op_build) to append that item's
+ * statements to a script; the builder never talks to the database itself,
+ * so the statements of many items travel together. An op that needs to see
+ * a result before choosing its next statements asks for another phase.
+ */
+#ifndef HUB_STORE_INT_H
+#define HUB_STORE_INT_H
+
+#include <stdint.h>
+#include <jansson.h>
+
+#include "crypto.h"
+#include "store.h"
+#include "store_sql.h"
+
+/* Null marker for optional millisecond times. */
+#define STORE_NO_TIME INT64_MIN
+
+struct unit_record {
+	enum hub_record_kind kind;
+	json_t *json;
+	char *text;  /* the record as stored (compact JSON) */
+	char *extra; /* shipment: tracking numbers (JSON array); tracking: events (JSON array) */
+	/* borrowed from json */
+	const char *external_id, *number, *name, *status, *financial_status,
+		*fulfillment_status, *currency, *order_external_id, *carrier, *tracking_number;
+	int64_t total, created_ms, updated_ms, shipped_ms, estimated_ms, delivered_ms;
+	int not_found;
+};
+
+struct unit_job {
+	char *action;
+	char *payload;
+	int64_t run_at_ms;
+};
+
+struct unit_dead {
+	char *kind;
+	char *payload;
+	char *reason;
+	char *field;
+	int upstream_status;
+};
+
+struct store_unit {
+	char *merchant, *connector;
+	char id[33]; /* random: makes job and dead-letter inserts idempotent on retry */
+	struct unit_record *records;
+	size_t nrecords, records_cap;
+	struct unit_job *jobs;
+	size_t njobs, jobs_cap;
+	struct unit_dead *dead;
+	size_t ndead, dead_cap;
+	char *stream, *cursor;
+	char *delivery_id;
+	int64_t receipt_expires_ms;
+	char *access_token;
+	int64_t token_expires_ms;
+	int has_token;
+	int64_t next_check_ms;
+	int64_t deadline_ms;
+	int fail_fast;
+	int fault;
+};
+
+struct store_waiter;
+
+/* A queued unit or op and its outcome. */
+struct store_item {
+	struct store_item *next;
+	struct store_unit *unit; /* a unit, or NULL for an op */
+	enum store_op op;
+	json_t *params;
+	/* outcome of the current attempt */
+	enum store_status status;
+	struct hub_error err;
+	json_t *result;
+	json_t *scratch; /* op state carried between phases */
+	struct store_unit_result ures;
+	int64_t rows;    /* rows seen by the op's counting statements */
+	int final;       /* failed for good within this batch */
+	unsigned phase;
+	/* completion */
+	store_unit_cb ucb;
+	store_op_cb ocb;
+	void *arg;
+	struct store_waiter *waiter;
+	int64_t deadline_ms;
+	int fail_fast;
+};
+
+/* What builders may use while the store thread builds a batch. */
+struct store_exec {
+	enum sql_dialect dialect;
+	int64_t now_ms;
+	uint64_t rng;
+	const unsigned char *key;
+	const char *instance_id;
+	int schema_version;
+};
+
+/* A fresh random positive 63-bit id (write ids). */
+int64_t store_exec_write_id(struct store_exec *x);
+
+/*
+ * Appends the statements of a unit (item number `index`) to s. Returns 0,
+ * or -1 when out of memory. Store thread.
+ */
+int store_unit_build(struct store_exec *x, struct store_item *it, unsigned index,
+		     struct sql_script *s);
+
+/* Fills the unit's counters once its statements ran. */
+void store_unit_done(struct store_exec *x, struct store_item *it);
+
+/*
+ * Appends the statements of the op's current phase (it->phase, from 0).
+ * Returns 0 when this was the last phase, 1 when another phase follows
+ * (the executor runs what was added, then calls again with phase + 1), or
+ * -1 when the op fails without touching the database (it->status and
+ * it->err set: bad parameters, out of memory). Store thread.
+ */
+int store_op_build(struct store_exec *x, struct store_item *it, unsigned index,
+		   struct sql_script *s);
+
+/* Completes the op's result once all its phases ran (may set
+ * STORE_NOT_FOUND). Store thread. */
+void store_op_done(struct store_exec *x, struct store_item *it);
+
+/* Frees what an attempt produced so the item can run again. */
+void store_item_reset(struct store_item *it);
+
+/* Milliseconds since the epoch, wall clock. */
+int64_t store_now_ms(void);
+
+#endif

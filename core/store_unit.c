@@ -1,0 +1,755 @@
+/*
+ * store_unit.c - units: what one plugin call hands to the store (records,
+ * cursor, jobs, dead letters, webhook receipt), checked and serialised on
+ * the caller's thread, then turned into statements on the store thread.
+ *
+ * The caller's thread does the per-record work that needs no database:
+ * checking the fields the store relies on and serialising the record once,
+ * so the store thread only binds parameters. A record that fails the checks
+ * becomes a dead letter of the same unit: the page still commits with its
+ * cursor, so one poisoned record cannot stall a stream, and the bad record
+ * is kept, with the field and the reason, for replay.
+ */
+#include "config.h"
+#include "store_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hub/sdk.h>
+
+#include "crypto.h"
+
+static const char *const order_statuses[] = {"open", "closed", "cancelled", NULL};
+static const char *const financial_statuses[] = {
+	"pending", "authorized", "partially_paid", "paid", "partially_refunded", "refunded",
+	"voided", "unknown", NULL};
+static const char *const fulfillment_statuses[] = {
+	"unfulfilled", "partial", "fulfilled", "restocked", "unknown", NULL};
+static const char *const shipment_statuses[] = {
+	"pre_transit", "in_transit", "out_for_delivery", "delivered", "available_for_pickup",
+	"delivery_failed", "exception", "return_to_sender", "cancelled", "unknown", NULL};
+
+struct store_unit *store_unit_new(const char *merchant, const char *connector)
+{
+	struct store_unit *u;
+	unsigned char raw[16];
+
+	if (!merchant || !connector)
+		return NULL;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return NULL;
+	u->merchant = strdup(merchant);
+	u->connector = strdup(connector);
+	if (!u->merchant || !u->connector || crypto_random(raw, sizeof(raw)) < 0) {
+		store_unit_free(u);
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(u->id + 2 * i, 3, "%02x", raw[i]);
+	return u;
+}
+
+void store_unit_free(struct store_unit *u)
+{
+	if (!u)
+		return;
+	for (size_t i = 0; i < u->nrecords; i++) {
+		json_decref(u->records[i].json);
+		free(u->records[i].text);
+		free(u->records[i].extra);
+	}
+	free(u->records);
+	for (size_t i = 0; i < u->njobs; i++) {
+		free(u->jobs[i].action);
+		free(u->jobs[i].payload);
+	}
+	free(u->jobs);
+	for (size_t i = 0; i < u->ndead; i++) {
+		free(u->dead[i].kind);
+		free(u->dead[i].payload);
+		free(u->dead[i].reason);
+		free(u->dead[i].field);
+	}
+	free(u->dead);
+	free(u->merchant);
+	free(u->connector);
+	free(u->stream);
+	free(u->cursor);
+	free(u->delivery_id);
+	if (u->access_token) {
+		memset(u->access_token, 0, strlen(u->access_token));
+		free(u->access_token);
+	}
+	free(u);
+}
+
+size_t store_unit_size(const struct store_unit *u)
+{
+	return u->nrecords + u->ndead;
+}
+
+/* Grows an array of elem-sized entries. Returns 0 or -1. */
+static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+	void *bigger;
+	size_t ncap;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 8;
+	bigger = realloc(*arr, ncap * elem);
+	if (!bigger)
+		return -1;
+	*arr = bigger;
+	*cap = ncap;
+	return 0;
+}
+
+/* ---- record checks ------------------------------------------------------------ */
+
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" exactly: stored event times compare as text. */
+static int canonical_time(const char *s)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+
+	for (size_t i = 0; i < sizeof(shape) - 1; i++) {
+		if (shape[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != shape[i])
+			return 0;
+	}
+	return s[sizeof(shape) - 1] == '\0';
+}
+
+struct check {
+	const char *ctx; /* "order", "order.lines[3]" */
+	struct hub_error *err;
+};
+
+static int bad(struct check *c, const char *key, const char *why)
+{
+	char field[120];
+
+	snprintf(field, sizeof(field), "%s.%s", c->ctx, key);
+	return hub_error_set(c->err, field, "%s: %s", field, why);
+}
+
+/* A string of 1..max bytes (opt: null or missing allowed -> *out NULL). */
+static int get_str(struct check *c, const json_t *obj, const char *key, int opt, size_t max,
+		   const char **out)
+{
+	const json_t *v = json_object_get(obj, key);
+	size_t len;
+
+	*out = NULL;
+	if (!v || json_is_null(v)) {
+		if (opt)
+			return 0;
+		return bad(c, key, "is required");
+	}
+	if (!json_is_string(v))
+		return bad(c, key, "must be a string");
+	len = json_string_length(v);
+	if (len == 0 && !opt)
+		return bad(c, key, "must not be empty");
+	if (len > max)
+		return bad(c, key, "is too long");
+	if (strlen(json_string_value(v)) != len)
+		return bad(c, key, "must not contain NUL characters");
+	*out = json_string_value(v);
+	return 0;
+}
+
+static int get_enum(struct check *c, const json_t *obj, const char *key, int opt,
+		    const char *const *words, const char **out)
+{
+	if (get_str(c, obj, key, opt, 64, out) < 0)
+		return -1;
+	if (!*out)
+		return 0;
+	for (const char *const *w = words; *w; w++) {
+		if (strcmp(*w, *out) == 0)
+			return 0;
+	}
+	return bad(c, key, "is not one of the canonical values");
+}
+
+static int get_time(struct check *c, const json_t *obj, const char *key, int opt, int64_t *ms)
+{
+	const char *s;
+
+	*ms = STORE_NO_TIME;
+	if (get_str(c, obj, key, opt, 32, &s) < 0)
+		return -1;
+	if (!s)
+		return 0;
+	if (!canonical_time(s) || hub_time_parse(s, 0, ms, NULL, NULL) < 0)
+		return bad(c, key, "must be a UTC time \"YYYY-MM-DDTHH:MM:SS.mmmZ\"");
+	return 0;
+}
+
+static int get_int(struct check *c, const json_t *obj, const char *key, int opt, int64_t min,
+		   int64_t *out)
+{
+	const json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v)) {
+		if (opt)
+			return 0;
+		return bad(c, key, "is required");
+	}
+	if (!json_is_integer(v))
+		return bad(c, key, "must be an integer (money in minor units)");
+	if (json_integer_value(v) < min)
+		return bad(c, key, "is out of range");
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int carrier_code_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return 0;
+	for (; *s; s++) {
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static int check_order(struct unit_record *r, struct hub_error *err)
+{
+	struct check c = {"order", err}, lc;
+	const json_t *lines, *line;
+	char ctx[64];
+	const char *s;
+	int64_t n;
+	size_t i;
+
+	if (get_str(&c, r->json, "external_id", 0, 128, &r->external_id) < 0 ||
+	    get_str(&c, r->json, "number", 1, 64, &r->number) < 0 ||
+	    get_str(&c, r->json, "name", 1, 128, &r->name) < 0 ||
+	    get_enum(&c, r->json, "status", 0, order_statuses, &r->status) < 0 ||
+	    get_enum(&c, r->json, "financial_status", 1, financial_statuses,
+		     &r->financial_status) < 0 ||
+	    get_enum(&c, r->json, "fulfillment_status", 1, fulfillment_statuses,
+		     &r->fulfillment_status) < 0 ||
+	    get_str(&c, r->json, "currency", 0, 3, &r->currency) < 0 ||
+	    get_int(&c, r->json, "total", 0, INT64_MIN, &r->total) < 0 ||
+	    get_time(&c, r->json, "created_at", 0, &r->created_ms) < 0 ||
+	    get_time(&c, r->json, "updated_at", 0, &r->updated_ms) < 0)
+		return -1;
+	if (strlen(r->currency) != 3 || hub_currency_exponent(r->currency) < 0)
+		return bad(&c, "currency", "must be an ISO 4217 code (three capital letters)");
+	lines = json_object_get(r->json, "lines");
+	if (!json_is_array(lines))
+		return bad(&c, "lines", "must be an array");
+	json_array_foreach(lines, i, line) {
+		snprintf(ctx, sizeof(ctx), "order.lines[%zu]", i);
+		lc = (struct check){ctx, err};
+		if (!json_is_object(line))
+			return hub_error_set(err, ctx, "%s: must be an object", ctx);
+		if (get_str(&lc, line, "external_id", 0, 128, &s) < 0 ||
+		    get_str(&lc, line, "sku", 1, 128, &s) < 0 ||
+		    get_str(&lc, line, "title", 1, 512, &s) < 0 ||
+		    get_int(&lc, line, "quantity", 0, 0, &n) < 0 ||
+		    get_int(&lc, line, "unit_price", 0, INT64_MIN, &n) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int check_shipment(struct unit_record *r, struct hub_error *err)
+{
+	struct check c = {"shipment", err};
+	const json_t *numbers, *num;
+	size_t i;
+
+	if (get_str(&c, r->json, "external_id", 0, 128, &r->external_id) < 0 ||
+	    get_str(&c, r->json, "order_external_id", 0, 128, &r->order_external_id) < 0 ||
+	    get_str(&c, r->json, "carrier", 1, 64, &r->carrier) < 0 ||
+	    get_enum(&c, r->json, "status", 0, shipment_statuses, &r->status) < 0 ||
+	    get_time(&c, r->json, "shipped_at", 1, &r->shipped_ms) < 0 ||
+	    get_time(&c, r->json, "estimated_delivery_at", 1, &r->estimated_ms) < 0 ||
+	    get_time(&c, r->json, "delivered_at", 1, &r->delivered_ms) < 0 ||
+	    get_time(&c, r->json, "created_at", 0, &r->created_ms) < 0 ||
+	    get_time(&c, r->json, "updated_at", 0, &r->updated_ms) < 0)
+		return -1;
+	if (r->carrier && !carrier_code_ok(r->carrier))
+		return bad(&c, "carrier", "must be a carrier code ([a-z0-9_]{1,64})");
+	if (!r->carrier)
+		r->carrier = "";
+	numbers = json_object_get(r->json, "tracking_numbers");
+	if (!json_is_array(numbers))
+		return bad(&c, "tracking_numbers", "must be an array");
+	json_array_foreach(numbers, i, num) {
+		size_t len = json_is_string(num) ? json_string_length(num) : 0;
+		if (len == 0 || len > 64)
+			return bad(&c, "tracking_numbers",
+				   "must hold non-empty strings of at most 64 characters");
+	}
+	r->extra = json_dumps(numbers, JSON_COMPACT);
+	return r->extra ? 0 : hub_error_set(err, NULL, "out of memory");
+}
+
+static int check_tracking(struct unit_record *r, struct hub_error *err)
+{
+	struct check c = {"tracking", err}, ec;
+	const json_t *events, *ev, *nf;
+	char ctx[64];
+	const char *s;
+	int64_t ms;
+	size_t i;
+
+	if (get_str(&c, r->json, "carrier", 0, 64, &r->carrier) < 0 ||
+	    get_str(&c, r->json, "tracking_number", 0, 64, &r->tracking_number) < 0 ||
+	    get_enum(&c, r->json, "status", 0, shipment_statuses, &r->status) < 0 ||
+	    get_time(&c, r->json, "estimated_delivery_at", 1, &r->estimated_ms) < 0 ||
+	    get_time(&c, r->json, "delivered_at", 1, &r->delivered_ms) < 0)
+		return -1;
+	if (!carrier_code_ok(r->carrier))
+		return bad(&c, "carrier", "must be a carrier code ([a-z0-9_]{1,64})");
+	nf = json_object_get(r->json, "not_found");
+	if (nf && !json_is_boolean(nf) && !json_is_null(nf))
+		return bad(&c, "not_found", "must be a boolean");
+	r->not_found = json_is_true(nf);
+	events = json_object_get(r->json, "events");
+	if (!json_is_array(events))
+		return bad(&c, "events", "must be an array");
+	json_array_foreach(events, i, ev) {
+		snprintf(ctx, sizeof(ctx), "tracking.events[%zu]", i);
+		ec = (struct check){ctx, err};
+		if (!json_is_object(ev))
+			return hub_error_set(err, ctx, "%s: must be an object", ctx);
+		if (get_time(&ec, ev, "occurred_at", 0, &ms) < 0 ||
+		    get_enum(&ec, ev, "status", 0, shipment_statuses, &s) < 0 ||
+		    get_str(&ec, ev, "carrier_code", 1, 64, &s) < 0)
+			return -1;
+		/* An empty description is a valid scan line. */
+		s = json_string_value(json_object_get(ev, "description"));
+		if (!s || strlen(s) > 1024)
+			return bad(&ec, "description", "must be a string of at most 1024 characters");
+	}
+	r->extra = json_dumps(events, JSON_COMPACT);
+	return r->extra ? 0 : hub_error_set(err, NULL, "out of memory");
+}
+
+static const char *kind_name(enum hub_record_kind kind)
+{
+	switch (kind) {
+	case HUB_RECORD_ORDER:
+		return "order";
+	case HUB_RECORD_SHIPMENT:
+		return "shipment";
+	case HUB_RECORD_TRACKING:
+		return "tracking";
+	}
+	return "record";
+}
+
+int store_unit_add_record(struct store_unit *u, enum hub_record_kind kind, json_t *record,
+			  struct hub_error *err)
+{
+	struct unit_record *r;
+	struct hub_error local;
+	int rc = -1;
+
+	if (!err)
+		err = &local;
+	memset(err, 0, sizeof(*err));
+	if (grow((void **)&u->records, &u->records_cap, u->nrecords, sizeof(*u->records)) < 0) {
+		json_decref(record);
+		return hub_error_set(err, NULL, "out of memory");
+	}
+	r = &u->records[u->nrecords];
+	memset(r, 0, sizeof(*r));
+	r->kind = kind;
+	r->json = record;
+	r->shipped_ms = r->estimated_ms = r->delivered_ms = STORE_NO_TIME;
+	if (!json_is_object(record))
+		hub_error_set(err, kind_name(kind), "%s: a record must be a JSON object",
+			      kind_name(kind));
+	else if (kind == HUB_RECORD_ORDER)
+		rc = check_order(r, err);
+	else if (kind == HUB_RECORD_SHIPMENT)
+		rc = check_shipment(r, err);
+	else if (kind == HUB_RECORD_TRACKING)
+		rc = check_tracking(r, err);
+	else
+		hub_error_set(err, NULL, "unknown record kind %d", (int)kind);
+	if (rc == 0) {
+		r->text = json_dumps(record, JSON_COMPACT);
+		if (!r->text)
+			rc = hub_error_set(err, NULL, "out of memory");
+	}
+	if (rc == 0) {
+		u->nrecords++;
+		return 0;
+	}
+	free(r->extra);
+	/* Refused: keep it as a dead letter of this unit (takes the reference). */
+	store_unit_add_dead_letter(u, kind_name(kind), record, err->message,
+				   err->field[0] ? err->field : NULL, 0);
+	return -1;
+}
+
+/* ---- the rest of a unit ------------------------------------------------------ */
+
+static char *dump_or_null(json_t *v)
+{
+	char *text;
+
+	if (!v)
+		return NULL;
+	text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(v);
+	return text;
+}
+
+int store_unit_set_cursor(struct store_unit *u, const char *stream, json_t *cursor)
+{
+	char *text = dump_or_null(cursor), *name = stream ? strdup(stream) : NULL;
+
+	if (!text || !name) {
+		free(text);
+		free(name);
+		return -1;
+	}
+	free(u->stream);
+	free(u->cursor);
+	u->stream = name;
+	u->cursor = text;
+	return 0;
+}
+
+int store_unit_add_job(struct store_unit *u, const char *action, json_t *payload,
+		       int64_t run_at_ms)
+{
+	struct unit_job *j;
+	char *text = payload ? dump_or_null(payload) : strdup("{}");
+
+	if (!text || !action ||
+	    grow((void **)&u->jobs, &u->jobs_cap, u->njobs, sizeof(*u->jobs)) < 0) {
+		free(text);
+		return -1;
+	}
+	j = &u->jobs[u->njobs];
+	j->action = strdup(action);
+	if (!j->action) {
+		free(text);
+		return -1;
+	}
+	j->payload = text;
+	j->run_at_ms = run_at_ms;
+	u->njobs++;
+	return 0;
+}
+
+int store_unit_set_receipt(struct store_unit *u, const char *delivery_id, int64_t expires_at_ms)
+{
+	char *id = delivery_id ? strdup(delivery_id) : NULL;
+
+	if (!id)
+		return -1;
+	free(u->delivery_id);
+	u->delivery_id = id;
+	u->receipt_expires_ms = expires_at_ms;
+	return 0;
+}
+
+int store_unit_add_dead_letter(struct store_unit *u, const char *kind, json_t *payload,
+			       const char *reason, const char *field, int upstream_status)
+{
+	struct unit_dead *d;
+	char *text = dump_or_null(payload);
+
+	if ((payload && !text) || !kind || !reason ||
+	    grow((void **)&u->dead, &u->dead_cap, u->ndead, sizeof(*u->dead)) < 0) {
+		free(text);
+		return -1;
+	}
+	d = &u->dead[u->ndead];
+	d->kind = strdup(kind);
+	d->reason = strdup(reason);
+	d->field = field ? strdup(field) : NULL;
+	if (!d->kind || !d->reason || (field && !d->field)) {
+		free(d->kind);
+		free(d->reason);
+		free(d->field);
+		free(text);
+		return -1;
+	}
+	d->payload = text;
+	d->upstream_status = upstream_status;
+	u->ndead++;
+	return 0;
+}
+
+int store_unit_set_access_token(struct store_unit *u, const char *token, int64_t expires_at_ms)
+{
+	char *copy = token ? strdup(token) : NULL;
+
+	if (!copy)
+		return -1;
+	free(u->access_token);
+	u->access_token = copy;
+	u->token_expires_ms = expires_at_ms;
+	u->has_token = 1;
+	return 0;
+}
+
+void store_unit_set_next_check(struct store_unit *u, int64_t next_check_ms)
+{
+	u->next_check_ms = next_check_ms;
+}
+
+void store_unit_set_deadline(struct store_unit *u, int64_t deadline_ms)
+{
+	u->fail_fast = 1;
+	u->deadline_ms = deadline_ms;
+}
+
+void store_unit_inject_fault(struct store_unit *u)
+{
+	u->fault = 1;
+}
+
+/* ---- statements ---------------------------------------------------------------- */
+
+static int count_written(void *ctx, const struct sql_row *row)
+{
+	struct store_item *it = ctx;
+
+	(void)row;
+	it->ures.written++;
+	return 0;
+}
+
+static int count_tracked(void *ctx, const struct sql_row *row)
+{
+	struct store_item *it = ctx;
+
+	(void)row;
+	it->ures.shipments_tracked++;
+	return 0;
+}
+
+static void bind_time(struct sql_script *s, struct sql_stmt *st, unsigned i, int64_t ms)
+{
+	if (ms == STORE_NO_TIME)
+		sql_bind_null(st, i);
+	else
+		sql_bind_int(s, st, i, ms);
+}
+
+#define ADD(def, n)                                                 \
+	do {                                                        \
+		st = sql_script_add(s, SQL_DEF(def), (n), index);   \
+		if (!st)                                            \
+			return -1;                                  \
+	} while (0)
+
+static int build_order(struct store_exec *x, struct store_item *it, unsigned index,
+		       struct sql_script *s, const struct unit_record *r)
+{
+	const struct store_unit *u = it->unit;
+	int64_t wid = store_exec_write_id(x);
+	struct sql_stmt *st;
+
+	ADD(SQL_ORDER_UPSERT, 15);
+	sql_bind_text(s, st, 1, u->merchant);
+	sql_bind_text(s, st, 2, u->connector);
+	sql_bind_text(s, st, 3, r->external_id);
+	sql_bind_text(s, st, 4, r->number);
+	sql_bind_text(s, st, 5, r->name);
+	sql_bind_text(s, st, 6, r->status);
+	sql_bind_text(s, st, 7, r->financial_status);
+	sql_bind_text(s, st, 8, r->fulfillment_status);
+	sql_bind_text(s, st, 9, r->currency);
+	sql_bind_int(s, st, 10, r->total);
+	sql_bind_int(s, st, 11, r->created_ms);
+	sql_bind_int(s, st, 12, r->updated_ms);
+	sql_bind_text(s, st, 13, r->text);
+	sql_bind_int(s, st, 14, wid);
+	sql_bind_int(s, st, 15, x->now_ms);
+	st->on_row = count_written;
+	st->ctx = it;
+	for (int k = 0; k < 2; k++) {
+		ADD(k == 0 ? SQL_ORDER_LINES_DELETE : SQL_ORDER_LINES_INSERT, 4);
+		sql_bind_text(s, st, 1, u->merchant);
+		sql_bind_text(s, st, 2, u->connector);
+		sql_bind_text(s, st, 3, r->external_id);
+		sql_bind_int(s, st, 4, wid);
+	}
+	return 0;
+}
+
+static int build_shipment(struct store_exec *x, struct store_item *it, unsigned index,
+			  struct sql_script *s, const struct unit_record *r)
+{
+	const struct store_unit *u = it->unit;
+	int64_t wid = store_exec_write_id(x);
+	struct sql_stmt *st;
+
+	ADD(SQL_SHIPMENT_UPSERT, 14);
+	sql_bind_text(s, st, 1, u->merchant);
+	sql_bind_text(s, st, 2, u->connector);
+	sql_bind_text(s, st, 3, r->external_id);
+	sql_bind_text(s, st, 4, r->order_external_id);
+	sql_bind_text(s, st, 5, r->carrier);
+	sql_bind_text(s, st, 6, r->status);
+	bind_time(s, st, 7, r->shipped_ms);
+	bind_time(s, st, 8, r->estimated_ms);
+	bind_time(s, st, 9, r->delivered_ms);
+	sql_bind_int(s, st, 10, r->created_ms);
+	sql_bind_int(s, st, 11, r->updated_ms);
+	sql_bind_text(s, st, 12, r->text);
+	sql_bind_int(s, st, 13, wid);
+	sql_bind_int(s, st, 14, x->now_ms);
+	st->on_row = count_written;
+	st->ctx = it;
+	for (int k = 0; k < 2; k++) {
+		ADD(k == 0 ? SQL_SHIPMENT_TRACKING_DELETE : SQL_SHIPMENT_TRACKING_INSERT, 6);
+		sql_bind_text(s, st, 1, u->merchant);
+		sql_bind_text(s, st, 2, u->connector);
+		sql_bind_text(s, st, 3, r->external_id);
+		sql_bind_int(s, st, 4, wid);
+		sql_bind_text(s, st, 5, r->carrier);
+		sql_bind_text(s, st, 6, r->extra);
+	}
+	return 0;
+}
+
+static int build_tracking(struct store_exec *x, struct store_item *it, unsigned index,
+			  struct sql_script *s, const struct unit_record *r)
+{
+	const struct store_unit *u = it->unit;
+	int64_t next = u->next_check_ms ? u->next_check_ms : x->now_ms + 3600 * 1000;
+	struct sql_stmt *st;
+
+	if (!r->not_found) {
+		ADD(SQL_TRACKING_EVENTS_INSERT, 4);
+		sql_bind_text(s, st, 1, r->carrier);
+		sql_bind_text(s, st, 2, r->tracking_number);
+		sql_bind_text(s, st, 3, r->extra);
+		sql_bind_text(s, st, 4, u->merchant);
+		ADD(SQL_TRACKING_SHIPMENTS_UPDATE, 7);
+		sql_bind_text(s, st, 1, r->carrier);
+		sql_bind_text(s, st, 2, r->tracking_number);
+		sql_bind_text(s, st, 3, r->status);
+		bind_time(s, st, 4, r->estimated_ms);
+		bind_time(s, st, 5, r->delivered_ms);
+		sql_bind_int(s, st, 6, x->now_ms);
+		sql_bind_text(s, st, 7, u->merchant);
+		st->on_row = count_tracked;
+		st->ctx = it;
+	}
+	/* The carrier does not know the number (yet): keep the status, count it. */
+	ADD(r->not_found ? SQL_TRACKING_NOT_FOUND_UPDATE : SQL_TRACKING_STATE_UPDATE, 5);
+	sql_bind_text(s, st, 1, r->carrier);
+	sql_bind_text(s, st, 2, r->tracking_number);
+	sql_bind_int(s, st, 3, x->now_ms);
+	sql_bind_int(s, st, 4, next);
+	sql_bind_text(s, st, 5, u->merchant);
+	return 0;
+}
+
+int store_unit_build(struct store_exec *x, struct store_item *it, unsigned index,
+		     struct sql_script *s)
+{
+	const struct store_unit *u = it->unit;
+	struct sql_stmt *st;
+	char *text;
+
+	if (u->delivery_id) {
+		ADD(SQL_RECEIPT_INSERT, 4);
+		sql_bind_text(s, st, 1, u->connector);
+		sql_bind_text(s, st, 2, u->delivery_id);
+		sql_bind_int(s, st, 3, x->now_ms);
+		sql_bind_int(s, st, 4, u->receipt_expires_ms);
+		st->flags |= SQL_STMT_DUPLICATE;
+	}
+	for (size_t i = 0; i < u->nrecords; i++) {
+		const struct unit_record *r = &u->records[i];
+		int rc = r->kind == HUB_RECORD_ORDER      ? build_order(x, it, index, s, r)
+			 : r->kind == HUB_RECORD_SHIPMENT ? build_shipment(x, it, index, s, r)
+							  : build_tracking(x, it, index, s, r);
+		if (rc < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < u->ndead; i++) {
+		const struct unit_dead *d = &u->dead[i];
+		ADD(SQL_DEAD_LETTER_INSERT, 9);
+		sql_bind_text(s, st, 1, u->merchant);
+		sql_bind_text(s, st, 2, u->connector);
+		sql_bind_text(s, st, 3, d->kind);
+		sql_bind_text(s, st, 4, d->payload);
+		sql_bind_text(s, st, 5, d->reason);
+		sql_bind_text(s, st, 6, d->field);
+		sql_bind_int(s, st, 7, d->upstream_status);
+		sql_bind_int(s, st, 8, x->now_ms);
+		text = sql_arena_printf(&s->arena, "%s:d%zu", u->id, i);
+		if (!text)
+			return -1;
+		sql_bind_text(s, st, 9, text);
+	}
+	if (u->cursor) {
+		ADD(SQL_CURSOR_UPSERT, 4);
+		sql_bind_text(s, st, 1, u->connector);
+		sql_bind_text(s, st, 2, u->stream);
+		sql_bind_text(s, st, 3, u->cursor);
+		sql_bind_int(s, st, 4, x->now_ms);
+	}
+	for (size_t i = 0; i < u->njobs; i++) {
+		const struct unit_job *j = &u->jobs[i];
+		ADD(SQL_JOB_INSERT, 6);
+		sql_bind_text(s, st, 1, u->connector);
+		sql_bind_text(s, st, 2, j->action);
+		sql_bind_text(s, st, 3, j->payload);
+		sql_bind_int(s, st, 4, j->run_at_ms ? j->run_at_ms : x->now_ms);
+		sql_bind_int(s, st, 5, x->now_ms);
+		text = sql_arena_printf(&s->arena, "%s:j%zu", u->id, i);
+		if (!text)
+			return -1;
+		sql_bind_text(s, st, 6, text);
+	}
+	if (u->has_token) {
+		char aad[300], *sealed;
+
+		snprintf(aad, sizeof(aad), "%s/access_token", u->connector);
+		sealed = crypto_seal(x->key, u->access_token, strlen(u->access_token), aad);
+		text = sealed ? sql_arena_strdup(&s->arena, sealed) : NULL;
+		free(sealed);
+		if (!text)
+			return -1;
+		ADD(SQL_CONNECTOR_TOKEN_UPDATE, 4);
+		sql_bind_text(s, st, 1, u->connector);
+		sql_bind_text(s, st, 2, text);
+		sql_bind_int(s, st, 3, u->token_expires_ms);
+		sql_bind_int(s, st, 4, x->now_ms);
+	}
+	if (u->fault) {
+		ADD(SQL_FAULT, 0);
+		st->flags |= SQL_STMT_FAULT;
+	}
+	return 0;
+}
+
+void store_unit_done(struct store_exec *x, struct store_item *it)
+{
+	const struct store_unit *u = it->unit;
+	unsigned upserts = 0;
+
+	(void)x;
+	for (size_t i = 0; i < u->nrecords; i++) {
+		if (u->records[i].kind != HUB_RECORD_TRACKING)
+			upserts++;
+	}
+	it->ures.records = (unsigned)u->nrecords;
+	it->ures.unchanged = upserts >= it->ures.written ? upserts - it->ures.written : 0;
+	it->ures.dead_letters = (unsigned)u->ndead;
+	it->status = STORE_OK;
+}
