@@ -117,6 +117,30 @@ int plugin_name_valid(const char *name)
 
 /* ---- registry ---------------------------------------------------------- */
 
+/*
+ * Removes empty "plugins.gen.*" directories left in `base` by processes that
+ * died. rmdir only removes empty directories, and a live registry recreates
+ * its own directory when it finds it gone (gen_open), so this is safe even
+ * when another hubd shares the state directory.
+ */
+static void remove_stale_dirs(const char *base)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d = opendir(base);
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, "plugins.gen.", 12) == 0) {
+			int n = snprintf(path, sizeof(path), "%s/%s", base, de->d_name);
+
+			if (n > 0 && (size_t)n < sizeof(path))
+				rmdir(path);
+		}
+	closedir(d);
+}
+
 struct plugin_registry *plugin_registry_new(const char *plugin_dir, const char *state_dir,
 					    const struct js_registry *schemas,
 					    struct hub_error *err)
@@ -150,6 +174,7 @@ struct plugin_registry *plugin_registry_new(const char *plugin_dir, const char *
 		seterr(err, base, "state directory path too long");
 		goto fail;
 	}
+	remove_stale_dirs(base);
 	if (!mkdtemp(tmpl)) {
 		seterr(err, base, "cannot create a private directory for plugin copies in %s: %s",
 		       base, strerror(errno));
@@ -782,6 +807,11 @@ static struct plugin_gen *gen_open(struct plugin_registry *reg, const char *name
 		     (unsigned long long)++reg->copy_seq);
 	if (n < 0 || (size_t)n >= sizeof(copy)) {
 		seterr(err, path, "%s: private copy path too long", path);
+		goto fail;
+	}
+	/* the private directory may have been removed as stale: recreate it */
+	if (mkdir(reg->gen_dir, 0700) < 0 && errno != EEXIST) {
+		seterr(err, path, "%s: cannot create %s: %s", path, reg->gen_dir, strerror(errno));
 		goto fail;
 	}
 	if (copy_file(real, copy, gen->sha256, err) < 0)

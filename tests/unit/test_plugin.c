@@ -710,6 +710,31 @@ static int count_fds(void)
 	return n;
 }
 
+/* Empty copy directories of dead processes are removed at start; a live
+ * registry whose directory vanished recreates it. */
+static void test_stale_copy_dirs(void **state)
+{
+	struct fixture *f = *state;
+	struct plugin_registry *other;
+	struct hub_error err;
+	char stale[PATH_MAX + 32];
+	struct stat st;
+
+	snprintf(stale, sizeof(stale), "%s/plugins.gen.dead01", f->state);
+	assert_int_equal(mkdir(stale, 0700), 0);
+	other = plugin_registry_new(f->dir, f->state, f->schemas, &err);
+	assert_non_null(other);
+	assert_int_equal(stat(stale, &st), -1);
+	/* the fixture's registry lost its (empty) directory too, and copes */
+	assert_int_equal(stat(plugin_registry_gen_dir(f->reg), &st), -1);
+	install(f, "good", "good");
+	assert_int_equal(plugin_load(f->reg, "good", &err), 0);
+	assert_int_equal(plugin_load(other, "good", &err), 0);
+	assert_int_equal(plugin_unload(f->reg, "good", &err), 0);
+	assert_int_equal(plugin_unload(other, "good", &err), 0);
+	plugin_registry_free(other);
+}
+
 static void test_load_unload_cycles(void **state)
 {
 	struct fixture *f = *state;
@@ -745,6 +770,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_coalesces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_webhooks_during_reloads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_copy_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_load_unload_cycles, setup, teardown),
 	};
 
