@@ -19,13 +19,17 @@
 
 #include "kit.h"
 
-/* Symbols the linker defines in every shared object on some toolchains. */
+/* Symbols the linker defines in every shared object on some toolchains, and
+ * AddressSanitizer's ODR indicators ("__odr_asan.<global>") of a sanitizer
+ * build: not the plugin's own surface. */
 static int linker_symbol(const char *name)
 {
 	static const char *const names[] = {"_init", "_fini", "_edata", "_end", "__bss_start",
 					    NULL};
 	size_t i;
 
+	if (strncmp(name, "__odr_asan", 10) == 0)
+		return 1;
 	for (i = 0; names[i]; i++)
 		if (strcmp(names[i], name) == 0)
 			return 1;
