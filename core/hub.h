@@ -7,18 +7,35 @@
 #ifndef HUB_HUB_H
 #define HUB_HUB_H
 
+#include <stdio.h>
 #include <event2/event.h>
 
 #include "conf.h"
 #include "metrics.h"
 #include "server.h"
 
+struct js_registry;
+struct store;
+struct plugin_registry;
+struct http_client;
+struct rl;
+struct sync;
+struct auth;
+
 struct hub {
 	struct event_base *base;
 	struct hub_config cfg;
 	struct server *server;
 	struct metrics *metrics;
-	struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
+	struct js_registry *schemas;   /* canonical record schemas */
+	struct store *store;
+	struct plugin_registry *reg;
+	struct http_client *http;
+	struct rl *rl;
+	struct sync *sync;
+	struct auth *auth;
+	int created_state_dir;         /* removed again if start-up fails */
+	struct event *sig_term, *sig_int, *sig_hup, *drain_timer, *stats_timer;
 	int stopping;            /* SIGTERM/SIGINT received */
 	long long stop_deadline_ms;
 	int exit_code;
@@ -38,6 +55,11 @@ int hub_run(struct hub *hub);
 
 /* Frees everything hub_start created. */
 void hub_release(struct hub *hub);
+
+/* Prints every route hubd serves, "METHOD /pattern" per line. */
+void hub_print_routes(FILE *out);
+/* The operational routes (/healthz, /readyz, /metrics). */
+const struct route *ops_route_table(size_t *n);
 
 /* Milliseconds on the monotonic clock. */
 long long hub_mono_ms(void);

@@ -23,6 +23,7 @@ static void usage(FILE *out)
 		"  -c, --config FILE    configuration file (default %s/hubd.json)\n"
 		"      --check-config   validate the configuration and exit: 0 when valid,\n"
 		"                       1 with one line per problem otherwise\n"
+		"      --print-routes   print every HTTP route hubd serves and exit\n"
 		"  -V, --version        print the version and exit\n"
 		"  -h, --help           print this help and exit\n"
 		"\n"
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check-config", no_argument, NULL, 'C'},
+		{"print-routes", no_argument, NULL, 'R'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -51,6 +53,9 @@ int main(int argc, char **argv)
 		case 'C':
 			check_only = 1;
 			break;
+		case 'R':
+			hub_print_routes(stdout);
+			return 0;
 		case 'V':
 			printf("hubd %s (plugin ABI v%u)\n", PACKAGE_VERSION, HUB_ABI_VERSION);
 			return 0;

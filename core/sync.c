@@ -578,7 +578,7 @@ static void commit_done(void *arg, const struct store_unit_result *res)
 	sy->busy--;
 	if (res->status == STORE_OK) {
 		if (!cs->detached && cc->cursor)
-			connector_set_cursor(cs->c, sr->name, json_incref(cc->cursor));
+			connector_set_cursor(cs->c, sr->name, cc->cursor);
 		sr->records += res->written;
 		sr->pages++;
 		sr->last_success_ms = now_ms();
@@ -991,7 +991,9 @@ static void step_begin(struct stream_run *sr)
 	if (cs->set.paused && !sr->sync_active)
 		return;
 	if (!retry_circuit_allow(&cs->circuit, now)) {
-		schedule(sr, retry_circuit_wait_ms(&cs->circuit, now));
+		/* Open: wait out the cool-down; half-open (-1): a probe is out, look again in a second. */
+		int64_t wait = retry_circuit_wait_ms(&cs->circuit, now);
+		schedule(sr, wait >= 0 ? wait : 1000);
 		return;
 	}
 	if (token_needed(cs)) {
