@@ -177,12 +177,13 @@ static json_t *stats_json(struct sb_server *srv)
 		}
 		json_object_set_new(stores, sb_api_name(api), arr);
 	}
-	json_t *hooks = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "sent",
+	json_t *hooks = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "sent",
 				  (json_int_t)st->hooks_sent, "delivered", (json_int_t)st->hooks_ok,
 				  "failed", (json_int_t)st->hooks_failed, "duplicates",
 				  (json_int_t)st->hooks_duplicates, "out_of_order",
 				  (json_int_t)st->hooks_delayed, "retries",
 				  (json_int_t)st->hooks_retries, "pings", (json_int_t)st->hooks_pings,
+				  "dropped", (json_int_t)st->hooks_dropped,
 				  "pending", (json_int_t)sb_hooks_pending(srv->hooks));
 	return json_pack("{s:o,s:I,s:I,s:o,s:o,s:o,s:I}", "now", now_json(srv), "events_applied",
 			 (json_int_t)w->events_applied, "shipments", (json_int_t)w->nships, "apis",

@@ -34,7 +34,7 @@
 
 struct pool {
 	struct evhttp_connection *conns[POOL_MAX];
-	int next;
+	int busy[POOL_MAX];      /* a request in flight on that connection */
 };
 
 struct delivery {
@@ -53,6 +53,8 @@ struct delivery {
 	int64_t due_us;
 	uint64_t qseq;          /* enqueue order, breaks ties of due_us */
 	int ping;
+	struct pool *pool;      /* while in flight */
+	int slot;
 };
 
 struct sb_hooks {
@@ -67,6 +69,7 @@ struct sb_hooks {
 };
 
 static void schedule_timer(struct sb_hooks *h);
+static void schedule_later(struct sb_hooks *h);
 
 static void delivery_free(struct delivery *d)
 {
@@ -118,7 +121,7 @@ static void enqueue(struct sb_hooks *h, struct delivery *d)
 	schedule_timer(h);
 }
 
-static struct evhttp_connection *connection(struct sb_hooks *h, const char *host, int port)
+static struct pool *pool_of(struct sb_hooks *h, const char *host, int port)
 {
 	char key[300];
 	snprintf(key, sizeof(key), "%s:%d", host, port);
@@ -130,31 +133,59 @@ static struct evhttp_connection *connection(struct sb_hooks *h, const char *host
 			return NULL;
 		}
 	}
+	return p;
+}
+
+/* A free connection slot of the destination's pool, or -1 when all of its
+ * connections (webhooks.connections) have a delivery in flight: one request
+ * at a time per connection keeps the order of a single connection. */
+static int free_slot(struct sb_hooks *h, struct pool *p)
+{
 	int nconn = h->srv->cfg.hook_conns;
 	if (nconn < 1 || nconn > POOL_MAX)
 		nconn = 1;
-	int i = p->next++ % nconn;
-	if (!p->conns[i]) {
-		p->conns[i] = evhttp_connection_base_new(h->srv->base, NULL, host,
-							 (ev_uint16_t)port);
-		if (!p->conns[i])
+	for (int i = 0; i < nconn; i++)
+		if (!p->busy[i])
+			return i;
+	return -1;
+}
+
+static struct evhttp_connection *connection(struct sb_hooks *h, struct pool *p, int slot,
+					    const char *host, int port)
+{
+	if (!p->conns[slot]) {
+		p->conns[slot] = evhttp_connection_base_new(h->srv->base, NULL, host,
+							    (ev_uint16_t)port);
+		if (!p->conns[slot])
 			return NULL;
-		evhttp_connection_set_timeout(p->conns[i], h->srv->cfg.hook_timeout_s);
+		evhttp_connection_set_timeout(p->conns[slot], h->srv->cfg.hook_timeout_s);
 	}
-	return p->conns[i];
+	return p->conns[slot];
 }
 
 static void on_done(struct evhttp_request *req, void *arg);
 
-static void send_one(struct sb_hooks *h, struct delivery *d)
+/* Sends d on a free connection; returns -1 (d untouched) when the
+ * destination has none free, 0 when d was sent or dropped. */
+static int send_one(struct sb_hooks *h, struct delivery *d)
 {
 	struct sb_stats *st = &h->srv->stats;
-	struct evhttp_connection *c = connection(h, d->host, d->port);
+	if (d->api == SB_WOO && d->store && d->store->hook_disabled && !d->ping) {
+		/* a disabled webhook delivers nothing, even what was queued */
+		st->hooks_dropped++;
+		delivery_free(d);
+		return 0;
+	}
+	struct pool *p = pool_of(h, d->host, d->port);
+	int slot = p ? free_slot(h, p) : -1;
+	if (p && slot < 0)
+		return -1;
+	struct evhttp_connection *c = p ? connection(h, p, slot, d->host, d->port) : NULL;
 	struct evhttp_request *req = c ? evhttp_request_new(on_done, d) : NULL;
 	if (!req) {
 		st->hooks_failed++;
 		delivery_free(d);
-		return;
+		return 0;
 	}
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
 	char hostport[300];
@@ -168,12 +199,17 @@ static void send_one(struct sb_hooks *h, struct delivery *d)
 	if (d->ping)
 		st->hooks_pings++;
 	h->inflight++;
+	d->pool = p;
+	d->slot = slot;
+	p->busy[slot] = 1;
 	if (evhttp_make_request(c, req, EVHTTP_REQ_POST, d->path)) {
 		/* evhttp freed req */
 		h->inflight--;
+		p->busy[slot] = 0;
 		st->hooks_failed++;
 		delivery_free(d);
 	}
+	return 0;
 }
 
 static void on_done(struct evhttp_request *req, void *arg)
@@ -183,6 +219,12 @@ static void on_done(struct evhttp_request *req, void *arg)
 	struct sb_server *srv = h->srv;
 	int code = req ? evhttp_request_get_response_code(req) : 0;
 	h->inflight--;
+	if (d->pool)
+		d->pool->busy[d->slot] = 0;
+	d->pool = NULL;
+	/* the freed connection may take the next waiting delivery */
+	if (h->queue)
+		schedule_timer(h);
 	if (code >= 200 && code < 300) {
 		srv->stats.hooks_ok++;
 		if (d->store)
@@ -237,13 +279,40 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 			pp = &d->next;
 		}
 	}
+	int blocked = 0;
 	while (due) {
 		struct delivery *d = due;
 		due = d->next;
 		d->next = NULL;
-		send_one(h, d);
+		if (send_one(h, d)) {
+			/* its destination is busy: back to the queue, same place */
+			d->next = h->queue;
+			h->queue = d;
+			h->waiting++;
+			blocked = 1;
+		}
 	}
-	schedule_timer(h);
+	/* blocked deliveries wait for a completion, which reschedules */
+	if (!blocked)
+		schedule_timer(h);
+	else
+		schedule_later(h);
+}
+
+/* Like schedule_timer but ignoring deliveries already due (they wait for
+ * a connection to free up), so the timer does not spin. */
+static void schedule_later(struct sb_hooks *h)
+{
+	int64_t now = sb_real_us(), first = INT64_MAX;
+	for (struct delivery *d = h->queue; d; d = d->next)
+		if (d->due_us > now && d->due_us < first)
+			first = d->due_us;
+	if (first == INT64_MAX)
+		return;
+	int64_t wait = first - now;
+	struct timeval tv = { (time_t)(wait / 1000000), (suseconds_t)(wait % 1000000) };
+	evtimer_del(h->timer);
+	evtimer_add(h->timer, &tv);
 }
 
 static void schedule_timer(struct sb_hooks *h)
