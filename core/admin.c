@@ -364,7 +364,7 @@ static void put_done(void *arg, enum store_status status, json_t *result, const 
 		server_reply_error(pc->r, 409, "conflict", "connector %s was removed meanwhile", pc->name);
 	} else {
 		if (pc->created) {
-			struct sync_settings set = {0, 0, 0};
+			struct sync_settings set = {0};
 			sync_attach(hub->sync, c, &set);
 		}
 		audit(hub, pc->r, pc->created ? "connector.create" : "connector.update", pc->name, NULL);

@@ -157,7 +157,7 @@ static const struct key_spec outbound_keys[] = {
 static const struct key_spec connector_keys[] = {
 	{"name", K_STRING, 1},     {"plugin", K_STRING, 1},     {"merchant", K_STRING, 1},
 	{"config", K_ANY_OBJECT, 1}, {"enabled", K_BOOL, 0},     {"poll_interval_s", K_INT, 0},
-	{"backfill_since", K_STRING, 0}, {NULL, 0, 0},
+	{"backfill_since", K_STRING, 0}, {"rate_limits", K_OBJECT, 0}, {NULL, 0, 0},
 };
 
 static char *dup_or_null(const json_t *obj, const char *key)
@@ -253,6 +253,17 @@ static void check_connectors(struct cfg_problems *p, const char *file, json_t *a
 			struct hub_error err;
 			if (hub_time_parse(since, 0, &ms, "backfill_since", &err) < 0)
 				cfg_problem(p, file, path, "backfill_since: %s", err.message);
+		}
+		{
+			const char *bucket;
+			json_t *b;
+			json_object_foreach(json_object_get(c, "rate_limits"), bucket, b) {
+				json_t *burst = json_object_get(b, "burst"), *rate = json_object_get(b, "rate");
+				if (!json_is_object(b) || !json_is_number(burst) || !json_is_number(rate) ||
+				    json_number_value(burst) < 1 || json_number_value(rate) <= 0)
+					cfg_problem(p, file, path, "rate_limits.%s must be {\"burst\": >= 1, \"rate\": > 0}",
+						    bucket);
+			}
 		}
 		for (j = 0; name && j < i; j++) {
 			const char *other = json_string_value(json_object_get(json_array_get(arr, j), "name"));

@@ -317,6 +317,7 @@ static void declared_settings(const json_t *decl, struct sync_settings *set)
 	memset(set, 0, sizeof(*set));
 	set->paused = json_is_false(json_object_get(decl, "enabled"));
 	set->poll_interval_s = (int)json_integer_value(json_object_get(decl, "poll_interval_s"));
+	set->rate_limits = json_object_get(decl, "rate_limits");
 	if (since)
 		hub_time_parse(since, 0, &set->backfill_since_ms, "backfill_since", NULL);
 }
@@ -502,7 +503,7 @@ static void start_connectors(struct hub *hub)
 	json_array_foreach(json_object_get(stored, "items"), i, item) {
 		const char *name = json_string_value(json_object_get(item, "name"));
 		int declared = 0;
-		struct sync_settings set = {0, 0, 0};
+		struct sync_settings set = {0};
 		size_t j;
 		json_array_foreach(hub->cfg.connectors, j, decl)
 			if (name && strcmp(name, json_string_value(json_object_get(decl, "name"))) == 0)

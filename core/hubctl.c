@@ -271,12 +271,99 @@ static json_t *json_arg(const char *text, const char *what)
 	return v;
 }
 
+/* Path "prefix/<escaped segment>suffix". */
+static void seg_path(char *out, size_t size, const char *prefix, const char *segment,
+		     const char *suffix)
+{
+	char *esc = curl_easy_escape(NULL, segment, 0);
+
+	snprintf(out, size, "%s/%s%s", prefix, esc ? esc : "", suffix);
+	curl_free(esc);
+}
+
+/* Parses a small non-negative integer; 0 when not one. */
+static int atoi_safe(const char *s)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	return *end || v < 0 || v > 1000000 ? 0 : (int)v;
+}
+
+/* Reads one unlabelled gauge from /metrics text. */
+static double metric_of(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, name, n) == 0 && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	return 0;
+}
+
+/* Live view: every connector's streams, records and errors, refreshed
+ * every 2 s (rounds: 0 = until interrupted). */
+static void watch(struct ctl *c, int rounds)
+{
+	for (int round = 0; rounds == 0 || round < rounds; round++) {
+		long st;
+		json_t *list = call(c, "GET", "/v1/connectors", NULL, &st), *conn;
+		CURL *h = curl_easy_init();
+		struct buf m = {0};
+		char url[600];
+		size_t i;
+
+		snprintf(url, sizeof(url), "%s/metrics", c->url);
+		curl_easy_setopt(h, CURLOPT_URL, url);
+		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+		curl_easy_setopt(h, CURLOPT_WRITEDATA, &m);
+		curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+		curl_easy_perform(h);
+		curl_easy_cleanup(h);
+		if (isatty(STDOUT_FILENO))
+			printf("\033[H\033[2J");
+		printf("hubd at %s: %.0f orders, %.0f shipments stored, %.0f jobs queued, %.0f dead letters\n\n",
+		       c->url, metric_of(m.data ? m.data : "", "hub_store_orders"),
+		       metric_of(m.data ? m.data : "", "hub_store_shipments"),
+		       metric_of(m.data ? m.data : "", "hub_jobs_queued"),
+		       metric_of(m.data ? m.data : "", "hub_dead_letters_pending"));
+		printf("%-16s %-12s %-10s %-9s %9s  %-24s %s\n", "CONNECTOR", "PLUGIN", "STREAM", "STATE", "RECORDS",
+		       "LAST SUCCESS", "LAST ERROR");
+		json_array_foreach(json_object_get(list, "connectors"), i, conn) {
+			char path[512];
+			json_t *status, *s;
+			size_t k;
+			seg_path(path, sizeof(path), "/v1/connectors",
+				 json_string_value(json_object_get(conn, "name")), "/status");
+			status = call(c, "GET", path, NULL, &st);
+			json_array_foreach(json_object_get(status, "streams"), k, s) {
+				char last[64], err[64];
+				cell(json_object_get(s, "last_success"), last, sizeof(last));
+				cell(json_object_get(s, "last_error"), err, sizeof(err));
+				printf("%-16.16s %-12.12s %-10.10s %-9.9s %9lld  %-24.24s %.60s\n",
+				       json_string_value(json_object_get(conn, "name")),
+				       json_string_value(json_object_get(conn, "plugin")),
+				       json_string_value(json_object_get(s, "name")),
+				       json_string_value(json_object_get(s, "state")),
+				       (long long)json_integer_value(json_object_get(s, "records")), last, err);
+			}
+			json_decref(status);
+		}
+		fflush(stdout);
+		json_decref(list);
+		free(m.data);
+		if (rounds == 0 || round + 1 < rounds)
+			sleep(2);
+	}
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: hubctl [--url URL] [--token TOKEN] [--config HUBD_JSON] [--json] COMMAND ...\n"
 		"\n"
 		"  status                                   health and readiness of hubd\n"
+		"  watch [ROUNDS]                           live view of every connector (every 2 s)\n"
 		"  plugins list | load NAME | reload NAME | unload NAME\n"
 		"  connectors list | show NAME | status NAME | remove NAME | pause NAME | resume NAME\n"
 		"  connectors add NAME --plugin P --merchant M --settings JSON|@FILE\n"
@@ -348,15 +435,6 @@ static void qadd(char *q, size_t size, const char *key, const char *value)
 	curl_free(esc);
 }
 
-/* Path "prefix/<escaped segment>suffix". */
-static void seg_path(char *out, size_t size, const char *prefix, const char *segment,
-		     const char *suffix)
-{
-	char *esc = curl_easy_escape(NULL, segment, 0);
-
-	snprintf(out, size, "%s/%s%s", prefix, esc ? esc : "", suffix);
-	curl_free(esc);
-}
 
 static const char *need(int argc, char **argv, int i, const char *what)
 {
@@ -435,6 +513,11 @@ int main(int argc, char **argv)
 	group = argv[optind];
 	argc -= optind;
 	argv += optind;
+	if (strcmp(group, "watch") == 0) {
+		discover(&c);
+		watch(&c, argc > 1 ? atoi_safe(argv[1]) : 0);
+		goto out;
+	}
 	if (strcmp(group, "status") == 0) {
 		discover(&c);
 		res = call(&c, "GET", "/readyz", NULL, &st);

@@ -158,6 +158,7 @@ static void cs_unref(struct csched *cs)
 	}
 	if (cs->hint_timer)
 		event_free(cs->hint_timer);
+	json_decref(cs->set.rate_limits);
 	free(cs->streams);
 	free(cs);
 }
@@ -214,13 +215,33 @@ static int64_t interval_ms(const struct stream_run *sr)
 	return (int64_t)s * 1000;
 }
 
-/* Rate-limit parameters of `operation` for connector c: the plugin's bucket,
- * overridden by the connector config's "rate_limits" ({burst, rate} for all
- * buckets, or {"<bucket>": {burst, rate}}). Returns 0 when a bucket applies. */
+/* Applies one override object: {burst, rate} for all buckets or
+ * {"<bucket>": {burst, rate}}. */
+static int bucket_override(const json_t *ov, const char *operation, struct rl_params *p)
+{
+	const json_t *o;
+
+	if (!json_is_object(ov))
+		return 0;
+	o = json_object_get(ov, operation);
+	if (!json_is_object(o))
+		o = ov;
+	if (json_is_number(json_object_get(o, "burst")) && json_is_number(json_object_get(o, "rate"))) {
+		p->burst = json_number_value(json_object_get(o, "burst"));
+		p->rate = json_number_value(json_object_get(o, "rate"));
+		return 1;
+	}
+	return 0;
+}
+
+/* Rate-limit parameters of `operation` for a connector: the plugin's
+ * bucket, overridden by the plugin config's "rate_limits" (where the plugin
+ * offers one), then by the connector's declared "rate_limits". Returns 0
+ * when a bucket applies. */
 static int bucket_params(struct conn_instance *inst, const char *operation, struct rl_params *p)
 {
 	const struct hub_bucket_def *b = inst->gen->desc.buckets;
-	const json_t *ov = json_object_get(inst->conn->config, "rate_limits");
+	const struct csched *cs = inst->conn->user;
 	int found = 0;
 
 	for (; b && b->name; b++) {
@@ -231,16 +252,9 @@ static int bucket_params(struct conn_instance *inst, const char *operation, stru
 			break;
 		}
 	}
-	if (json_is_object(ov)) {
-		const json_t *o = json_object_get(ov, operation);
-		if (!json_is_object(o))
-			o = ov;
-		if (json_is_number(json_object_get(o, "burst")) && json_is_number(json_object_get(o, "rate"))) {
-			p->burst = json_number_value(json_object_get(o, "burst"));
-			p->rate = json_number_value(json_object_get(o, "rate"));
-			found = 1;
-		}
-	}
+	found |= bucket_override(json_object_get(inst->conn->config, "rate_limits"), operation, p);
+	if (cs)
+		found |= bucket_override(cs->set.rate_limits, operation, p);
 	return found && p->rate > 0 ? 0 : -1;
 }
 
@@ -579,7 +593,7 @@ static void commit_done(void *arg, const struct store_unit_result *res)
 	if (res->status == STORE_OK) {
 		if (!cs->detached && cc->cursor)
 			connector_set_cursor(cs->c, sr->name, cc->cursor);
-		sr->records += res->written;
+		sr->records += res->written + res->shipments_tracked;
 		sr->pages++;
 		sr->last_success_ms = now_ms();
 		sr->last_error[0] = '\0';
@@ -1056,6 +1070,7 @@ int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings
 	cs->sy = sy;
 	cs->c = c;
 	cs->set = *set;
+	json_incref(cs->set.rate_limits);
 	cs->refs = 1;
 	cs->n = n;
 	retry_circuit_init(&cs->circuit, NULL);

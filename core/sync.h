@@ -62,6 +62,8 @@ struct sync_settings {
 	int paused;
 	int poll_interval_s;     /* 0: the plugin's default per stream */
 	int64_t backfill_since_ms; /* 0: none; the first sync of a stream starts here */
+	json_t *rate_limits;     /* {"<bucket>": {"burst": n, "rate": n}} overrides, or NULL
+				  * (borrowed; the engine keeps its own reference) */
 };
 
 /* Starts driving connector c (its streams are scheduled soon, spread a

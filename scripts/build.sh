@@ -1,6 +1,8 @@
 #!/bin/sh
-# build.sh [BUILD_DIR] [configure options...] - bootstraps autotools and
-# builds the hub out of tree (default ./build). Idempotent.
+# build.sh [BUILD_DIR] [configure options...] - bootstraps autotools, builds
+# the hub out of tree (default ./build) and installs it under
+# BUILD_DIR/install (programs, plugins, headers), where the quick start
+# runs it from. Idempotent.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build}
@@ -12,7 +14,8 @@ fi
 mkdir -p "$build"
 cd "$build"
 if [ ! -f Makefile ] || [ "$top/configure" -nt Makefile ]; then
-	"$top/configure" -q "$@"
+	"$top/configure" -q --prefix="$build/install" "$@"
 fi
 make -j"$(nproc)" >/dev/null || make
-echo "build: $build is up to date"
+make install >/dev/null
+echo "build: $build is up to date (installed in $build/install)"
