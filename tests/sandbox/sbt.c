@@ -72,11 +72,14 @@ int sbt_start(struct sbt *t, const char *config_json, const char *const *args)
 	argv[n] = NULL;
 	if (proc_start(&t->proc, argv, log))
 		return -1;
-	if (proc_wait_port(t->port, 15000)) {
-		char *l = proc_read_file(log);
-		fprintf(stderr, "hub-sandbox did not start:\n%s\n", l ? l : "");
-		free(l);
-		return -1;
+	long long end = sbt_ms() + 15000;
+	while (proc_wait_port(t->port, 100)) {
+		if (!proc_alive(&t->proc) || sbt_ms() > end) {
+			char *l = proc_read_file(log);
+			fprintf(stderr, "hub-sandbox did not start:\n%s\n", l ? l : "");
+			free(l);
+			return -1;
+		}
 	}
 	t->curl = curl_easy_init();
 	return t->curl ? 0 : -1;
@@ -136,6 +139,8 @@ int sbt_req(struct sbt *t, const char *method, const char *target, const char *c
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, t->timeout_ms);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	if (t->fresh)
+		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);

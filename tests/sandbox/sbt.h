@@ -23,6 +23,7 @@ struct sbt {
 	char dir[512];           /* temp dir with the config and the log */
 	CURL *curl;
 	long timeout_ms;
+	int fresh;               /* a new connection for every request */
 };
 
 struct sbt_resp {
