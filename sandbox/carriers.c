@@ -74,6 +74,29 @@ static int64_t estimated_delivery(const struct sb_shipment *s)
 	return s->scans[s->nscans - 1].at;
 }
 
+/* Replies with a tracking body, rendered again only when another scan has
+ * become visible (the body depends on nothing else). */
+static void reply_cached(struct sb_req *r, int api, struct sb_shipment *s,
+			 json_t *(*render)(const struct sb_shipment *, int64_t))
+{
+	int64_t now = sb_now(r->srv);
+	int n = sb_shipment_visible(s, now);
+	if (!s->cache || s->cache_n != n || s->cache_api != api) {
+		free(s->cache);
+		json_t *j = render(s, now);
+		s->cache = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
+		s->cache_len = s->cache ? strlen(s->cache) : 0;
+		s->cache_n = n;
+		s->cache_api = api;
+	}
+	if (!s->cache) {
+		sb_reply(r, 500, "{}", 2);
+		return;
+	}
+	sb_reply(r, 200, s->cache, s->cache_len);
+}
+
 /* ---- common errors and limits ------------------------------------------- */
 
 static void ups_error(struct sb_req *r, int status, const char *code, const char *msg)
@@ -344,7 +367,7 @@ static void ups_handle(struct sb_req *r, const char *p)
 					"Tracking Information Not Found"));
 		return;
 	}
-	sb_reply_json(r, 200, ups_track(s, sb_now(r->srv)));
+	reply_cached(r, SB_UPS, s, ups_track);
 }
 
 /* ---- FedEx -------------------------------------------------------------- */
@@ -806,6 +829,11 @@ static json_t *usps_track(const struct sb_shipment *s, int64_t now, int detail)
 	return j;
 }
 
+static json_t *usps_detail(const struct sb_shipment *s, int64_t now)
+{
+	return usps_track(s, now, 1);
+}
+
 static void usps_token(struct sb_req *r)
 {
 	json_t *b = sb_body_json(r, 1);
@@ -871,7 +899,10 @@ static void usps_handle(struct sb_req *r, const char *p)
 		return;
 	}
 	const char *ex = sb_q(r, "expand");
-	sb_reply_json(r, 200, usps_track(s, sb_now(r->srv), ex && !strcmp(ex, "DETAIL")));
+	if (ex && !strcmp(ex, "DETAIL"))
+		reply_cached(r, SB_USPS, s, usps_detail);
+	else
+		sb_reply_json(r, 200, usps_track(s, sb_now(r->srv), 0));
 }
 
 /* ---- DHL ---------------------------------------------------------------- */
@@ -1011,7 +1042,7 @@ static void dhl_handle(struct sb_req *r, const char *p)
 			inst);
 		return;
 	}
-	sb_reply_json(r, 200, dhl_track(s, sb_now(r->srv)));
+	reply_cached(r, SB_DHL, s, dhl_track);
 }
 
 /* ---- entry points ------------------------------------------------------- */

@@ -402,6 +402,9 @@ struct sb_shipment {
 	struct sb_scan scans[SB_MAX_SCANS];
 	struct sb_fulfillment *ful;   /* NULL for numbers created outside a store */
 	char reference[32];
+	char *cache;                  /* last rendered tracking body, or NULL */
+	size_t cache_len;
+	int cache_n, cache_api;       /* visible scans and api it was rendered for */
 };
 
 /* An event in the simulation heap. */

@@ -1368,8 +1368,10 @@ void sb_world_free(struct sb_world *w)
 		free(s->subs);
 		free(s);
 	}
-	for (int i = 0; i < w->nships; i++)
+	for (int i = 0; i < w->nships; i++) {
+		free(w->ships[i]->cache);
 		free(w->ships[i]);
+	}
 	free(w->ships);
 	free(w->stores);
 	free(w->heap);
