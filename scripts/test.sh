@@ -8,6 +8,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/deps.sh"
 if [ "${1:-}" = "--sanitizers" ]; then
 	build=$top/build-sanitizers
+	# Same scenarios, fewer shops: ASan makes every process several times slower.
+	HUB_E2E_SHOPS=${HUB_E2E_SHOPS:-200}
+	export HUB_E2E_SHOPS
 	"$top/scripts/build.sh" "$build" --enable-sanitizers
 else
 	build=$top/build
