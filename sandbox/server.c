@@ -444,6 +444,7 @@ int sb_token_check(struct sb_server *srv, int api, const char *token, struct sb_
 /* ---- replies and faults ----------------------------------------------- */
 
 struct hold {
+	struct hold *prev, *next; /* the server's list of pending holds */
 	struct sb_server *srv;
 	struct evhttp_request *req;
 	struct evhttp_connection *evcon;
@@ -485,9 +486,22 @@ static void hold_closed(struct evhttp_connection *evcon, void *arg)
 	h->dead = 1;
 }
 
+static struct hold *holds; /* pending, freed at exit */
+
+static void hold_unlink(struct hold *h)
+{
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		holds = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+}
+
 static void hold_fire(evutil_socket_t fd, short what, void *arg)
 {
 	struct hold *h = arg;
+	hold_unlink(h);
 	if (!h->dead) {
 		evhttp_connection_set_closecb(h->evcon, NULL, NULL);
 		if (h->close)
@@ -532,6 +546,24 @@ static void hold_request(struct sb_req *r, int delay_ms, int close, int status,
 	evhttp_connection_set_closecb(evcon, hold_closed, h);
 	struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
 	evtimer_add(h->ev, &tv);
+	h->next = holds;
+	if (holds)
+		holds->prev = h;
+	holds = h;
+}
+
+/* Frees the holds still pending at exit (after evhttp_free closed their
+ * connections, which marked them dead). */
+static void holds_free(void)
+{
+	while (holds) {
+		struct hold *h = holds;
+		holds = h->next;
+		if (h->body)
+			evbuffer_free(h->body);
+		event_free(h->ev);
+		free(h);
+	}
 }
 
 void sb_reply(struct sb_req *r, int status, const char *body, size_t len)
@@ -1086,6 +1118,7 @@ out:
 		sb_hooks_free(srv->hooks);
 	if (srv->http)
 		evhttp_free(srv->http);
+	holds_free();
 	sb_world_free(srv->world);
 	{
 		size_t pos = 0;
