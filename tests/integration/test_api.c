@@ -135,16 +135,29 @@ static char *order_body(long long id, const char *updated_at)
 
 /* ---- fixture: one hubd for the whole group ------------------------------------ */
 
+static char plugins[600];
+
 static int setup(void **state)
 {
-	char cfg[2048], path[600], cfgpath[600], plugins[600], store[700];
+	char cfg[2048], path[600], cfgpath[600], store[700];
 	const char *backend = getenv("HUB_TEST_STORE_URL");
 	char *argv[] = {hubd, "--config", cfgpath, NULL};
 
 	proc_build_path(hubd, sizeof(hubd), "hubd");
-	proc_build_path(plugins, sizeof(plugins), ".libs");
 	if (proc_tmpdir(dir, sizeof(dir), "hubapi") < 0)
 		return -1;
+	/* A private plugin dir holding a copy of the Shopify plugin, so the
+	 * reload tests can swap the file. */
+	{
+		char src[600], *out;
+		char *cp[] = {"/bin/cp", src, plugins, NULL};
+		snprintf(plugins, sizeof(plugins), "%s/plugins", dir);
+		mkdir(plugins, 0755);
+		proc_build_path(src, sizeof(src), ".libs/shopify.so");
+		if (proc_run(cp, &out, 10000) != 0)
+			return -1;
+		free(out);
+	}
 	port = proc_free_port();
 	snprintf(base_url, sizeof(base_url), "http://127.0.0.1:%d", port);
 	if (backend && *backend)
@@ -513,6 +526,65 @@ static void limits_and_bad_requests(void **state)
 	assert_int_equal(api("GET", "/healthz", NULL, NULL, NULL), 200);
 }
 
+/* Reloads the Shopify plugin 20 times while a child process posts signed
+ * webhooks without pause: no webhook may fail. */
+static void reload_under_webhook_traffic(void **state)
+{
+	pid_t child;
+	int status, reloads = 0;
+	json_t *res;
+
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		int failed = 0;
+		for (int i = 0; i < 400; i++) {
+			char id[32], *body;
+			snprintf(id, sizeof(id), "reload-%d", i);
+			body = order_body(800000000 + i, "2026-03-01T10:00:00Z");
+			if (hook("acme", "orders/create", id, body, SECRET, NULL) != 200)
+				failed++;
+			free(body);
+		}
+		_exit(failed > 250 ? 250 : failed);
+	}
+	for (int i = 0; i < 20; i++) {
+		if (api("POST", "/v1/plugins/shopify/reload", admin_token, NULL, &res) == 200)
+			reloads++;
+		json_decref(res);
+		usleep(20000);
+	}
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(reloads, 20);
+	assert_int_equal(api("GET", "/v1/plugins", admin_token, NULL, &res), 200);
+	assert_true(json_integer_value(json_object_get(json_array_get(json_object_get(res, "plugins"), 0),
+						       "generation")) >= 21);
+	json_decref(res);
+}
+
+/* A reload to a broken file is refused; the old generation keeps serving. */
+static void reload_to_broken_file_keeps_old(void **state)
+{
+	char so[700], saved[700], *body;
+	json_t *res;
+
+	snprintf(so, sizeof(so), "%s/shopify.so", plugins);
+	snprintf(saved, sizeof(saved), "%s/shopify.so.good", dir);
+	assert_int_equal(rename(so, saved), 0);
+	proc_write_file(so, "this is not an ELF file\n");
+	assert_int_equal(api("POST", "/v1/plugins/shopify/reload", admin_token, NULL, &res), 422);
+	assert_non_null(strstr(err_message(res), "previous generation keeps serving"));
+	json_decref(res);
+	body = order_body(900000001, "2026-03-02T10:00:00Z");
+	assert_int_equal(hook("acme", "orders/create", "after-broken", body, SECRET, NULL), 200);
+	free(body);
+	assert_int_equal(rename(saved, so), 0);
+	assert_int_equal(api("POST", "/v1/plugins/shopify/reload", admin_token, NULL, &res), 200);
+	json_decref(res);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -522,6 +594,8 @@ int main(void)
 		cmocka_unit_test(webhooks),
 		cmocka_unit_test(merchant_scope_on_data),
 		cmocka_unit_test(limits_and_bad_requests),
+		cmocka_unit_test(reload_under_webhook_traffic),
+		cmocka_unit_test(reload_to_broken_file_keeps_old),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
