@@ -241,7 +241,8 @@ static void test_fedex(void **state)
 		snprintf(big + l, sizeof(big) - l, "%s{\"trackingNumberInfo\":{\"trackingNumber\":\"1%011d\"}}",
 			 i ? "," : "", i);
 	}
-	strncat(big, "]}", sizeof(big) - strlen(big) - 1);
+	size_t bl = strlen(big);
+	snprintf(big + bl, sizeof(big) - bl, "]}");
 	assert_int_equal(sbt_req(&t, "POST", "/track/v1/trackingnumbers", h, big, &r), 0);
 	assert_int_equal(r.status, 400);
 	sbt_free(&r);
@@ -296,7 +297,7 @@ static void test_usps_and_limits(void **state)
 	assert_int_equal(sbt_req(&t, "GET", path, h, NULL, &r), 0);
 	assert_int_equal(r.status, 429);
 	assert_non_null(sbt_hdr(&r, "Retry-After", buf, sizeof(buf)));
-	assert_true(atoi(buf) >= 1);
+	assert_true(strtol(buf, NULL, 10) >= 1);
 	sbt_free(&r);
 	assert_int_equal(sbt_tick(&t, 1.0), 0);
 	assert_int_equal(sbt_req(&t, "GET", path, h, NULL, &r), 0);

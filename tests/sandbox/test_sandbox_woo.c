@@ -259,8 +259,8 @@ static void test_pagination_and_filters(void **state)
 		snprintf(path, sizeof(path), ORDERS "?per_page=7&page=%d", page);
 		assert_int_equal(sbt_req(&t, "GET", path, basic1, NULL, &r), 0);
 		assert_int_equal(r.status, 200);
-		total = atoi(sbt_hdr(&r, "X-WP-Total", buf, sizeof(buf)));
-		pages = atoi(sbt_hdr(&r, "X-WP-TotalPages", buf, sizeof(buf)));
+		total = (int)strtol(sbt_hdr(&r, "X-WP-Total", buf, sizeof(buf)), NULL, 10);
+		pages = (int)strtol(sbt_hdr(&r, "X-WP-TotalPages", buf, sizeof(buf)), NULL, 10);
 		j = sbt_json(&r);
 		size_t i;
 		json_t *o;
