@@ -401,7 +401,7 @@ static int parse_sub(int argc, char **argv, struct sub *s)
 	};
 	int o;
 
-	optind = 1;
+	optind = 0; /* 0, not 1: glibc re-initialises its state (the main parse used "+") */
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 'p': s->plugin = optarg; break;
