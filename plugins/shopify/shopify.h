@@ -53,6 +53,15 @@ const char *shopify_token(const struct shopify *s);
 
 /* ---- api.c ------------------------------------------------------------- */
 
+/*
+ * The hub_plugin callbacks of the orders stream and the actions, as
+ * documented in hub/plugin.h. build_request/read_response serve the
+ * "orders" stream (cursor format in api.c's opening comment); build_action/
+ * read_action serve "push_tracking", "update_tracking" and "push_status"
+ * and answer HUB_IGNORED for any other action. read_limits reports
+ * X-Shopify-Shop-Api-Call-Limit and Retry-After on bucket "rest". None of
+ * them changes the instance; records, cursors and jobs go to `call`.
+ */
 int shopify_build_request(void *state, const char *stream, const json_t *cursor,
 			  struct hub_msg *req, struct hub_error *err);
 int shopify_read_response(void *state, const char *stream, const json_t *cursor,
@@ -93,6 +102,13 @@ int shopify_emit_order(const struct shopify *s, struct hub_call *call, const jso
 
 /* ---- webhook.c --------------------------------------------------------- */
 
+/*
+ * The webhook callbacks of hub/plugin.h: verify_webhook checks the HMAC and
+ * the required headers and reports the delivery id and topic (HUB_OK or
+ * HUB_UNAUTHORIZED with err); read_webhook emits the order (and its
+ * shipments) or the shipment a topic carries, HUB_IGNORED for other topics,
+ * HUB_INVALID for a payload it cannot read. Neither changes the instance.
+ */
 int shopify_verify_webhook(void *state, const struct hub_msg *webhook, struct hub_call *call,
 			   struct hub_error *err);
 int shopify_read_webhook(void *state, const struct hub_msg *webhook, struct hub_call *call,
