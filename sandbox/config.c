@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "sandbox.h"
 
@@ -29,7 +30,9 @@ void sb_config_defaults(struct sb_config *c)
 	c->orders = 50;
 	c->shops[0] = c->shops[1] = c->shops[2] = 3;
 	c->speed = 1.0;
-	sb_parse_time("2026-03-02T12:00:00Z", 0, &c->start_ms);
+	/* the simulated clock starts at the real time by default, so that a hub
+	 * computing "now minus a window" on its own clock meets the same now */
+	c->start_ms = (int64_t)time(NULL) * 1000;
 	c->history_days = 30;
 	c->order_interval_s = 120;
 	c->auto_fulfill[0] = c->auto_fulfill[1] = c->auto_fulfill[2] = 0.9;
@@ -402,8 +405,12 @@ int sb_config_apply(struct sb_config *c, const json_t *j, char *err, size_t errs
 			if (get_nonneg(v, &c->speed, k, err, errsz))
 				return -1;
 		} else if (strcmp(k, "start") == 0) {
-			if (!json_is_string(v) || sb_parse_time(json_string_value(v), 0, &c->start_ms))
-				return fail(err, errsz, "must be an RFC 3339 time", k);
+			if (json_is_string(v) && strcmp(json_string_value(v), "now") == 0)
+				c->start_ms = (int64_t)time(NULL) * 1000;
+			else if (!json_is_string(v) ||
+				 sb_parse_time(json_string_value(v), 0, &c->start_ms))
+				return fail(err, errsz, "must be \"now\" or an RFC 3339 time", k);
+			c->start_ms = c->start_ms / 1000 * 1000;
 		} else if (strcmp(k, "history_days") == 0) {
 			if (get_int(v, &c->history_days, 0, 3650, k, err, errsz))
 				return -1;

@@ -876,7 +876,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: hub-sandbox --listen ADDR [--seed N] [--orders N] [--shops N]\n"
-		"                   [--speed X] [--config FILE] [--quiet]\n"
+		"                   [--speed X] [--start TIME] [--config FILE] [--quiet]\n"
 		"\n"
 		"Local stand-ins for the Shopify, WooCommerce, Amazon SP-API, UPS, FedEx,\n"
 		"USPS and DHL APIs, with deterministic data that changes over simulated time.\n"
@@ -887,6 +887,8 @@ static void usage(FILE *out)
 		"  -o, --orders N      initial orders per store (default 50)\n"
 		"  -n, --shops N       stores per marketplace (default 3)\n"
 		"  -x, --speed X       simulated seconds per real second (default 1, 0 frozen)\n"
+		"  -t, --start TIME    simulated time at startup: RFC 3339 or \"now\" (default);\n"
+		"                      a fixed start makes runs byte-identical\n"
 		"  -c, --config FILE   JSON configuration (see docs/sandbox.md)\n"
 		"  -q, --quiet         no log lines on stderr\n"
 		"  -h, --help          this help\n"
@@ -955,6 +957,7 @@ int main(int argc, char **argv)
 		{ "orders", required_argument, NULL, 'o' },
 		{ "shops", required_argument, NULL, 'n' },
 		{ "speed", required_argument, NULL, 'x' },
+		{ "start", required_argument, NULL, 't' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -962,15 +965,16 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *listen = NULL, *config = NULL, *seed = NULL, *orders = NULL, *shops = NULL,
-		   *speed = NULL;
+		   *speed = NULL, *start = NULL;
 	int quiet = 0, c, rc = 1;
-	while ((c = getopt_long(argc, argv, "l:s:o:n:x:c:qhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:s:o:n:x:t:c:qhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': listen = optarg; break;
 		case 's': seed = optarg; break;
 		case 'o': orders = optarg; break;
 		case 'n': shops = optarg; break;
 		case 'x': speed = optarg; break;
+		case 't': start = optarg; break;
 		case 'c': config = optarg; break;
 		case 'q': quiet = 1; break;
 		case 'h': usage(stdout); return 0;
@@ -1017,6 +1021,15 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		cfg->speed = v;
+	}
+	if (start) {
+		if (strcmp(start, "now") == 0) {
+			cfg->start_ms = (int64_t)time(NULL) * 1000;
+		} else if (sb_parse_time(start, 0, &cfg->start_ms)) {
+			fprintf(stderr, "hub-sandbox: --start: expected \"now\" or an RFC 3339 time\n");
+			goto out;
+		}
+		cfg->start_ms = cfg->start_ms / 1000 * 1000;
 	}
 	if (quiet)
 		cfg->quiet = 1;
