@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <curl/curl.h>
 
+const char *th_http_cainfo;
+
 struct sink {
 	char *buf;
 	size_t len;
@@ -55,6 +57,8 @@ int th_http(const char *method, const char *url, const char *const *headers, con
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+	if (th_http_cainfo)
+		curl_easy_setopt(c, CURLOPT_CAINFO, th_http_cainfo);
 	if (strcmp(method, "HEAD") == 0)
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	if (body) {

@@ -15,6 +15,9 @@ struct th_response {
 	char error[256];  /* curl's message on transport failure */
 };
 
+/* CA bundle used to verify https:// servers (NULL: the system store). */
+extern const char *th_http_cainfo;
+
 /* Performs one request. headers: NULL-terminated "Name: value" strings, or
  * NULL. body may be NULL. Timeout 10 s. Returns 0 when a response arrived. */
 int th_http(const char *method, const char *url, const char *const *headers, const char *body,

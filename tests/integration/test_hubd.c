@@ -23,6 +23,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
 #include "../harness/http.h"
 #include "../harness/proc.h"
 
@@ -234,6 +238,72 @@ static void serves_and_stops_gracefully(void **state)
 	free(log);
 }
 
+/* Writes a self-signed certificate for IP 127.0.0.1 and its key. */
+static void make_cert(const char *cert_path, const char *key_path)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *name;
+	X509_EXTENSION *ext;
+	X509V3_CTX ctx;
+	FILE *f;
+
+	assert_non_null(key);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, key);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, "IP:127.0.0.1");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	f = fopen(cert_path, "w");
+	PEM_write_X509(f, x);
+	fclose(f);
+	f = fopen(key_path, "w");
+	PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+	fclose(f);
+	X509_free(x);
+	EVP_PKEY_free(key);
+}
+
+static void serves_tls_when_configured(void **state)
+{
+	char cert[512], key[512], extra[1200], state_dir[512], path[512], logp[512], url[256];
+	struct proc p;
+	struct th_response r;
+	int port = proc_free_port();
+	char *argv[] = {hubd, "--config", path, NULL};
+
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	make_cert(cert, key);
+	snprintf(extra, sizeof(extra), ",\"http\":{\"tls_cert\":\"%s\",\"tls_key\":\"%s\"}", cert, key);
+	snprintf(state_dir, sizeof(state_dir), "%s/state-tls", dir);
+	snprintf(path, sizeof(path), "%s", write_config("tls.json", port, state_dir, extra));
+	snprintf(logp, sizeof(logp), "%s/tls.log", dir);
+	assert_int_equal(proc_start(&p, argv, logp), 0);
+	assert_int_equal(proc_wait_port(port, 10000), 0);
+	th_http_cainfo = cert;
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/readyz", port);
+	assert_int_equal(th_wait_ok(url, 10000), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/healthz", port);
+	assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	th_response_release(&r);
+	th_http_cainfo = NULL;
+	/* Plain HTTP to the TLS port gets no HTTP answer. */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+	th_http("GET", url, NULL, NULL, 0, &r);
+	assert_true(r.status != 200);
+	th_response_release(&r);
+	assert_int_equal(proc_stop(&p, SIGTERM, 10000, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -241,6 +311,7 @@ int main(void)
 		cmocka_unit_test(check_config_reports_each_problem),
 		cmocka_unit_test(bad_start_inputs),
 		cmocka_unit_test(serves_and_stops_gracefully),
+		cmocka_unit_test(serves_tls_when_configured),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
