@@ -444,7 +444,8 @@ static json_t *fx_result(const struct sb_shipment *s, int64_t now)
 			    json_pack("{s:{},s:o}", "contact", "address", fx_address(&dest, NULL)));
 	json_t *lsd = json_object();
 	json_object_set_new(lsd, "scanLocation", fx_address(&lastp, NULL));
-	json_object_set_new(lsd, "code", json_string(cur.derived));
+	/* a new label reads code OC (order created), derived IN (initiated) */
+	json_object_set_new(lsd, "code", json_string(last == SB_STAGE_LABEL ? cur.event : cur.derived));
 	json_object_set_new(lsd, "derivedCode", json_string(cur.derived));
 	json_object_set_new(lsd, "statusByLocale", json_string(cur.derived_desc));
 	json_object_set_new(lsd, "description", json_string(cur.derived_desc));
