@@ -6,11 +6,16 @@
 #include "sbt.h"
 
 #include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/wait.h>
+#include <cmocka.h>
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -82,20 +87,35 @@ int sbt_start(struct sbt *t, const char *config_json, const char *const *args)
 		}
 	}
 	t->curl = curl_easy_init();
+	t->started = t->curl != NULL;
 	return t->curl ? 0 : -1;
 }
 
 void sbt_stop(struct sbt *t)
 {
+	int status = 0, bad = 0;
+	char msg[4200] = "";
 	if (t->curl)
 		curl_easy_cleanup(t->curl);
 	t->curl = NULL;
-	if (t->proc.pid > 0)
-		proc_stop(&t->proc, SIGTERM, 5000, NULL);
+	if (t->proc.pid > 0 && proc_stop(&t->proc, SIGTERM, 10000, &status) == 0 && t->started &&
+	    (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
+		char log[600];
+		snprintf(log, sizeof(log), "%s/sandbox.log", t->dir);
+		char *l = proc_read_file(log);
+		size_t n = l ? strlen(l) : 0;
+		snprintf(msg, sizeof(msg), "hub-sandbox ended with status %d:\n%s", status,
+			 l ? l + (n > 4000 ? n - 4000 : 0) : "");
+		free(l);
+		bad = 1;
+	}
 	t->proc.pid = 0;
+	t->started = 0;
 	if (t->dir[0])
 		proc_rmtree(t->dir);
 	t->dir[0] = '\0';
+	if (bad)
+		fail_msg("%s", msg);
 }
 
 struct sink {
@@ -222,8 +242,12 @@ int sbt_tick(struct sbt *t, double seconds)
 {
 	char body[64];
 	struct sbt_resp r;
+	long keep = t->timeout_ms;
 	snprintf(body, sizeof(body), "{\"seconds\":%.6f}", seconds);
+	/* a long tick applies many events: allow it time (sanitizer builds) */
+	t->timeout_ms = 120000;
 	int ok = sbt_req(t, "POST", "/_sandbox/tick", NULL, body, &r) == 0 && r.status == 200;
+	t->timeout_ms = keep;
 	sbt_free(&r);
 	return ok ? 0 : -1;
 }

@@ -24,6 +24,7 @@ struct sbt {
 	CURL *curl;
 	long timeout_ms;
 	int fresh;               /* a new connection for every request */
+	int started;             /* sbt_start succeeded */
 };
 
 struct sbt_resp {
@@ -38,7 +39,9 @@ struct sbt_resp {
 /* Starts hub-sandbox with the given JSON config (may be NULL) and extra
  * arguments (NULL-terminated, may be NULL); waits for its port. 0 or -1. */
 int sbt_start(struct sbt *t, const char *config_json, const char *const *args);
-/* Stops it (SIGTERM, then SIGKILL) and removes the temp dir. */
+/* Stops it (SIGTERM, then SIGKILL) and removes the temp dir. A sandbox
+ * that had started and does not exit cleanly (a crash, a sanitizer
+ * report) fails the running test with the end of its log. */
 void sbt_stop(struct sbt *t);
 /* One request; target is a path ("/_sandbox/stats") or an absolute URL.
  * headers: NULL-terminated "Name: value" list or NULL. Returns 0 when a

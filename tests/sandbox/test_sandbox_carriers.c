@@ -21,6 +21,7 @@
 
 static const char *const cfg =
 	"{\"speed\":0,\"seed\":51,\"orders\":40,\"shops\":2,\"limits_clock\":\"sim\","
+	"\"order_interval_s\":3600,"
 	"\"carriers\":{\"ups\":{\"token_ttl_s\":100},\"usps\":{\"rate\":1,\"burst\":3}}}";
 
 /* "ups-sandbox-client:ups-sandbox-secret" */
@@ -202,6 +203,7 @@ static void test_fedex(void **state)
 							      "code")),
 			    "NOT.AUTHORIZED.ERROR");
 	json_decref(j);
+	json_decref(fx);
 	sbt_free(&r);
 	bearer(&t, "/oauth/token", form,
 	       "grant_type=client_credentials&client_id=fedex-sandbox-key&client_secret=fedex-sandbox-secret",

@@ -658,9 +658,9 @@ static void test_determinism(void **state)
 		"/_sandbox/truth/usps/shipments",
 	};
 	struct sbt a, b, c;
-	const char *cfg = "{\"speed\":0,\"seed\":99,\"orders\":25,\"shops\":2,"
+	const char *cfg = "{\"speed\":0,\"seed\":99,\"orders\":25,\"shops\":2,\"order_interval_s\":1800,"
 			  "\"start\":\"2026-03-02T12:00:00Z\"}";
-	const char *cfg2 = "{\"speed\":0,\"seed\":100,\"orders\":25,\"shops\":2,"
+	const char *cfg2 = "{\"speed\":0,\"seed\":100,\"orders\":25,\"shops\":2,\"order_interval_s\":1800,"
 			   "\"start\":\"2026-03-02T12:00:00Z\"}";
 	assert_int_equal(sbt_start(&a, cfg, NULL), 0);
 	assert_int_equal(sbt_start(&b, cfg, NULL), 0);
