@@ -211,10 +211,12 @@ static int make_cluster(const char *datadir, const char *log, char *err, size_t 
 	if (access(tpl, R_OK) != 0) {
 		char *tar[] = {"/bin/tar", "-cf", tmp, "-C", tmpdir, ".", NULL};
 
-		snprintf(tmpdir, sizeof(tmpdir), "%s.d.%ld", tpl, (long)getpid());
+		/* initdb runs as the server user, which may not reach the build
+		 * tree (a checkout under /root is 0700): scratch space in /tmp. */
+		const char *t = getenv("TMPDIR");
+		snprintf(tmpdir, sizeof(tmpdir), "%s/hub-pg-template-XXXXXX", t && *t ? t : "/tmp");
 		snprintf(tmp, sizeof(tmp), "%s.%ld", tpl, (long)getpid());
-		rm_rf(tmpdir);
-		if (mkdir(tmpdir, 0700) < 0 || chown_pg(tmpdir) < 0 || initdb(tmpdir, log) < 0) {
+		if (!mkdtemp(tmpdir) || chown_pg(tmpdir) < 0 || initdb(tmpdir, log) < 0) {
 			say(err, size, "initdb failed (see %s)", log);
 			rm_rf(tmpdir);
 			goto out;
