@@ -628,7 +628,7 @@ static void orders_list(struct sb_req *r)
 	if ((v = sb_q(r, "page"))) {
 		char *end;
 		page = strtol(v, &end, 10);
-		if (*end || end == v || page < 1) {
+		if (*end || end == v || page < 1 || page > 1000000000L) {
 			invalid_param(r, "page", "page must be greater than or equal to 1");
 			return;
 		}
@@ -645,7 +645,7 @@ static void orders_list(struct sb_req *r)
 	if ((v = sb_q(r, "offset"))) {
 		char *end;
 		offset = strtol(v, &end, 10);
-		if (*end || end == v || offset < 0) {
+		if (*end || end == v || offset < 0 || offset > 1000000000L) {
 			invalid_param(r, "offset", "offset is not of type integer.");
 			return;
 		}
