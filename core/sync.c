@@ -177,6 +177,17 @@ static struct metric *counter(struct sync *sy, const char *name, const char *hel
 	return metrics_get(sy->o.metrics, METRIC_COUNTER, name, help, labels);
 }
 
+/* Publishes the connector's circuit state: 0 closed, 1 open, 2 half-open. */
+static void circuit_gauge(struct csched *cs)
+{
+	char name[160];
+
+	metrics_escape_label(connector_name(cs->c), name, sizeof(name));
+	metric_set(metrics_getf(cs->sy->o.metrics, METRIC_GAUGE, "hub_circuit_state",
+				"Circuit breaker per connector: 0 closed, 1 open, 2 half-open", "connector=\"%s\"", name),
+		   (double)retry_circuit_state(&cs->circuit));
+}
+
 static void set_error(struct stream_run *sr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void set_error(struct stream_run *sr, const char *fmt, ...)
@@ -399,6 +410,7 @@ static void token_failed(struct csched *cs, enum retry_verdict v, const char *fm
 	cs->token_failed_ms = now_ms();
 	cs->token_failures++;
 	retry_circuit_failure(&cs->circuit, v, cs->token_error, now_ms());
+	circuit_gauge(cs);
 	delay = retry_backoff_ms(&cs->sy->policy, cs->token_failures, 0);
 	metric_add(counter(cs->sy, "hub_token_refresh_total", "Access token refreshes by result",
 			   "connector=\"%s\",result=\"%s\"", connector_name(cs->c), "failed"), 1);
@@ -525,7 +537,9 @@ static void step_failed(struct stream_run *sr, enum retry_verdict v, int64_t ret
 	struct csched *cs = sr->cs;
 	int64_t now = now_ms(), delay;
 
-	retry_circuit_failure(&cs->circuit, v, sr->last_error, now);
+	if (retry_circuit_failure(&cs->circuit, v, sr->last_error, now))
+		log_warn("sync", "%s: circuit opened: %s", connector_name(cs->c), retry_circuit_reason(&cs->circuit));
+	circuit_gauge(cs);
 	if (sr->attempt == 0)
 		sr->first_failure_ms = now;
 	sr->attempt++;
@@ -599,7 +613,10 @@ static void commit_done(void *arg, const struct store_unit_result *res)
 		sr->last_error[0] = '\0';
 		sr->attempt = 0;
 		sr->auth_retried = 0;
+		if (retry_circuit_state(&cs->circuit) != RETRY_CIRCUIT_CLOSED)
+			log_info("sync", "%s: circuit closed again", connector_name(cs->c));
 		retry_circuit_success(&cs->circuit);
+		circuit_gauge(cs);
 		metric_add(counter(sy, "hub_records_written_total", "Records inserted or updated",
 				   "connector=\"%s\",stream=\"%s\"", connector_name(cs->c), sr->name),
 			   res->written);
@@ -1095,6 +1112,8 @@ int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings
 		if (!set->paused)
 			schedule(sr, (int64_t)(rand() % 1000)); /* spread start-up */
 	}
+	c->user = cs;
+	circuit_gauge(cs);
 	instance_release(inst);
 	c->user = cs;
 	cs->next = sy->all;

@@ -11,11 +11,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 bin=$top/build/install/bin
 cd "$top"
 mkdir -p quickstart-state
-# The sandbox's simulated clock starts now, like the real APIs' clocks.
-sed "s/^{/{\"start\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",/" "$top/etc/sandbox-quickstart.json" \
-	>quickstart-state/sandbox.json
 "$bin/hub-sandbox" --listen 127.0.0.1:8081 --seed 42 --orders 40 --shops 2 --speed 30 \
-	--config quickstart-state/sandbox.json >quickstart-state/sandbox.log 2>&1 &
+	--config "$top/etc/sandbox-quickstart.json" >quickstart-state/sandbox.log 2>&1 &
 sandbox=$!
 "$bin/hubd" --config "$top/etc/quickstart.json" >quickstart-state/hubd.log 2>&1 &
 hubd=$!
