@@ -610,7 +610,8 @@ int hub_start(struct hub *hub, const char *config_path)
 	so.url = hub->cfg.store;
 	so.state_dir = hub->cfg.state_dir;
 	if (store_open(&hub->store, hub->base, &so, &herr) < 0) {
-		fprintf(stderr, "%s: store: %s\n", config_path, herr.message);
+		fprintf(stderr, "%s: store: %s\n", config_path,
+			strncmp(herr.message, "store: ", 7) == 0 ? herr.message + 7 : herr.message);
 		goto out;
 	}
 	if (auth_bootstrap(hub->store, hub->cfg.state_dir, err, sizeof(err)) < 0) {

@@ -153,6 +153,18 @@ static void bad_start_inputs(void **state)
 	free(out);
 	close(fd);
 
+	/* Unreachable store: one clear line, exit 1, the state dir it would
+	 * have created is gone again. */
+	snprintf(path, sizeof(path), "%s",
+		 write_config("nostore.json", proc_free_port(), state_dir,
+			      ",\"store\":\"postgresql://hub@127.0.0.1:1/hub?connect_timeout=2\""));
+	assert_int_equal(proc_run(argv, &out, 20000), 1);
+	count_lines(out, &lines);
+	assert_non_null(strstr(out, "nostore.json: store: "));
+	assert_non_null(strstr(out, "127.0.0.1"));
+	assert_false(exists(state_dir));
+	free(out);
+
 	/* State dir under a file: cannot be created. */
 	char file[512], under[600];
 	snprintf(file, sizeof(file), "%s/plainfile", dir);
