@@ -4,15 +4,12 @@
  *
  * Queue: the loop thread appends items (units and ops) under a mutex and
  * signals a condition variable. The store thread takes everything queued,
- * up to batch_max, and runs it in one transaction: per item a SAVEPOINT,
- * the item's statements, RELEASE. Statements of many items go to the
- * backend together (PostgreSQL pipelines them), so a batch costs a few
- * round trips and one commit (one fsync) whatever its size. When a
- * statement fails, only its item is rolled back (ROLLBACK TO SAVEPOINT) and
- * marked failed; the batch goes on with the next item. When the whole
- * transaction is lost (SQLite rolls back on some I/O errors), the batch is
- * run again without the failed item. Results are handed out only after
- * COMMIT succeeded.
+ * up to batch_max, and runs it in one transaction. Statements of many items
+ * go to the backend together (PostgreSQL pipelines them), so a batch costs a
+ * few round trips and one commit (one fsync) whatever its size. A failing
+ * item is rolled back alone (see exec_batch: optimistic, then a SAVEPOINT
+ * per item once a batch has shown failures); the others commit. Results are
+ * handed out only after COMMIT succeeded.
  *
  * Faults: a lost connection puts the batch back at the head of the queue,
  * unreported, and the thread reconnects with exponential backoff (100 ms to
@@ -50,10 +47,11 @@
 #define BATCH_DEFAULT 1000
 #define QUEUE_DEFAULT 100000
 #define CHUNK_STMTS 1024
-#define CHUNK_BYTES (192 * 1024)
+#define CHUNK_BYTES (512 * 1024)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define PRUNE_EVERY_MS 60000
+#define OP_DEADLINE_MS 10000
 
 struct store_waiter {
 	pthread_mutex_t mu;
@@ -80,6 +78,8 @@ struct store {
 	int notify_pending;
 	int closing;
 	int up;
+	int held;
+	struct store_counters count;
 	char down_reason[sizeof(((struct sql_fail *)0)->message) + 64];
 
 	struct event_base *base;
@@ -87,6 +87,7 @@ struct store {
 	int notify_fd[2];
 
 	/* store thread */
+	uint64_t stat_batches, stat_reruns, stat_safe; /* published to count under mu */
 	struct store_item **batch;
 	struct sql_script script;
 	struct store_exec exec;
@@ -117,18 +118,6 @@ int64_t store_now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t store_exec_write_id(struct store_exec *x)
-{
-	/* xorshift64*: fast, and seeded from the system RNG at open. */
-	uint64_t v = x->rng;
-
-	v ^= v >> 12;
-	v ^= v << 25;
-	v ^= v >> 27;
-	x->rng = v;
-	return (int64_t)((v * UINT64_C(2685821657736338717)) >> 1);
 }
 
 const char *store_backend(const struct store *st)
@@ -221,7 +210,7 @@ static void item_fail(struct store_item *it, const struct sql_stmt *stmt, const 
 
 static void deliver(struct store_item *it)
 {
-	if (it->unit) {
+	if (it->is_unit) {
 		if (it->ucb) {
 			it->ures.status = it->status;
 			it->ures.err = it->err;
@@ -239,12 +228,32 @@ static void complete(struct store *st, struct store_item *list)
 	struct store_item *it, *next, *head = NULL, *tail = NULL;
 	int wake = 0;
 
+	pthread_mutex_lock(&st->mu);
+	for (it = list; it; it = next) {
+		st->count.items++;
+		if (it->status != STORE_OK && it->status != STORE_NOT_FOUND)
+			st->count.items_failed++;
+		next = it->next;
+	}
+	st->count.batches = st->stat_batches;
+	st->count.reruns = st->stat_reruns;
+	st->count.safe_batches = st->stat_safe;
+	pthread_mutex_unlock(&st->mu);
 	for (it = list; it; it = next) {
 		next = it->next;
 		it->next = NULL;
 		if (it->unit) {
 			it->ures.status = it->status;
 			it->ures.err = it->err;
+		}
+		if (!it->waiter) {
+			/* The callback only gets the outcome: free the unit (records,
+			 * their JSON) here rather than on the loop thread. */
+			it->is_unit = it->unit != NULL;
+			store_unit_free(it->unit);
+			it->unit = NULL;
+			json_decref(it->params);
+			it->params = NULL;
 		}
 		if (it->waiter) {
 			pthread_mutex_lock(&it->waiter->mu);
@@ -344,10 +353,10 @@ static int batch_error(struct store *st, struct store_item **items, size_t n,
 	return EXEC_DONE;
 }
 
-static int build_item(struct store *st, struct store_item *it, unsigned index)
+static int build_item(struct store *st, struct store_item *it, unsigned index, int bulk)
 {
 	if (it->unit)
-		return store_unit_build(&st->exec, it, index, &st->script);
+		return store_unit_build(&st->exec, it, index, &st->script, bulk);
 	return store_op_build(&st->exec, it, index, &st->script);
 }
 
@@ -355,11 +364,23 @@ static int build_item(struct store *st, struct store_item *it, unsigned index)
  * Runs items[0..n) in one transaction. Returns EXEC_DONE when every item has
  * its outcome (committed or failed), or EXEC_RETRY_* when the batch must be
  * run again later (nothing was reported).
+ *
+ * Optimistic first: no savepoints. Items rarely fail (records are checked
+ * before they are queued), and a savepoint per item costs two statements
+ * and a subtransaction each. On PostgreSQL the orders of all the units of a
+ * chunk also go in one bulk statement (one executor start, one plan, binary
+ * arrays instead of per-order statements). When an item fails, the
+ * transaction is rolled back, the item is marked failed, and the batch runs
+ * again without it. After a second failure - or a failure of the bulk
+ * statement, which cannot be pinned on one unit - the batch switches to a
+ * SAVEPOINT per item and per-unit statements, so each further bad item is
+ * rolled back alone and the others go on.
  */
 static int exec_batch(struct store *st, struct store_item **items, size_t n)
 {
 	struct sql_script *s = &st->script;
-	struct sql_fail f;
+	struct sql_fail f, rf;
+	int safe = 0, failures = 0;
 	size_t i;
 
 	for (i = 0; i < n; i++)
@@ -375,7 +396,7 @@ attempt:
 	i = 0;
 	while (i < n) {
 		size_t j = i, more = n;
-		int rc;
+		int rc, bulk = !safe && st->be->dialect == SQL_PG;
 
 		sql_script_clear(s);
 		while (j < n && s->n < CHUNK_STMTS && s->bytes < CHUNK_BYTES) {
@@ -386,25 +407,32 @@ attempt:
 				j++;
 				continue;
 			}
-			if (it->phase == 0)
+			if (safe && it->phase == 0)
 				sql_script_add(s, SQL_DEF(SQL_SAVEPOINT), 0, (unsigned)j);
-			rc = s->oom ? -1 : build_item(st, it, (unsigned)j);
+			rc = s->oom ? -1 : build_item(st, it, (unsigned)j, bulk);
+			if (bulk && it->unit)
+				s->bytes += store_unit_order_bytes(it->unit);
 			if (rc < 0 || s->oom) {
 				/* Refused before touching the database (bad parameters,
-				 * out of memory): drop what it added, close its savepoint. */
+				 * out of memory): drop what it added. */
 				if (it->status == STORE_OK) {
 					it->status = STORE_FAILED;
 					hub_error_set(&it->err, NULL, "store: out of memory");
 				}
 				s->n = mark;
 				s->oom = 0;
-				if (it->phase > 0) {
-					sql_script_add(s, SQL_DEF(SQL_ROLLBACK_TO), 0, (unsigned)j);
-					sql_script_add(s, SQL_DEF(SQL_RELEASE), 0, (unsigned)j);
-				}
 				it->final = 1;
 				it->ures.status = it->status;
 				it->ures.err = it->err;
+				if (it->phase > 0) {
+					/* Its earlier phases ran: undo them too. */
+					if (!safe) {
+						run_control(st, SQL_ROLLBACK, &rf);
+						goto attempt;
+					}
+					sql_script_add(s, SQL_DEF(SQL_ROLLBACK_TO), 0, (unsigned)j);
+					sql_script_add(s, SQL_DEF(SQL_RELEASE), 0, (unsigned)j);
+				}
 				j++;
 				continue;
 			}
@@ -413,9 +441,12 @@ attempt:
 				more = j;
 				break;
 			}
-			sql_script_add(s, SQL_DEF(SQL_RELEASE), 0, (unsigned)j);
+			if (safe)
+				sql_script_add(s, SQL_DEF(SQL_RELEASE), 0, (unsigned)j);
 			j++;
 		}
+		if (bulk)
+			store_unit_build_orders_bulk(&st->exec, items, i, more < n ? more : j, s);
 		if (s->oom) {
 			struct sql_fail oomf = {0, SQL_ERR_OTHER, "out of memory building the batch"};
 			return batch_error(st, items, n, &oomf, "building the batch");
@@ -423,21 +454,36 @@ attempt:
 		if (s->n && st->be->run(st->conn, s->stmts, s->n, &f) < 0) {
 			const struct sql_stmt *bad = &s->stmts[f.index];
 			size_t fi = bad->item;
-			struct sql_fail rf;
 
 			if (f.code == SQL_ERR_CONN || f.code == SQL_ERR_BUSY)
 				return batch_error(st, items, n, &f, "running the batch");
-			if (f.code == SQL_ERR_CLIENT && st->be->in_txn(st->conn)) {
-				/* Later statements of the chunk may have run (PostgreSQL):
-				 * only a full rollback leaves a known state. */
-				run_control(st, SQL_ROLLBACK, &rf);
-				if (st->be->in_txn(st->conn))
-					return batch_error(st, items, n, &rf, "rolling back");
+			if (fi == SQL_ITEM_MANY) {
+				/* The bulk statement: find the culprit unit by unit. */
+				if (st->be->in_txn(st->conn)) {
+					run_control(st, SQL_ROLLBACK, &rf);
+					if (st->be->in_txn(st->conn))
+						return batch_error(st, items, n, &rf, "rolling back");
+				}
+				log_debug("store", "bulk statement failed (%s): running the batch "
+						   "unit by unit", f.message);
+				safe = 1;
+				st->stat_reruns++;
+				goto attempt;
 			}
-			if (!st->be->in_txn(st->conn)) {
-				/* The database dropped the whole transaction: run the
-				 * batch again without this item. */
+			if (!safe || f.code == SQL_ERR_CLIENT || !st->be->in_txn(st->conn)) {
+				/* No savepoint to go back to, later statements of the chunk
+				 * may have run (a failed row callback on PostgreSQL), or the
+				 * database dropped the transaction itself: roll everything
+				 * back and run the batch again without this item. */
+				if (st->be->in_txn(st->conn)) {
+					run_control(st, SQL_ROLLBACK, &rf);
+					if (st->be->in_txn(st->conn))
+						return batch_error(st, items, n, &rf, "rolling back");
+				}
 				item_fail(items[fi], bad, &f, "while writing");
+				if (++failures >= 2)
+					safe = 1;
+				st->stat_reruns++;
 				goto attempt;
 			}
 			if (run_control(st, SQL_ROLLBACK_TO, &rf) < 0 ||
@@ -467,6 +513,8 @@ attempt:
 	}
 	if (run_control(st, SQL_COMMIT, &f) < 0)
 		return batch_error(st, items, n, &f, "committing");
+	st->stat_batches++;
+	st->stat_safe += safe;
 	return EXEC_DONE;
 }
 
@@ -598,6 +646,7 @@ static void *store_main(void *arg)
 
 				pthread_mutex_lock(&st->mu);
 				st->up = 1;
+				st->count.reconnects++;
 				queued = st->q_len;
 				pthread_mutex_unlock(&st->mu);
 				log_info("store", "database reachable again; %zu queued items resume",
@@ -619,7 +668,7 @@ static void *store_main(void *arg)
 			}
 			continue;
 		}
-		if (!st->q_head) {
+		if (!st->q_head || (st->held && !st->closing)) {
 			if (st->closing) {
 				pthread_mutex_unlock(&st->mu);
 				complete(st, expired);
@@ -732,8 +781,6 @@ int store_open(struct store **out, struct event_base *base, const struct store_o
 	st->exec.key = st->key;
 	st->exec.instance_id = st->instance_id;
 	st->exec.schema_version = version;
-	if (crypto_random(&st->exec.rng, sizeof(st->exec.rng)) < 0 || !st->exec.rng)
-		st->exec.rng = (uint64_t)store_now_ms() | 1;
 	st->up = 1;
 	st->base = base;
 	if (base) {
@@ -789,6 +836,23 @@ void store_close(struct store *st)
 	free(st);
 }
 
+void store_hold(struct store *st, int hold)
+{
+	pthread_mutex_lock(&st->mu);
+	st->held = hold;
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+void store_counters(struct store *st, struct store_counters *out)
+{
+	pthread_mutex_lock(&st->mu);
+	*out = st->count;
+	out->queued = st->q_len;
+	out->up = st->up;
+	pthread_mutex_unlock(&st->mu);
+}
+
 int store_available(struct store *st, char *why, size_t size)
 {
 	int up;
@@ -820,13 +884,16 @@ static int enqueue(struct store *st, struct store_item *it, struct hub_error *er
 	else
 		rc = 0;
 	if (rc == 0) {
-		if (st->q_tail)
+		/* The store thread sleeps only on an empty queue (or on timed
+		 * waits that need no wake-up): signal on the first item only. */
+		if (st->q_tail) {
 			st->q_tail->next = it;
-		else
+		} else {
 			st->q_head = it;
+			pthread_cond_signal(&st->cv);
+		}
 		st->q_tail = it;
 		st->q_len++;
-		pthread_cond_signal(&st->cv);
 	}
 	pthread_mutex_unlock(&st->mu);
 	return rc;
@@ -928,6 +995,10 @@ static struct store_item *op_item(enum store_op op, json_t *params)
 	}
 	it->op = op;
 	it->params = params ? params : json_object();
+	/* An admin request or a scheduler poll is better answered "later" than
+	 * left hanging while the database is away. */
+	it->fail_fast = 1;
+	it->deadline_ms = store_now_ms() + OP_DEADLINE_MS;
 	return it;
 }
 

@@ -11,9 +11,9 @@
  * Threads: a store thread owns the database connection. The event-loop
  * thread submits work (units and ops) through a queue and never blocks; the
  * store thread takes everything queued (up to batch_max items), runs it in
- * ONE transaction with a savepoint per item so a bad item fails alone
- * (group commit), commits, and hands results back to the loop, where the
- * callbacks run. If the database is unreachable the store thread reconnects
+ * ONE transaction (group commit) in which a bad item fails alone (it is
+ * rolled back, by a savepoint or by running the batch again without it),
+ * commits, and hands results back to the loop, where the callbacks run. If the database is unreachable the store thread reconnects
  * with backoff; queued work stays queued and is retried, and is never
  * reported done before its commit. Work marked fail-fast (webhooks) is
  * refused at once while the store is down.
@@ -89,6 +89,25 @@ const char *store_backend(const struct store *st);
  * error in why (may be NULL). Any thread. */
 int store_available(struct store *st, char *why, size_t size);
 
+/* Counters since store_open, for metrics. */
+struct store_counters {
+	uint64_t batches;       /* transactions committed */
+	uint64_t items;         /* units and ops completed (any outcome) */
+	uint64_t items_failed;  /* completed with an outcome other than ok/not_found */
+	uint64_t reruns;        /* batches run again without a failed item */
+	uint64_t safe_batches;  /* batches that fell back to a savepoint per item */
+	uint64_t reconnects;    /* connections re-established after a loss */
+	size_t queued;          /* items waiting now */
+	int up;                 /* database reachable */
+};
+
+/* Copies the counters. Any thread. */
+void store_counters(struct store *st, struct store_counters *out);
+
+/* Test hook: while held (1), the store thread starts no new batch, so that
+ * work submitted meanwhile is committed together once released (0). */
+void store_hold(struct store *st, int hold);
+
 /* ---- units ----------------------------------------------------------- */
 
 /* Creates an empty unit for one connector of one merchant (both copied).
@@ -103,8 +122,9 @@ void store_unit_free(struct store_unit *u);
  * Steals the reference to `record`, even on failure. The fields the store
  * relies on are checked (ids, times, status words, money, lines, events);
  * a record that fails is not written but turned into a dead letter of this
- * unit, with err naming the field and the reason, and -1 is returned; the
- * rest of the unit still commits. 0 when accepted. Caller's thread.
+ * unit (kind "record:order", "record:shipment" or "record:tracking"), with
+ * err naming the field and the reason, and -1 is returned; the rest of the
+ * unit still commits. 0 when accepted. Caller's thread.
  */
 int store_unit_add_record(struct store_unit *u, enum hub_record_kind kind, json_t *record,
 			  struct hub_error *err);
@@ -123,7 +143,7 @@ int store_unit_add_job(struct store_unit *u, const char *action, json_t *payload
  * and writes nothing. The receipt is kept until expires_at_ms. */
 int store_unit_set_receipt(struct store_unit *u, const char *delivery_id, int64_t expires_at_ms);
 
-/* Adds a dead letter: `kind` says what it was ("order", "webhook",
+/* Adds a dead letter: `kind` says what it was ("record:order", "webhook",
  * "job:push_tracking"...), payload what to replay (stolen, may be NULL),
  * reason and field why it failed (copied, field may be NULL), upstream_status
  * the HTTP status involved or 0. */
@@ -187,6 +207,8 @@ enum store_status store_submit_sync(struct store *st, struct store_unit *u,
  * lists return {"items": [...], "next_cursor": "..." or null}: pass
  * next_cursor back as "cursor" for the following page (keyset pagination,
  * stable under concurrent inserts). Optional "now_ms" overrides the clock.
+ * Ops are fail-fast: refused at once while the database is unreachable,
+ * and reported STORE_UNAVAILABLE if still queued after 10 seconds.
  */
 enum store_op {
 	/* {merchant?, connector?, status?, sku?, updated_since?, limit?, cursor?}

@@ -22,16 +22,25 @@
 /* Null marker for optional millisecond times. */
 #define STORE_NO_TIME INT64_MIN
 
+/* An order line's columns, borrowed from the record's JSON. */
+struct unit_line {
+	const char *external_id, *sku, *title;
+	int64_t quantity, unit_price;
+};
+
 struct unit_record {
 	enum hub_record_kind kind;
 	json_t *json;
 	char *text;  /* the record as stored (compact JSON) */
-	char *extra; /* shipment: tracking numbers (JSON array); tracking: events (JSON array) */
+	char *extra; /* shipment: tracking numbers (JSON array); tracking: events
+	                (JSON array) */
 	/* borrowed from json */
 	const char *external_id, *number, *name, *status, *financial_status,
 		*fulfillment_status, *currency, *order_external_id, *carrier, *tracking_number;
 	int64_t total, created_ms, updated_ms, shipped_ms, estimated_ms, delivered_ms;
 	int not_found;
+	struct unit_line *lines; /* order */
+	size_t nlines;
 };
 
 struct unit_job {
@@ -75,6 +84,7 @@ struct store_waiter;
 struct store_item {
 	struct store_item *next;
 	struct store_unit *unit; /* a unit, or NULL for an op */
+	int is_unit;             /* a unit whose records were already freed */
 	enum store_op op;
 	json_t *params;
 	/* outcome of the current attempt */
@@ -99,21 +109,31 @@ struct store_item {
 struct store_exec {
 	enum sql_dialect dialect;
 	int64_t now_ms;
-	uint64_t rng;
 	const unsigned char *key;
 	const char *instance_id;
 	int schema_version;
 };
 
-/* A fresh random positive 63-bit id (write ids). */
-int64_t store_exec_write_id(struct store_exec *x);
-
 /*
- * Appends the statements of a unit (item number `index`) to s. Returns 0,
- * or -1 when out of memory. Store thread.
+ * Appends the statements of a unit (item number `index`) to s; its order
+ * records are left out when skip_orders is set (they go in a bulk
+ * statement). Returns 0, or -1 when out of memory. Store thread.
  */
 int store_unit_build(struct store_exec *x, struct store_item *it, unsigned index,
-		     struct sql_script *s);
+		     struct sql_script *s, int skip_orders);
+
+/* Bytes of the order records of a unit (to size chunks). */
+size_t store_unit_order_bytes(const struct store_unit *u);
+
+/*
+ * PostgreSQL, optimistic path: appends ONE statement upserting the order
+ * records of the units among items[from..to) (not final), with their lines,
+ * item SQL_ITEM_MANY. Records of the same key keep the newest version (the
+ * first of equals), as running them one by one would. Written orders are
+ * counted on their units. Returns 0, or -1 when out of memory.
+ */
+int store_unit_build_orders_bulk(struct store_exec *x, struct store_item **items, size_t from,
+				 size_t to, struct sql_script *s);
 
 /* Fills the unit's counters once its statements ran. */
 void store_unit_done(struct store_exec *x, struct store_item *it);

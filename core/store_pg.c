@@ -40,13 +40,28 @@
 #define IO_TIMEOUT_MS 60000
 #define MAX_PARAMS 32
 
+/*
+ * A generic plan made while the tables are empty can pick any index that
+ * matches (every estimate is "one row") or a sequential scan, and that plan
+ * would stay until autovacuum analyzes the table: a scan per lookup, ever
+ * slower as the table grows. So the statements are prepared again once the
+ * connection has written (or read) 1000 rows, then each time that count
+ * doubled, up to REPLAN_LAST: the plans are always made on tables at least
+ * half their current size, and past that autovacuum's ANALYZE invalidates
+ * them as the tables keep growing.
+ */
+#define REPLAN_FIRST 1000
+#define REPLAN_LAST (1 << 22)
+
 struct sql_conn {
 	PGconn *pg;
 	unsigned char prepared[SQL_SLOT_COUNT];
+	uint64_t rows, replan_at; /* rows seen on this connection; see REPLAN_FIRST */
 	/* what each sent message expects back, for the current run */
 	struct sent {
 		size_t stmt;
-		int prepare; /* 1: a Parse for stmt's def, 0: the statement itself */
+		int prepare; /* 1: a Parse for stmt's def, 0: the statement itself,
+		                2: our own DEALLOCATE ALL */
 	} *sent;
 	size_t sent_cap;
 };
@@ -76,9 +91,11 @@ static int pg_connect(struct sql_conn **out, const char *url, struct hub_error *
 			      "dbname", "client_encoding", NULL};
 	const char *vals[] = {"5", "hubd", "1", "30", "10", "3", url, "UTF8", NULL};
 	struct sql_conn *c = calloc(1, sizeof(*c));
+	PGresult *res;
 
 	if (!c)
 		return hub_error_set(err, NULL, "store: out of memory");
+	c->replan_at = REPLAN_FIRST;
 	c->pg = PQconnectdbParams(keys, vals, 1);
 	if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
 		hub_error_set(err, NULL, "store: cannot connect to PostgreSQL: %s",
@@ -86,6 +103,19 @@ static int pg_connect(struct sql_conn **out, const char *url, struct hub_error *
 		goto fail;
 	}
 	PQsetNoticeProcessor(c->pg, on_notice, NULL);
+	/* Our fixed statements are key lookups whose best plan does not depend
+	 * on the values: plan them once per preparation instead of at every
+	 * execution (custom plans, which PostgreSQL keeps choosing on young
+	 * tables, cost more than running these statements). See REPLAN_FIRST
+	 * for plans made while the tables were still empty. */
+	res = PQexec(c->pg, "SET plan_cache_mode = force_generic_plan");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		hub_error_set(err, NULL, "store: cannot configure the PostgreSQL session: %s",
+			      PQerrorMessage(c->pg));
+		PQclear(res);
+		goto fail;
+	}
+	PQclear(res);
 	if (PQsetnonblocking(c->pg, 1) != 0 || PQenterPipelineMode(c->pg) != 1) {
 		hub_error_set(err, NULL, "store: cannot set up the PostgreSQL connection: %s",
 			      PQerrorMessage(c->pg));
@@ -200,6 +230,7 @@ static void fail_conn(struct sql_fail *fail, size_t index, PGconn *pg, const cha
 static int send_stmt(struct sql_conn *c, size_t k, const struct sql_stmt *st, size_t *nsent)
 {
 	const char *values[MAX_PARAMS];
+	int lengths[MAX_PARAMS], formats[MAX_PARAMS], binary = 0;
 	char ints[MAX_PARAMS][24];
 	char name[32];
 
@@ -207,16 +238,24 @@ static int send_stmt(struct sql_conn *c, size_t k, const struct sql_stmt *st, si
 		return -1;
 	for (unsigned i = 0; i < st->nparams; i++) {
 		const struct sql_val *v = &st->params[i];
+
+		lengths[i] = 0;
+		formats[i] = 0;
 		if (v->type == SQL_INT) {
 			snprintf(ints[i], sizeof(ints[i]), "%" PRId64, v->i);
 			values[i] = ints[i];
+		} else if (v->type == SQL_BINARY) {
+			values[i] = v->s;
+			lengths[i] = (int)v->i;
+			formats[i] = 1;
+			binary = 1;
 		} else {
 			values[i] = v->type == SQL_TEXT ? v->s : NULL;
 		}
 	}
 	if (!st->def) {
-		if (!PQsendQueryParams(c->pg, st->text, (int)st->nparams, NULL, values, NULL, NULL,
-				       0))
+		if (!PQsendQueryParams(c->pg, st->text, (int)st->nparams, NULL, values,
+				       binary ? lengths : NULL, binary ? formats : NULL, 0))
 			return -1;
 		return push_sent(c, nsent, k, 0);
 	}
@@ -227,7 +266,8 @@ static int send_stmt(struct sql_conn *c, size_t k, const struct sql_stmt *st, si
 			return -1;
 		c->prepared[st->def->slot] = 1;
 	}
-	if (!PQsendQueryPrepared(c->pg, name, (int)st->nparams, values, NULL, NULL, 0))
+	if (!PQsendQueryPrepared(c->pg, name, (int)st->nparams, values, binary ? lengths : NULL,
+				 binary ? formats : NULL, 0))
 		return -1;
 	return push_sent(c, nsent, k, 0);
 }
@@ -266,6 +306,15 @@ static int pg_run(struct sql_conn *c, struct sql_stmt *stmts, size_t n, struct s
 		fail_conn(fail, 0, c->pg, "connection lost");
 		return -1;
 	}
+	if (c->rows >= c->replan_at && c->replan_at <= REPLAN_LAST) {
+		if (!PQsendQueryParams(c->pg, "DEALLOCATE ALL", 0, NULL, NULL, NULL, NULL, 0) ||
+		    push_sent(c, &nsent, 0, 2) < 0) {
+			fail_conn(fail, 0, c->pg, "sending a statement");
+			return -1;
+		}
+		memset(c->prepared, 0, sizeof(c->prepared));
+		c->replan_at = c->rows * 2;
+	}
 	for (size_t k = 0; k < n; k++) {
 		if (send_stmt(c, k, &stmts[k], &nsent) < 0) {
 			if (PQstatus(c->pg) != CONNECTION_OK) {
@@ -287,6 +336,12 @@ static int pg_run(struct sql_conn *c, struct sql_stmt *stmts, size_t n, struct s
 		struct sql_stmt *st = &stmts[s->stmt];
 
 		while ((res = next_result(c->pg, &dead)) != NULL) {
+			if (s->prepare == 2) {
+				/* DEALLOCATE ALL cannot fail; if it did, the statements
+				 * after it were skipped and are reported below. */
+				PQclear(res);
+				continue;
+			}
 			switch (PQresultStatus(res)) {
 			case PGRES_TUPLES_OK:
 				if (!s->prepare && failed == n && st->on_row &&
@@ -295,12 +350,16 @@ static int pg_run(struct sql_conn *c, struct sql_stmt *stmts, size_t n, struct s
 						     "out of memory reading a result");
 					failed = s->stmt;
 				}
-				if (!s->prepare)
+				if (!s->prepare) {
 					st->changes = PQntuples(res);
+					c->rows += (uint64_t)st->changes + 1;
+				}
 				break;
 			case PGRES_COMMAND_OK:
-				if (!s->prepare)
+				if (!s->prepare) {
 					st->changes = strtoll(PQcmdTuples(res), NULL, 10);
+					c->rows += (uint64_t)st->changes + 1;
+				}
 				break;
 			case PGRES_PIPELINE_ABORTED:
 				if (s->prepare)

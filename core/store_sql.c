@@ -11,11 +11,13 @@
  * lets a unit's statements run without the client inspecting results in
  * between. Identity columns and transaction start differ too.
  *
- * A row written by an upsert carries a random write_id; the statements that
- * follow (replace the order's lines, the shipment's tracking numbers) act
- * only where write_id is still the one this upsert set, i.e. only when the
- * upsert actually wrote. An upsert that lost to a newer version leaves the
- * old write_id in place and the dependent statements match nothing.
+ * An upsert writes the dependent rows (an order's lines, a shipment's
+ * tracking numbers) only when it actually wrote, i.e. when it returned the
+ * row's id; an upsert that lost to a newer or equal version returns
+ * nothing. PostgreSQL does all of it in one statement (data-modifying CTEs
+ * keyed on the upsert's RETURNING). SQLite, in-process, runs the dependent
+ * statements flagged SQL_STMT_DEPENDENT: skipped when the upsert returned
+ * no row, else bound to its id - no lookup, no JSON to parse.
  */
 #include "config.h"
 #include "store_sql.h"
@@ -29,6 +31,45 @@
 #include <time.h>
 
 /* ---- statements ------------------------------------------------------------ */
+
+/* The upserts, shared by the SQLite statement and the PostgreSQL one that
+ * also writes the dependent rows. An older or equal updated_at changes
+ * nothing (and returns no row). */
+#define ORDER_UPSERT                                                                       \
+	"INSERT INTO orders (merchant, connector, external_id, number, name, status, "         \
+	"financial_status, fulfillment_status, currency, total, created_at_ms, updated_at_ms, " \
+	"record, stored_at_ms) "                                                                \
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) " ORDER_CONFLICT
+
+#define ORDER_CONFLICT                                                                     \
+	"ON CONFLICT (connector, external_id, merchant) DO UPDATE SET "                        \
+	"number = excluded.number, name = excluded.name, status = excluded.status, "           \
+	"financial_status = excluded.financial_status, "                                       \
+	"fulfillment_status = excluded.fulfillment_status, currency = excluded.currency, "     \
+	"total = excluded.total, created_at_ms = excluded.created_at_ms, "                     \
+	"updated_at_ms = excluded.updated_at_ms, record = excluded.record, "                   \
+	"stored_at_ms = excluded.stored_at_ms "                                                 \
+	"WHERE orders.updated_at_ms < excluded.updated_at_ms"
+
+/* What tracking learnt (tracking_status set) wins over the marketplace's
+ * status; dates are only ever filled, never cleared. */
+#define SHIPMENT_UPSERT                                                                    \
+	"INSERT INTO shipments (merchant, connector, external_id, order_external_id, carrier, " \
+	"status, shipped_at_ms, estimated_delivery_ms, delivered_ms, created_at_ms, "          \
+	"updated_at_ms, record, stored_at_ms) "                                                 \
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "                    \
+	"ON CONFLICT (connector, external_id, merchant) DO UPDATE SET "                        \
+	"order_external_id = excluded.order_external_id, carrier = excluded.carrier, "         \
+	"status = CASE WHEN shipments.tracking_status IS NULL THEN excluded.status "           \
+	"ELSE shipments.status END, "                                                           \
+	"shipped_at_ms = excluded.shipped_at_ms, "                                              \
+	"estimated_delivery_ms = COALESCE(excluded.estimated_delivery_ms, "                    \
+	"shipments.estimated_delivery_ms), "                                                    \
+	"delivered_ms = COALESCE(excluded.delivered_ms, shipments.delivered_ms), "             \
+	"created_at_ms = excluded.created_at_ms, updated_at_ms = excluded.updated_at_ms, "     \
+	"record = excluded.record, stored_at_ms = excluded.stored_at_ms "                      \
+	"WHERE shipments.updated_at_ms < excluded.updated_at_ms"
+
 
 #define DEF(s, text) [s] = {s, text, NULL}
 #define DEF2(s, text, pg) [s] = {s, text, pg}
@@ -46,77 +87,79 @@ const struct sql_def sql_defs[SQL_SLOT_COUNT] = {
 	    "INSERT INTO webhook_receipts (connector, delivery_id, received_at_ms, expires_at_ms) "
 	    "VALUES ($1, $2, $3, $4)"),
 
-	DEF(SQL_ORDER_UPSERT,
-	    "INSERT INTO orders (merchant, connector, external_id, number, name, status, "
-	    "financial_status, fulfillment_status, currency, total, created_at_ms, updated_at_ms, "
-	    "record, write_id, stored_at_ms) "
-	    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
-	    "ON CONFLICT (connector, external_id, merchant) DO UPDATE SET "
-	    "number = excluded.number, name = excluded.name, status = excluded.status, "
-	    "financial_status = excluded.financial_status, "
-	    "fulfillment_status = excluded.fulfillment_status, currency = excluded.currency, "
-	    "total = excluded.total, created_at_ms = excluded.created_at_ms, "
-	    "updated_at_ms = excluded.updated_at_ms, record = excluded.record, "
-	    "write_id = excluded.write_id, stored_at_ms = excluded.stored_at_ms "
-	    "WHERE orders.updated_at_ms < excluded.updated_at_ms "
-	    "RETURNING id"),
-	DEF(SQL_ORDER_LINES_DELETE,
-	    "DELETE FROM order_lines WHERE order_id = (SELECT id FROM orders WHERE "
-	    "connector = $2 AND external_id = $3 AND merchant = $1 AND write_id = $4)"),
-	DEF2(SQL_ORDER_LINES_INSERT,
-	     "INSERT INTO order_lines (order_id, line_no, external_id, sku, title, quantity, "
-	     "unit_price) "
-	     "SELECT o.id, l.key, json_extract(l.value, '$.external_id'), "
-	     "json_extract(l.value, '$.sku'), json_extract(l.value, '$.title'), "
-	     "json_extract(l.value, '$.quantity'), json_extract(l.value, '$.unit_price') "
-	     "FROM orders o CROSS JOIN json_each(o.record, '$.lines') l "
-	     "WHERE o.connector = $2 AND o.external_id = $3 AND o.merchant = $1 AND o.write_id = $4",
-	     "INSERT INTO order_lines (order_id, line_no, external_id, sku, title, quantity, "
-	     "unit_price) "
-	     "SELECT o.id, l.n - 1, l.v ->> 'external_id', l.v ->> 'sku', l.v ->> 'title', "
-	     "CAST(l.v ->> 'quantity' AS bigint), CAST(l.v ->> 'unit_price' AS bigint) "
-	     "FROM orders o CROSS JOIN "
-	     "json_array_elements(CAST(o.record AS json) -> 'lines') WITH ORDINALITY AS l(v, n) "
-	     "WHERE o.connector = $2 AND o.external_id = $3 AND o.merchant = $1 AND o.write_id = $4"),
+	DEF(SQL_ORDER_UPSERT, ORDER_UPSERT " RETURNING id"),
+	/* SQLite, SQL_STMT_DEPENDENT on the upsert: $1 is its id. */
+	DEF(SQL_ORDER_LINES_DELETE, "DELETE FROM order_lines WHERE order_id = $1"),
+	DEF(SQL_ORDER_LINE_INSERT,
+	    "INSERT INTO order_lines (order_id, line_no, external_id, sku, title, quantity, "
+	    "unit_price) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+	/* PostgreSQL: the upsert and the replacement of the lines in one
+	 * statement; the lines ($15: the columns of each line, as a JSON array)
+	 * are written only when the upsert returned a row. The sibling DELETE
+	 * and INSERT share one snapshot: the DELETE sees only the old lines. */
+	/* PostgreSQL, the optimistic path of a batch: the orders of many units
+	 * in one statement. The columns come as binary arrays ($1-$13, one
+	 * element per order, keys unique), the lines as arrays too ($15-$21,
+	 * $15 the 1-based position of their order). Returns the positions of
+	 * the orders written; their lines are replaced. */
+	DEF2(SQL_ORDERS_BULK_PG, NULL,
+	     "WITH src AS (SELECT * FROM unnest(CAST($1 AS text[]), CAST($2 AS text[]), "
+	     "CAST($3 AS text[]), CAST($4 AS text[]), CAST($5 AS text[]), CAST($6 AS text[]), "
+	     "CAST($7 AS text[]), CAST($8 AS text[]), CAST($9 AS text[]), CAST($10 AS bigint[]), "
+	     "CAST($11 AS bigint[]), CAST($12 AS bigint[]), CAST($13 AS text[])) WITH ORDINALITY "
+	     "AS s(merchant, connector, external_id, number, name, status, financial_status, "
+	     "fulfillment_status, currency, total, created_at_ms, updated_at_ms, record, ord)), "
+	     "up AS (INSERT INTO orders (merchant, connector, external_id, number, name, status, "
+	     "financial_status, fulfillment_status, currency, total, created_at_ms, updated_at_ms, "
+	     "record, stored_at_ms) "
+	     "SELECT merchant, connector, external_id, number, name, status, financial_status, "
+	     "fulfillment_status, currency, total, created_at_ms, updated_at_ms, record, $14 "
+	     "FROM src " ORDER_CONFLICT " RETURNING id, merchant, connector, external_id), "
+	     "written AS (SELECT up.id, src.ord FROM up JOIN src ON src.connector = up.connector "
+	     "AND src.external_id = up.external_id AND src.merchant = up.merchant), "
+	     "gone AS (DELETE FROM order_lines WHERE order_id = ANY (ARRAY(SELECT id FROM up))), "
+	     "lines AS (INSERT INTO order_lines (order_id, line_no, external_id, sku, title, "
+	     "quantity, unit_price) "
+	     "SELECT w.id, l.line_no, l.external_id, l.sku, l.title, l.quantity, l.unit_price "
+	     "FROM written w JOIN unnest(CAST($15 AS bigint[]), CAST($16 AS bigint[]), "
+	     "CAST($17 AS text[]), CAST($18 AS text[]), CAST($19 AS text[]), "
+	     "CAST($20 AS bigint[]), CAST($21 AS bigint[])) "
+	     "AS l(ord, line_no, external_id, sku, title, quantity, unit_price) ON l.ord = w.ord) "
+	     "SELECT ord FROM written"),
+	DEF2(SQL_ORDER_WRITE_PG, NULL,
+	     "WITH up AS (" ORDER_UPSERT " RETURNING id), "
+	     "gone AS (DELETE FROM order_lines WHERE order_id IN (SELECT id FROM up)), "
+	     "lines AS (INSERT INTO order_lines (order_id, line_no, external_id, sku, title, "
+	     "quantity, unit_price) "
+	     "SELECT up.id, l.n - 1, l.external_id, l.sku, l.title, l.quantity, l.unit_price "
+	     "FROM up CROSS JOIN ROWS FROM (json_to_recordset(CAST($15 AS json)) AS "
+	     "(external_id text, sku text, title text, quantity bigint, unit_price bigint)) "
+	     "WITH ORDINALITY AS l(external_id, sku, title, quantity, unit_price, n)) "
+	     "SELECT id FROM up"),
 
-	DEF(SQL_SHIPMENT_UPSERT,
-	    "INSERT INTO shipments (merchant, connector, external_id, order_external_id, carrier, "
-	    "status, shipped_at_ms, estimated_delivery_ms, delivered_ms, created_at_ms, "
-	    "updated_at_ms, record, write_id, stored_at_ms) "
-	    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
-	    "ON CONFLICT (connector, external_id, merchant) DO UPDATE SET "
-	    "order_external_id = excluded.order_external_id, carrier = excluded.carrier, "
-	    "status = CASE WHEN shipments.tracking_status IS NULL THEN excluded.status "
-	    "ELSE shipments.status END, "
-	    "shipped_at_ms = excluded.shipped_at_ms, "
-	    "estimated_delivery_ms = COALESCE(excluded.estimated_delivery_ms, "
-	    "shipments.estimated_delivery_ms), "
-	    "delivered_ms = COALESCE(excluded.delivered_ms, shipments.delivered_ms), "
-	    "created_at_ms = excluded.created_at_ms, updated_at_ms = excluded.updated_at_ms, "
-	    "record = excluded.record, write_id = excluded.write_id, "
-	    "stored_at_ms = excluded.stored_at_ms "
-	    "WHERE shipments.updated_at_ms < excluded.updated_at_ms "
-	    "RETURNING id"),
-	DEF2(SQL_SHIPMENT_TRACKING_DELETE,
-	     "DELETE FROM shipment_tracking WHERE shipment_id = (SELECT id FROM shipments WHERE "
-	     "connector = $2 AND external_id = $3 AND merchant = $1 AND write_id = $4) "
-	     "AND NOT (carrier = $5 AND tracking_number IN (SELECT value FROM json_each($6)))",
-	     "DELETE FROM shipment_tracking WHERE shipment_id = (SELECT id FROM shipments WHERE "
-	     "connector = $2 AND external_id = $3 AND merchant = $1 AND write_id = $4) "
+	DEF(SQL_SHIPMENT_UPSERT, SHIPMENT_UPSERT " RETURNING id"),
+	/* SQLite, SQL_STMT_DEPENDENT on the upsert: $1 is its id. Numbers still
+	 * held keep their check schedule. */
+	DEF(SQL_SHIPMENT_TRACKING_DELETE,
+	    "DELETE FROM shipment_tracking WHERE shipment_id = $1 "
+	    "AND NOT (carrier = $2 AND tracking_number IN (SELECT value FROM json_each($3)))"),
+	DEF(SQL_SHIPMENT_TRACKING_INSERT,
+	    "INSERT INTO shipment_tracking (shipment_id, carrier, tracking_number, "
+	    "not_found_count, next_check_ms) VALUES ($1, $2, $3, 0, 0) "
+	    "ON CONFLICT (shipment_id, carrier, tracking_number) DO NOTHING"),
+	/* PostgreSQL: the upsert and its tracking numbers ($14, carrier $5) in
+	 * one statement, as for orders. */
+	DEF2(SQL_SHIPMENT_WRITE_PG, NULL,
+	     "WITH up AS (" SHIPMENT_UPSERT " RETURNING id), "
+	     "gone AS (DELETE FROM shipment_tracking WHERE shipment_id IN (SELECT id FROM up) "
 	     "AND NOT (carrier = $5 AND tracking_number IN "
-	     "(SELECT json_array_elements_text(CAST($6 AS json))))"),
-	DEF2(SQL_SHIPMENT_TRACKING_INSERT,
-	     "INSERT INTO shipment_tracking (shipment_id, carrier, tracking_number, "
+	     "(SELECT json_array_elements_text(CAST($14 AS json))))), "
+	     "numbers AS (INSERT INTO shipment_tracking (shipment_id, carrier, tracking_number, "
 	     "not_found_count, next_check_ms) "
-	     "SELECT s.id, $5, t.value, 0, 0 FROM shipments s CROSS JOIN json_each($6) t "
-	     "WHERE s.connector = $2 AND s.external_id = $3 AND s.merchant = $1 AND s.write_id = $4 "
-	     "ON CONFLICT (shipment_id, carrier, tracking_number) DO NOTHING",
-	     "INSERT INTO shipment_tracking (shipment_id, carrier, tracking_number, "
-	     "not_found_count, next_check_ms) "
-	     "SELECT s.id, $5, t.v, 0, 0 FROM shipments s "
-	     "CROSS JOIN json_array_elements_text(CAST($6 AS json)) AS t(v) "
-	     "WHERE s.connector = $2 AND s.external_id = $3 AND s.merchant = $1 AND s.write_id = $4 "
-	     "ON CONFLICT (shipment_id, carrier, tracking_number) DO NOTHING"),
+	     "SELECT up.id, $5, t.v, 0, 0 FROM up "
+	     "CROSS JOIN json_array_elements_text(CAST($14 AS json)) AS t(v) "
+	     "ON CONFLICT (shipment_id, carrier, tracking_number) DO NOTHING) "
+	     "SELECT id FROM up"),
 
 	DEF2(SQL_TRACKING_EVENTS_INSERT,
 	     "INSERT INTO tracking_events (shipment_id, occurred_at, carrier_code, description, "
@@ -274,43 +317,48 @@ const struct sql_backend *sql_backend_for(const char *url)
 
 /* ---- migrations ---------------------------------------------------------------- */
 
-/* "@ID@" stands for an auto-assigned 64-bit primary key. Each entry is one
- * statement; a migration is a NULL-terminated list. Never edit a released
- * migration: add a new one. */
+/* "@ID@" stands for an auto-assigned 64-bit primary key, "@C@" for the
+ * byte-order collation of key columns (PostgreSQL; SQLite compares bytes
+ * anyway), "@WIDE@" for the PostgreSQL storage option that keeps records of
+ * up to 8 KB inline and uncompressed (compressing every 2 KB order cost more
+ * than it saved). Each entry is one statement; a migration is a
+ * NULL-terminated list. Never edit a released migration: add a new one. */
 static const char *const migration_1[] = {
 	"CREATE TABLE merchants (id TEXT PRIMARY KEY, name TEXT, created_at_ms BIGINT NOT NULL)",
 	"CREATE TABLE connectors (name TEXT PRIMARY KEY, plugin TEXT NOT NULL, "
-	"merchant TEXT NOT NULL, config TEXT NOT NULL, secret_keys TEXT NOT NULL, "
+	"merchant TEXT@C@ NOT NULL, config TEXT NOT NULL, secret_keys TEXT NOT NULL, "
 	"paused INTEGER NOT NULL DEFAULT 0, access_token TEXT, access_token_expires_ms BIGINT, "
 	"created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)",
 	"CREATE INDEX connectors_merchant ON connectors (merchant)",
 
-	"CREATE TABLE orders (id @ID@, merchant TEXT NOT NULL, connector TEXT NOT NULL, "
-	"external_id TEXT NOT NULL, number TEXT, name TEXT, status TEXT NOT NULL, "
+	"CREATE TABLE orders (id @ID@, merchant TEXT@C@ NOT NULL, connector TEXT@C@ NOT NULL, "
+	"external_id TEXT@C@ NOT NULL, number TEXT, name TEXT, status TEXT NOT NULL, "
 	"financial_status TEXT, fulfillment_status TEXT, currency TEXT NOT NULL, "
 	"total BIGINT NOT NULL, created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL, "
-	"record TEXT NOT NULL, write_id BIGINT NOT NULL, stored_at_ms BIGINT NOT NULL, "
-	"UNIQUE (connector, external_id, merchant))",
+	"record TEXT NOT NULL, stored_at_ms BIGINT NOT NULL, "
+	"UNIQUE (connector, external_id, merchant))@WIDE@",
 	"CREATE INDEX orders_updated ON orders (updated_at_ms, id)",
 	"CREATE INDEX orders_merchant_updated ON orders (merchant, updated_at_ms, id)",
-	"CREATE TABLE order_lines (id @ID@, order_id BIGINT NOT NULL, line_no INTEGER NOT NULL, "
-	"external_id TEXT NOT NULL, sku TEXT, title TEXT, quantity BIGINT NOT NULL, "
+	/* No surrogate key: lines are only ever read by order or by SKU, and a
+	 * key would cost one more index insert per line. */
+	"CREATE TABLE order_lines (order_id BIGINT NOT NULL, line_no INTEGER NOT NULL, "
+	"external_id TEXT@C@ NOT NULL, sku TEXT@C@, title TEXT, quantity BIGINT NOT NULL, "
 	"unit_price BIGINT NOT NULL)",
 	"CREATE INDEX order_lines_order ON order_lines (order_id)",
 	"CREATE INDEX order_lines_sku ON order_lines (sku)",
 
-	"CREATE TABLE shipments (id @ID@, merchant TEXT NOT NULL, connector TEXT NOT NULL, "
-	"external_id TEXT NOT NULL, order_external_id TEXT NOT NULL, carrier TEXT NOT NULL, "
+	"CREATE TABLE shipments (id @ID@, merchant TEXT@C@ NOT NULL, connector TEXT@C@ NOT NULL, "
+	"external_id TEXT@C@ NOT NULL, order_external_id TEXT@C@ NOT NULL, carrier TEXT@C@ NOT NULL, "
 	"status TEXT NOT NULL, tracking_status TEXT, shipped_at_ms BIGINT, "
 	"estimated_delivery_ms BIGINT, delivered_ms BIGINT, created_at_ms BIGINT NOT NULL, "
 	"updated_at_ms BIGINT NOT NULL, tracking_updated_ms BIGINT, record TEXT NOT NULL, "
-	"write_id BIGINT NOT NULL, stored_at_ms BIGINT NOT NULL, "
-	"UNIQUE (connector, external_id, merchant))",
+	"stored_at_ms BIGINT NOT NULL, "
+	"UNIQUE (connector, external_id, merchant))@WIDE@",
 	"CREATE INDEX shipments_updated ON shipments (updated_at_ms, id)",
 	"CREATE INDEX shipments_merchant_updated ON shipments (merchant, updated_at_ms, id)",
 	"CREATE INDEX shipments_order ON shipments (connector, order_external_id)",
-	"CREATE TABLE shipment_tracking (shipment_id BIGINT NOT NULL, carrier TEXT NOT NULL, "
-	"tracking_number TEXT NOT NULL, not_found_count INTEGER NOT NULL DEFAULT 0, "
+	"CREATE TABLE shipment_tracking (shipment_id BIGINT NOT NULL, carrier TEXT@C@ NOT NULL, "
+	"tracking_number TEXT@C@ NOT NULL, not_found_count INTEGER NOT NULL DEFAULT 0, "
 	"next_check_ms BIGINT NOT NULL DEFAULT 0, last_checked_ms BIGINT, "
 	"PRIMARY KEY (shipment_id, carrier, tracking_number))",
 	"CREATE INDEX shipment_tracking_number ON shipment_tracking (carrier, tracking_number)",
@@ -320,19 +368,19 @@ static const char *const migration_1[] = {
 	"status TEXT NOT NULL, event TEXT NOT NULL, "
 	"UNIQUE (shipment_id, occurred_at, carrier_code, description))",
 
-	"CREATE TABLE cursors (connector TEXT NOT NULL, stream TEXT NOT NULL, "
+	"CREATE TABLE cursors (connector TEXT@C@ NOT NULL, stream TEXT@C@ NOT NULL, "
 	"cursor TEXT NOT NULL, updated_at_ms BIGINT NOT NULL, PRIMARY KEY (connector, stream))",
-	"CREATE TABLE webhook_receipts (connector TEXT NOT NULL, delivery_id TEXT NOT NULL, "
+	"CREATE TABLE webhook_receipts (connector TEXT@C@ NOT NULL, delivery_id TEXT@C@ NOT NULL, "
 	"received_at_ms BIGINT NOT NULL, expires_at_ms BIGINT NOT NULL, "
 	"PRIMARY KEY (connector, delivery_id))",
 	"CREATE INDEX webhook_receipts_expiry ON webhook_receipts (expires_at_ms)",
-	"CREATE TABLE jobs (id @ID@, connector TEXT NOT NULL, action TEXT NOT NULL, "
+	"CREATE TABLE jobs (id @ID@, connector TEXT@C@ NOT NULL, action TEXT NOT NULL, "
 	"payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_run_ms BIGINT NOT NULL, "
 	"last_error TEXT, state TEXT NOT NULL CHECK (state IN ('queued', 'running')), "
 	"created_at_ms BIGINT NOT NULL, claimed_by TEXT, claim_expires_ms BIGINT, "
 	"dedupe_key TEXT UNIQUE)",
 	"CREATE INDEX jobs_due ON jobs (state, next_run_ms)",
-	"CREATE TABLE dead_letters (id @ID@, merchant TEXT, connector TEXT NOT NULL, "
+	"CREATE TABLE dead_letters (id @ID@, merchant TEXT, connector TEXT@C@ NOT NULL, "
 	"kind TEXT NOT NULL, payload TEXT, reason TEXT NOT NULL, field TEXT, "
 	"upstream_status INTEGER NOT NULL DEFAULT 0, created_at_ms BIGINT NOT NULL, "
 	"replayed_at_ms BIGINT, dedupe_key TEXT UNIQUE)",
@@ -357,42 +405,48 @@ int sql_schema_latest(void)
 	return MIGRATION_COUNT;
 }
 
-/* Expands @ID@ for the dialect. Returns malloc'd text or NULL. */
+/* Expands the @TOKENS@ of a migration statement for the dialect. Returns
+ * malloc'd text or NULL. */
 static char *ddl_expand(const char *text, enum sql_dialect dialect)
 {
-	const char *id = dialect == SQL_PG ? "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
-					   : "INTEGER PRIMARY KEY";
-	size_t cap = strlen(text) + 64, len = 0;
+	static const char *const tokens[][3] = {
+		/* token, SQLite, PostgreSQL */
+		{"@ID@", "INTEGER PRIMARY KEY", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"},
+		{"@C@", "", " COLLATE \"C\""},
+		{"@WIDE@", "", " WITH (toast_tuple_target = 8160)"},
+	};
+	size_t cap = strlen(text) * 2 + 256, len = 0;
 	char *out = malloc(cap);
-	const char *p = text, *q;
+	const char *p = text;
 
 	if (!out)
 		return NULL;
-	while ((q = strstr(p, "@ID@"))) {
-		size_t n = (size_t)(q - p), idn = strlen(id);
-		if (len + n + idn + 1 > cap) {
-			char *bigger = realloc(out, cap = len + n + idn + strlen(q) + 64);
+	while (*p) {
+		const char *rep = NULL;
+		size_t skip = 1, n;
+
+		for (size_t t = 0; t < sizeof(tokens) / sizeof(tokens[0]); t++) {
+			n = strlen(tokens[t][0]);
+			if (strncmp(p, tokens[t][0], n) == 0) {
+				rep = tokens[t][dialect == SQL_PG ? 2 : 1];
+				skip = n;
+				break;
+			}
+		}
+		n = rep ? strlen(rep) : 1;
+		if (len + n + 1 > cap) {
+			char *bigger = realloc(out, cap = (len + n + 1) * 2);
 			if (!bigger) {
 				free(out);
 				return NULL;
 			}
 			out = bigger;
 		}
-		memcpy(out + len, p, n);
+		memcpy(out + len, rep ? rep : p, n);
 		len += n;
-		memcpy(out + len, id, idn);
-		len += idn;
-		p = q + 4;
+		p += skip;
 	}
-	if (len + strlen(p) + 1 > cap) {
-		char *bigger = realloc(out, len + strlen(p) + 1);
-		if (!bigger) {
-			free(out);
-			return NULL;
-		}
-		out = bigger;
-	}
-	memcpy(out + len, p, strlen(p) + 1);
+	out[len] = '\0';
 	return out;
 }
 
@@ -680,6 +734,81 @@ void sql_bind_text(struct sql_script *s, struct sql_stmt *st, unsigned i, const 
 void sql_bind_null(struct sql_stmt *st, unsigned i)
 {
 	st->params[i - 1] = (struct sql_val){SQL_NULL, 0, NULL};
+}
+
+static unsigned char *put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+	return p + 4;
+}
+
+/* Array header of PostgreSQL's binary format: ndim, has-nulls, element
+ * type, then the one dimension's size and lower bound. */
+static unsigned char *array_header(unsigned char *p, size_t n, int nulls, uint32_t oid)
+{
+	p = put32(p, 1);
+	p = put32(p, nulls ? 1 : 0);
+	p = put32(p, oid);
+	p = put32(p, (uint32_t)n);
+	return put32(p, 1);
+}
+
+#define TEXT_OID 25
+#define INT8_OID 20
+
+int sql_bind_array_text(struct sql_script *s, struct sql_stmt *st, unsigned i,
+			const char *const *v, size_t n)
+{
+	size_t size = 20, k;
+	unsigned char *buf, *p;
+	int nulls = 0;
+
+	for (k = 0; k < n; k++) {
+		size += 4 + (v[k] ? strlen(v[k]) : 0);
+		nulls |= !v[k];
+	}
+	buf = sql_arena_alloc(&s->arena, size);
+	if (!buf) {
+		s->oom = 1;
+		return -1;
+	}
+	p = array_header(buf, n, nulls, TEXT_OID);
+	for (k = 0; k < n; k++) {
+		size_t len = v[k] ? strlen(v[k]) : 0;
+
+		p = put32(p, v[k] ? (uint32_t)len : 0xffffffffu);
+		memcpy(p, v[k] ? v[k] : "", len);
+		p += len;
+	}
+	st->params[i - 1] = (struct sql_val){SQL_BINARY, (int64_t)size, (const char *)buf};
+	s->bytes += size;
+	return 0;
+}
+
+int sql_bind_array_int8(struct sql_script *s, struct sql_stmt *st, unsigned i, const int64_t *v,
+			size_t n)
+{
+	size_t size = 20 + n * 12;
+	unsigned char *buf = sql_arena_alloc(&s->arena, size), *p;
+
+	if (!buf) {
+		s->oom = 1;
+		return -1;
+	}
+	p = array_header(buf, n, 0, INT8_OID);
+	for (size_t k = 0; k < n; k++) {
+		uint64_t u = (uint64_t)v[k];
+
+		p = put32(p, 8);
+		p = put32(p, (uint32_t)(u >> 32));
+		p = put32(p, (uint32_t)u);
+	}
+	st->params[i - 1] = (struct sql_val){SQL_BINARY, (int64_t)size, (const char *)buf};
+	s->bytes += size;
+	return 0;
 }
 
 /* ---- helpers ------------------------------------------------------------------------ */

@@ -28,12 +28,14 @@
 
 enum sql_dialect { SQL_SQLITE = 0, SQL_PG = 1 };
 
-enum sql_type { SQL_NULL = 0, SQL_INT = 1, SQL_TEXT = 2 };
+/* SQL_BINARY: a parameter in PostgreSQL's binary format (an array built
+ * by sql_bind_array_*), len bytes at s. PostgreSQL only. */
+enum sql_type { SQL_NULL = 0, SQL_INT = 1, SQL_TEXT = 2, SQL_BINARY = 3 };
 
 /* A parameter or a column value. Text is NUL-terminated and borrowed. */
 struct sql_val {
 	enum sql_type type;
-	int64_t i;
+	int64_t i;   /* SQL_INT value; SQL_BINARY length */
 	const char *s;
 };
 
@@ -75,7 +77,15 @@ struct sql_def {
 enum sql_stmt_flags {
 	SQL_STMT_DUPLICATE = 1u << 0, /* a unique violation here means "duplicate delivery" */
 	SQL_STMT_FAULT = 1u << 1,     /* injected fault */
+	/* SQLite only: runs only if the last statement without this flag
+	 * returned a row, with $1 bound to that row's first column (the id an
+	 * upsert returned); else skipped. */
+	SQL_STMT_DEPENDENT = 1u << 2,
 };
+
+/* The `item` of a statement that carries the data of several items (the
+ * bulk order upsert): a failure there cannot be pinned on one item. */
+#define SQL_ITEM_MANY 0xffffffffu
 
 /* A statement to run: a fixed def, or dynamic text (def NULL). */
 struct sql_stmt {
@@ -120,8 +130,10 @@ enum sql_slot {
 	SQL_BEGIN, SQL_COMMIT, SQL_ROLLBACK, SQL_SAVEPOINT, SQL_RELEASE, SQL_ROLLBACK_TO,
 	SQL_FAULT,
 	SQL_RECEIPT_INSERT,
-	SQL_ORDER_UPSERT, SQL_ORDER_LINES_DELETE, SQL_ORDER_LINES_INSERT,
+	SQL_ORDER_UPSERT, SQL_ORDER_LINES_DELETE, SQL_ORDER_LINE_INSERT, SQL_ORDER_WRITE_PG,
+	SQL_ORDERS_BULK_PG,
 	SQL_SHIPMENT_UPSERT, SQL_SHIPMENT_TRACKING_DELETE, SQL_SHIPMENT_TRACKING_INSERT,
+	SQL_SHIPMENT_WRITE_PG,
 	SQL_TRACKING_EVENTS_INSERT, SQL_TRACKING_SHIPMENTS_UPDATE, SQL_TRACKING_STATE_UPDATE,
 	SQL_TRACKING_NOT_FOUND_UPDATE,
 	SQL_CURSOR_UPSERT, SQL_CURSOR_DELETE, SQL_CURSORS_GET,
@@ -203,6 +215,13 @@ struct sql_stmt *sql_script_add_text(struct sql_script *s, const char *text, uns
 void sql_bind_int(struct sql_script *s, struct sql_stmt *st, unsigned i, int64_t v);
 void sql_bind_text(struct sql_script *s, struct sql_stmt *st, unsigned i, const char *v);
 void sql_bind_null(struct sql_stmt *st, unsigned i);
+/* Binds a one-dimensional PostgreSQL array in binary format, built in the
+ * script's arena from n values (text: NULL pointers are SQL NULLs). Returns
+ * 0, or -1 when out of memory (s->oom set). */
+int sql_bind_array_text(struct sql_script *s, struct sql_stmt *st, unsigned i,
+			const char *const *v, size_t n);
+int sql_bind_array_int8(struct sql_script *s, struct sql_stmt *st, unsigned i, const int64_t *v,
+			size_t n);
 
 /* ---- helpers ------------------------------------------------------------- */
 

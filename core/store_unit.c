@@ -60,6 +60,7 @@ void store_unit_free(struct store_unit *u)
 		json_decref(u->records[i].json);
 		free(u->records[i].text);
 		free(u->records[i].extra);
+		free(u->records[i].lines);
 	}
 	free(u->records);
 	for (size_t i = 0; i < u->njobs; i++) {
@@ -225,8 +226,6 @@ static int check_order(struct unit_record *r, struct hub_error *err)
 	struct check c = {"order", err}, lc;
 	const json_t *lines, *line;
 	char ctx[64];
-	const char *s;
-	int64_t n;
 	size_t i;
 
 	if (get_str(&c, r->json, "external_id", 0, 128, &r->external_id) < 0 ||
@@ -247,17 +246,25 @@ static int check_order(struct unit_record *r, struct hub_error *err)
 	lines = json_object_get(r->json, "lines");
 	if (!json_is_array(lines))
 		return bad(&c, "lines", "must be an array");
+	/* The line columns are kept as they are checked: the store thread binds
+	 * them without looking anything up again. */
+	r->lines = calloc(json_array_size(lines) + 1, sizeof(*r->lines));
+	if (!r->lines)
+		return hub_error_set(err, NULL, "out of memory");
 	json_array_foreach(lines, i, line) {
+		struct unit_line *l = &r->lines[i];
+
 		snprintf(ctx, sizeof(ctx), "order.lines[%zu]", i);
 		lc = (struct check){ctx, err};
 		if (!json_is_object(line))
 			return hub_error_set(err, ctx, "%s: must be an object", ctx);
-		if (get_str(&lc, line, "external_id", 0, 128, &s) < 0 ||
-		    get_str(&lc, line, "sku", 1, 128, &s) < 0 ||
-		    get_str(&lc, line, "title", 1, 512, &s) < 0 ||
-		    get_int(&lc, line, "quantity", 0, 0, &n) < 0 ||
-		    get_int(&lc, line, "unit_price", 0, INT64_MIN, &n) < 0)
+		if (get_str(&lc, line, "external_id", 0, 128, &l->external_id) < 0 ||
+		    get_str(&lc, line, "sku", 1, 128, &l->sku) < 0 ||
+		    get_str(&lc, line, "title", 1, 512, &l->title) < 0 ||
+		    get_int(&lc, line, "quantity", 0, 0, &l->quantity) < 0 ||
+		    get_int(&lc, line, "unit_price", 0, INT64_MIN, &l->unit_price) < 0)
 			return -1;
+		r->nlines++;
 	}
 	return 0;
 }
@@ -390,9 +397,15 @@ int store_unit_add_record(struct store_unit *u, enum hub_record_kind kind, json_
 		return 0;
 	}
 	free(r->extra);
+	free(r->lines);
 	/* Refused: keep it as a dead letter of this unit (takes the reference). */
-	store_unit_add_dead_letter(u, kind_name(kind), record, err->message,
-				   err->field[0] ? err->field : NULL, 0);
+	{
+		char dkind[32];
+
+		snprintf(dkind, sizeof(dkind), "record:%s", kind_name(kind));
+		store_unit_add_dead_letter(u, dkind, record, err->message,
+					   err->field[0] ? err->field : NULL, 0);
+	}
 	return -1;
 }
 
@@ -552,14 +565,38 @@ static void bind_time(struct sql_script *s, struct sql_stmt *st, unsigned i, int
 			return -1;                                  \
 	} while (0)
 
+/* The columns of an order's lines as a JSON array, in the arena (the
+ * PostgreSQL statement expands it). NULL when out of memory. */
+static const char *lines_json(struct sql_script *s, const struct unit_record *r)
+{
+	json_t *cols = json_array();
+	const char *out = NULL;
+	char *text;
+
+	for (size_t i = 0; i < r->nlines; i++) {
+		const struct unit_line *l = &r->lines[i];
+
+		json_array_append_new(cols, json_pack("{s:s, s:s?, s:s?, s:I, s:I}", "external_id",
+						      l->external_id, "sku", l->sku, "title",
+						      l->title, "quantity", (json_int_t)l->quantity,
+						      "unit_price", (json_int_t)l->unit_price));
+	}
+	text = json_dumps(cols, JSON_COMPACT);
+	json_decref(cols);
+	if (text)
+		out = sql_arena_strdup(&s->arena, text);
+	free(text);
+	return out;
+}
+
 static int build_order(struct store_exec *x, struct store_item *it, unsigned index,
 		       struct sql_script *s, const struct unit_record *r)
 {
 	const struct store_unit *u = it->unit;
-	int64_t wid = store_exec_write_id(x);
+	int pg = x->dialect == SQL_PG;
 	struct sql_stmt *st;
 
-	ADD(SQL_ORDER_UPSERT, 15);
+	ADD(pg ? SQL_ORDER_WRITE_PG : SQL_ORDER_UPSERT, pg ? 15 : 14);
 	sql_bind_text(s, st, 1, u->merchant);
 	sql_bind_text(s, st, 2, u->connector);
 	sql_bind_text(s, st, 3, r->external_id);
@@ -573,16 +610,30 @@ static int build_order(struct store_exec *x, struct store_item *it, unsigned ind
 	sql_bind_int(s, st, 11, r->created_ms);
 	sql_bind_int(s, st, 12, r->updated_ms);
 	sql_bind_text(s, st, 13, r->text);
-	sql_bind_int(s, st, 14, wid);
-	sql_bind_int(s, st, 15, x->now_ms);
+	sql_bind_int(s, st, 14, x->now_ms);
 	st->on_row = count_written;
 	st->ctx = it;
-	for (int k = 0; k < 2; k++) {
-		ADD(k == 0 ? SQL_ORDER_LINES_DELETE : SQL_ORDER_LINES_INSERT, 4);
-		sql_bind_text(s, st, 1, u->merchant);
-		sql_bind_text(s, st, 2, u->connector);
-		sql_bind_text(s, st, 3, r->external_id);
-		sql_bind_int(s, st, 4, wid);
+	if (pg) {
+		const char *lines = lines_json(s, r);
+
+		if (!lines)
+			return -1;
+		sql_bind_text(s, st, 15, lines);
+		return 0;
+	}
+	ADD(SQL_ORDER_LINES_DELETE, 1);
+	st->flags |= SQL_STMT_DEPENDENT;
+	for (size_t i = 0; i < r->nlines; i++) {
+		const struct unit_line *l = &r->lines[i];
+
+		ADD(SQL_ORDER_LINE_INSERT, 7);
+		st->flags |= SQL_STMT_DEPENDENT;
+		sql_bind_int(s, st, 2, (int64_t)i);
+		sql_bind_text(s, st, 3, l->external_id);
+		sql_bind_text(s, st, 4, l->sku);
+		sql_bind_text(s, st, 5, l->title);
+		sql_bind_int(s, st, 6, l->quantity);
+		sql_bind_int(s, st, 7, l->unit_price);
 	}
 	return 0;
 }
@@ -591,10 +642,12 @@ static int build_shipment(struct store_exec *x, struct store_item *it, unsigned 
 			  struct sql_script *s, const struct unit_record *r)
 {
 	const struct store_unit *u = it->unit;
-	int64_t wid = store_exec_write_id(x);
+	int pg = x->dialect == SQL_PG;
 	struct sql_stmt *st;
+	const json_t *num;
+	size_t i;
 
-	ADD(SQL_SHIPMENT_UPSERT, 14);
+	ADD(pg ? SQL_SHIPMENT_WRITE_PG : SQL_SHIPMENT_UPSERT, pg ? 14 : 13);
 	sql_bind_text(s, st, 1, u->merchant);
 	sql_bind_text(s, st, 2, u->connector);
 	sql_bind_text(s, st, 3, r->external_id);
@@ -607,18 +660,22 @@ static int build_shipment(struct store_exec *x, struct store_item *it, unsigned 
 	sql_bind_int(s, st, 10, r->created_ms);
 	sql_bind_int(s, st, 11, r->updated_ms);
 	sql_bind_text(s, st, 12, r->text);
-	sql_bind_int(s, st, 13, wid);
-	sql_bind_int(s, st, 14, x->now_ms);
+	sql_bind_int(s, st, 13, x->now_ms);
 	st->on_row = count_written;
 	st->ctx = it;
-	for (int k = 0; k < 2; k++) {
-		ADD(k == 0 ? SQL_SHIPMENT_TRACKING_DELETE : SQL_SHIPMENT_TRACKING_INSERT, 6);
-		sql_bind_text(s, st, 1, u->merchant);
-		sql_bind_text(s, st, 2, u->connector);
-		sql_bind_text(s, st, 3, r->external_id);
-		sql_bind_int(s, st, 4, wid);
-		sql_bind_text(s, st, 5, r->carrier);
-		sql_bind_text(s, st, 6, r->extra);
+	if (pg) {
+		sql_bind_text(s, st, 14, r->extra);
+		return 0;
+	}
+	ADD(SQL_SHIPMENT_TRACKING_DELETE, 3);
+	st->flags |= SQL_STMT_DEPENDENT;
+	sql_bind_text(s, st, 2, r->carrier);
+	sql_bind_text(s, st, 3, r->extra);
+	json_array_foreach(json_object_get(r->json, "tracking_numbers"), i, num) {
+		ADD(SQL_SHIPMENT_TRACKING_INSERT, 3);
+		st->flags |= SQL_STMT_DEPENDENT;
+		sql_bind_text(s, st, 2, r->carrier);
+		sql_bind_text(s, st, 3, json_string_value(num));
 	}
 	return 0;
 }
@@ -658,7 +715,7 @@ static int build_tracking(struct store_exec *x, struct store_item *it, unsigned 
 }
 
 int store_unit_build(struct store_exec *x, struct store_item *it, unsigned index,
-		     struct sql_script *s)
+		     struct sql_script *s, int skip_orders)
 {
 	const struct store_unit *u = it->unit;
 	struct sql_stmt *st;
@@ -674,9 +731,16 @@ int store_unit_build(struct store_exec *x, struct store_item *it, unsigned index
 	}
 	for (size_t i = 0; i < u->nrecords; i++) {
 		const struct unit_record *r = &u->records[i];
-		int rc = r->kind == HUB_RECORD_ORDER      ? build_order(x, it, index, s, r)
-			 : r->kind == HUB_RECORD_SHIPMENT ? build_shipment(x, it, index, s, r)
-							  : build_tracking(x, it, index, s, r);
+		int rc = 0;
+
+		if (r->kind == HUB_RECORD_ORDER) {
+			if (!skip_orders)
+				rc = build_order(x, it, index, s, r);
+		} else if (r->kind == HUB_RECORD_SHIPMENT) {
+			rc = build_shipment(x, it, index, s, r);
+		} else {
+			rc = build_tracking(x, it, index, s, r);
+		}
 		if (rc < 0)
 			return -1;
 	}
@@ -736,6 +800,191 @@ int store_unit_build(struct store_exec *x, struct store_item *it, unsigned index
 		st->flags |= SQL_STMT_FAULT;
 	}
 	return 0;
+}
+
+size_t store_unit_order_bytes(const struct store_unit *u)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < u->nrecords; i++) {
+		if (u->records[i].kind == HUB_RECORD_ORDER)
+			n += strlen(u->records[i].text) + 256;
+	}
+	return n;
+}
+
+/* ---- the bulk order statement (PostgreSQL) --------------------------------------- */
+
+struct bulk {
+	struct store_item **owners; /* by position in the statement */
+	size_t n;
+};
+
+static int count_bulk_written(void *ctx, const struct sql_row *row)
+{
+	struct bulk *b = ctx;
+	int64_t ord = sql_col_int(row, 0);
+
+	if (ord >= 1 && (size_t)ord <= b->n)
+		b->owners[ord - 1]->ures.written++;
+	return 0;
+}
+
+static uint64_t key_hash(const struct store_unit *u, const struct unit_record *r)
+{
+	const char *parts[3] = {u->merchant, u->connector, r->external_id};
+	uint64_t h = UINT64_C(1469598103934665603);
+
+	for (int k = 0; k < 3; k++) {
+		for (const unsigned char *p = (const unsigned char *)parts[k]; *p; p++)
+			h = (h ^ *p) * UINT64_C(1099511628211);
+		h = (h ^ 0xff) * UINT64_C(1099511628211);
+	}
+	return h;
+}
+
+static int same_key(const struct store_unit *a, const struct unit_record *ra,
+		    const struct store_unit *b, const struct unit_record *rb)
+{
+	return strcmp(ra->external_id, rb->external_id) == 0 &&
+	       strcmp(a->connector, b->connector) == 0 && strcmp(a->merchant, b->merchant) == 0;
+}
+
+int store_unit_build_orders_bulk(struct store_exec *x, struct store_item **items, size_t from,
+				 size_t to, struct sql_script *s)
+{
+	const struct unit_record **recs = NULL;
+	const char **text = NULL;
+	int64_t *ints = NULL;
+	size_t n = 0, kept = 0, nlines = 0, cap, *slots = NULL;
+	struct bulk *b;
+	struct sql_stmt *st;
+	int rc = -1;
+
+	for (size_t i = from; i < to; i++) {
+		const struct store_unit *u = items[i]->unit;
+
+		if (!u || items[i]->final)
+			continue;
+		for (size_t k = 0; k < u->nrecords; k++)
+			n += u->records[k].kind == HUB_RECORD_ORDER;
+	}
+	if (n == 0)
+		return 0;
+	for (cap = 16; cap < 2 * n; cap *= 2)
+		;
+	b = sql_arena_alloc(&s->arena, sizeof(*b));
+	recs = malloc(n * sizeof(*recs));
+	slots = calloc(cap, sizeof(*slots));
+	if (!b || !recs || !slots)
+		goto out;
+	b->owners = sql_arena_alloc(&s->arena, n * sizeof(*b->owners));
+	if (!b->owners)
+		goto out;
+	/* Keep one record per key: the newest (the first of equals). */
+	for (size_t i = from; i < to; i++) {
+		struct store_unit *u = items[i]->unit;
+
+		if (!u || items[i]->final)
+			continue;
+		for (size_t k = 0; k < u->nrecords; k++) {
+			const struct unit_record *r = &u->records[k];
+			size_t h;
+
+			if (r->kind != HUB_RECORD_ORDER)
+				continue;
+			for (h = key_hash(u, r) & (cap - 1); slots[h]; h = (h + 1) & (cap - 1)) {
+				size_t j = slots[h] - 1;
+				if (same_key(b->owners[j]->unit, recs[j], u, r))
+					break;
+			}
+			if (!slots[h]) {
+				slots[h] = kept + 1;
+				recs[kept] = r;
+				b->owners[kept++] = items[i];
+			} else if (r->updated_ms > recs[slots[h] - 1]->updated_ms) {
+				recs[slots[h] - 1] = r;
+				b->owners[slots[h] - 1] = items[i];
+			}
+		}
+	}
+	b->n = kept;
+	for (size_t j = 0; j < kept; j++)
+		nlines += recs[j]->nlines;
+	text = malloc((kept > nlines ? kept : nlines) * sizeof(*text) + 1);
+	ints = malloc((kept > nlines ? kept : nlines) * sizeof(*ints) + 1);
+	if (!text || !ints)
+		goto out;
+	st = sql_script_add(s, SQL_DEF(SQL_ORDERS_BULK_PG), 21, SQL_ITEM_MANY);
+	if (!st)
+		goto out;
+	st->on_row = count_bulk_written;
+	st->ctx = b;
+	sql_bind_int(s, st, 14, x->now_ms);
+
+#define TEXT_COL(param, expr)                                                 \
+	do {                                                                  \
+		for (size_t j = 0; j < kept; j++)                             \
+			text[j] = (expr);                                     \
+		if (sql_bind_array_text(s, st, (param), text, kept) < 0)      \
+			goto out;                                             \
+	} while (0)
+#define INT_COL(param, expr)                                                  \
+	do {                                                                  \
+		for (size_t j = 0; j < kept; j++)                             \
+			ints[j] = (expr);                                     \
+		if (sql_bind_array_int8(s, st, (param), ints, kept) < 0)      \
+			goto out;                                             \
+	} while (0)
+
+	TEXT_COL(1, b->owners[j]->unit->merchant);
+	TEXT_COL(2, b->owners[j]->unit->connector);
+	TEXT_COL(3, recs[j]->external_id);
+	TEXT_COL(4, recs[j]->number);
+	TEXT_COL(5, recs[j]->name);
+	TEXT_COL(6, recs[j]->status);
+	TEXT_COL(7, recs[j]->financial_status);
+	TEXT_COL(8, recs[j]->fulfillment_status);
+	TEXT_COL(9, recs[j]->currency);
+	INT_COL(10, recs[j]->total);
+	INT_COL(11, recs[j]->created_ms);
+	INT_COL(12, recs[j]->updated_ms);
+	TEXT_COL(13, recs[j]->text);
+#undef TEXT_COL
+#undef INT_COL
+
+	/* The lines, flattened; each names its order by position (1-based). */
+	for (int col = 0; col < 7; col++) {
+		size_t m = 0;
+
+		for (size_t j = 0; j < kept; j++) {
+			for (size_t li = 0; li < recs[j]->nlines; li++, m++) {
+				const struct unit_line *l = &recs[j]->lines[li];
+
+				switch (col) {
+				case 0: ints[m] = (int64_t)j + 1; break;
+				case 1: ints[m] = (int64_t)li; break;
+				case 2: text[m] = l->external_id; break;
+				case 3: text[m] = l->sku; break;
+				case 4: text[m] = l->title; break;
+				case 5: ints[m] = l->quantity; break;
+				default: ints[m] = l->unit_price;
+				}
+			}
+		}
+		if ((col >= 2 && col <= 4 ? sql_bind_array_text(s, st, 15 + (unsigned)col, text, m)
+					  : sql_bind_array_int8(s, st, 15 + (unsigned)col, ints, m)) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (rc < 0)
+		s->oom = 1;
+	free(recs);
+	free(slots);
+	free(text);
+	free(ints);
+	return rc;
 }
 
 void store_unit_done(struct store_exec *x, struct store_item *it)

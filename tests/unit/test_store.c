@@ -470,8 +470,16 @@ static void test_unit_all_or_nothing(void **state)
 	int pending = 0;
 	json_t *cursors = NULL, *jobs = NULL;
 
+	/* The 30 units go in one transaction (the store thread is held while
+	 * they are queued). Units 5 and 13 fail in the database, 21 repeats
+	 * 20's webhook delivery: the batch runs optimistically, then with a
+	 * savepoint per unit after the second failure. */
+	struct store_counters cnt;
+
+	store_hold(f->st, 1);
 	for (int i = 0; i < 30; i++) {
-		struct store_unit *u = unit(i == 13 ? "broken" : "shop");
+		int bad = i == 5 || i == 13;
+		struct store_unit *u = unit(bad ? "broken" : "shop");
 		char id[32];
 
 		snprintf(id, sizeof(id), "o%d", i);
@@ -479,28 +487,42 @@ static void test_unit_all_or_nothing(void **state)
 		assert_int_equal(store_unit_set_cursor(u, "orders", json_pack("{s:i}", "page", i)), 0);
 		assert_int_equal(store_unit_add_job(u, "push_tracking", json_pack("{s:s}", "o", id),
 						    0), 0);
-		if (i == 13)
+		if (bad)
 			store_unit_inject_fault(u);
+		if (i == 20 || i == 21)
+			store_unit_set_receipt(u, "same-delivery", T0 + 86400000);
 		memset(&slots[i], 0, sizeof(slots[i]));
 		slots[i].pending = &pending;
 		pending++;
 		assert_int_equal(store_submit(f->st, u, unit_done, &slots[i], NULL), 0);
 	}
+	run_loop(f, &pending, 300);
+	assert_int_equal(pending, 30); /* held: nothing ran */
+	store_hold(f->st, 0);
 	run_loop(f, &pending, 20000);
 	assert_int_equal(pending, 0);
 	for (int i = 0; i < 30; i++) {
-		if (i == 13) {
+		if (i == 5 || i == 13) {
 			assert_int_equal(slots[i].res.status, STORE_FAILED);
 			assert_non_null(strstr(slots[i].res.err.message, "rolled back"));
+		} else if (i == 21) {
+			assert_int_equal(slots[i].res.status, STORE_DUPLICATE);
 		} else {
 			assert_int_equal(slots[i].res.status, STORE_OK);
 			assert_int_equal(slots[i].res.written, 1);
 		}
 	}
-	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders"), 29);
-	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines"), 29 * 5);
+	store_counters(f->st, &cnt);
+	assert_int_equal(cnt.items, 30);
+	assert_int_equal(cnt.items_failed, 3);
+	assert_int_equal(cnt.batches, 1);
+	assert_int_equal(cnt.safe_batches, 1); /* savepoints after the second failure */
+	assert_int_equal(cnt.reruns, 2);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders"), 27);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines"), 27 * 5);
 	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders WHERE external_id = 'o13'"), 0);
-	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM jobs"), 29);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders WHERE external_id = 'o21'"), 0);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM jobs"), 27);
 	assert_int_equal(call(f, STORE_OP_CURSORS_GET, json_pack("{s:s}", "connector", "broken"),
 			      &cursors),
 			 STORE_OK);
