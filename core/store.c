@@ -336,7 +336,9 @@ static int batch_error(struct store *st, struct store_item **items, size_t n,
 	struct sql_fail ignored;
 
 	if (f->code == SQL_ERR_CONN) {
+		pthread_mutex_lock(&st->mu);
 		snprintf(st->down_reason, sizeof(st->down_reason), "%s", f->message);
+		pthread_mutex_unlock(&st->mu);
 		return EXEC_RETRY_CONN;
 	}
 	if (st->be->in_txn(st->conn))

@@ -822,7 +822,7 @@ static int build_connector_put(struct store_exec *x, struct store_item *it, unsi
 	}
 	text = json_dumps(stored, JSON_COMPACT);
 	json_decref(stored);
-	keys_text = json_dumps(secret_keys ? secret_keys : json_array(), JSON_COMPACT);
+	keys_text = secret_keys ? json_dumps(secret_keys, JSON_COMPACT) : strdup("[]");
 	if (!text || !keys_text)
 		goto fail;
 	st = sql_script_add(s, SQL_DEF(SQL_MERCHANT_ENSURE), 2, index);

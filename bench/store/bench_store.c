@@ -331,7 +331,7 @@ static void flat_release(struct flat *f)
 
 static int ceiling_sqlite(const char *path, const char *state_dir, long n)
 {
-	char url[600];
+	char url[700];
 	sqlite3 *db;
 	sqlite3_stmt *po, *pl;
 	struct flat *rows = calloc((size_t)n, sizeof(*rows));
