@@ -267,9 +267,10 @@ enum store_op {
 	/* {id, error, next_run_ms?, dead?, upstream_status?} -> {"dead": bool}.
 	 * dead (or no next_run_ms) moves the job to the dead letters. */
 	STORE_OP_JOB_FAIL = 22,
-	/* {carrier, merchant?, limit?, lease_ms?} -> {"items": [{"tracking_number",
+	/* {carrier, merchant?, limit?, lease_ms?, checked_before_ms?} -> {"items": [{"tracking_number",
 	 * "shipments", "not_found_count"}]}: tracking numbers of undelivered
-	 * shipments due for a check, leased until now + lease_ms (default 10 min) */
+	 * shipments due for a check, leased until now + lease_ms (default 10 min);
+	 * with checked_before_ms, also those not checked since then (a recheck) */
 	STORE_OP_TRACKING_DUE = 23,
 	/* {id, name?} -> {} */
 	STORE_OP_MERCHANT_PUT = 24,

@@ -84,14 +84,14 @@ static int p_time(const json_t *params, const char *key, int64_t *ms, struct hub
 static int refuse(struct store_item *it, const char *field, const char *msg)
 {
 	it->status = STORE_INVALID;
-	hub_error_set(&it->err, field, "%s", msg);
+	hub_error_set(store_item_err(it), field, "%s", msg);
 	return -1;
 }
 
 static int oom(struct store_item *it)
 {
 	it->status = STORE_FAILED;
-	hub_error_set(&it->err, NULL, "store: out of memory");
+	hub_error_set(store_item_err(it), NULL, "store: out of memory");
 	return -1;
 }
 
@@ -330,9 +330,9 @@ static int build_list(struct store_exec *x, struct store_item *it, unsigned inde
 	int rc;
 
 	(void)x;
-	rc = p_time(p, "updated_since", &since, &it->err);
+	rc = p_time(p, "updated_since", &since, store_item_err(it));
 	if (rc < 0)
-		return refuse(it, "updated_since", it->err.message);
+		return refuse(it, "updated_since", store_item_err(it)->message);
 	if (parse_cursor(p_str(p, "cursor"), 1, &cms, &cid) < 0)
 		return refuse(it, "cursor", "cursor is not one this store returned");
 	if (shipments)
@@ -712,7 +712,7 @@ static int connector_row(void *ctx, const struct sql_row *row)
 
 	if (err.message[0]) {
 		/* A secret that no longer decrypts: report, do not hand out nulls. */
-		it->err = err;
+		*store_item_err(it) = err;
 		it->rows = -1;
 	}
 	if (cc->single) {
@@ -1293,20 +1293,35 @@ static int build_tracking_due(struct store_exec *x, struct store_item *it, unsig
 		return refuse(it, "carrier", "carrier is required");
 	/* The outer "next_check_ms <= $3" is re-checked on rows another process
 	 * just leased (PostgreSQL re-reads updated rows), so a number is leased
-	 * by one process at a time. */
+	 * by one process at a time. "checked_before_ms" (an on-demand recheck)
+	 * also takes every number not checked since then, due or not. */
+	int64_t checked_before = p_int(p, "checked_before_ms", 0);
+	char due[160], due_st[160];
+	unsigned np = 4;
+	if (merchant)
+		np++;
+	if (checked_before > 0) {
+		np++;
+		snprintf(due, sizeof(due), "(next_check_ms <= $3 OR COALESCE(last_checked_ms, 0) < $%u)", np);
+		snprintf(due_st, sizeof(due_st), "(st.next_check_ms <= $3 OR COALESCE(st.last_checked_ms, 0) < $%u)",
+			 np);
+	} else {
+		snprintf(due, sizeof(due), "next_check_ms <= $3");
+		snprintf(due_st, sizeof(due_st), "st.next_check_ms <= $3");
+	}
 	snprintf(sql, sizeof(sql),
 		 "UPDATE shipment_tracking SET next_check_ms = $1 "
-		 "WHERE carrier = $2 AND next_check_ms <= $3 AND (carrier, tracking_number) IN ("
+		 "WHERE carrier = $2 AND %s AND (carrier, tracking_number) IN ("
 		 "SELECT st.carrier, st.tracking_number FROM shipment_tracking st "
 		 "JOIN shipments s ON s.id = st.shipment_id "
-		 "WHERE st.carrier = $2 AND st.next_check_ms <= $3 "
+		 "WHERE st.carrier = $2 AND %s "
 		 "AND s.status NOT IN ('delivered', 'cancelled')%s "
 		 "GROUP BY st.carrier, st.tracking_number ORDER BY MIN(st.next_check_ms) LIMIT $4) "
 		 "AND shipment_id IN (SELECT id FROM shipments "
 		 "WHERE status NOT IN ('delivered', 'cancelled')%s) "
 		 "RETURNING tracking_number, shipment_id, not_found_count",
-		 merchant ? " AND s.merchant = $5" : "", merchant ? " AND merchant = $5" : "");
-	st = sql_script_add_text(s, sql, merchant ? 5 : 4, index);
+		 due, due_st, merchant ? " AND s.merchant = $5" : "", merchant ? " AND merchant = $5" : "");
+	st = sql_script_add_text(s, sql, np, index);
 	if (!st)
 		return oom(it);
 	sql_bind_int(s, st, 1, now + p_int(p, "lease_ms", 600000));
@@ -1315,6 +1330,8 @@ static int build_tracking_due(struct store_exec *x, struct store_item *it, unsig
 	sql_bind_int(s, st, 4, p_limit(p));
 	if (merchant)
 		sql_bind_text(s, st, 5, merchant);
+	if (checked_before > 0)
+		sql_bind_int(s, st, np, checked_before);
 	st->on_row = due_row;
 	st->ctx = it;
 	items_of(it);
@@ -1471,7 +1488,7 @@ void store_op_done(struct store_exec *x, struct store_item *it)
 	case STORE_OP_SHIPMENT_GET:
 		if (!it->scratch || out_of_scope(it)) {
 			it->status = STORE_NOT_FOUND;
-			hub_error_set(&it->err, NULL, "no such %s",
+			hub_error_set(store_item_err(it), NULL, "no such %s",
 				      it->op == STORE_OP_ORDER_GET ? "order" : "shipment");
 		}
 		break;
@@ -1481,7 +1498,7 @@ void store_op_done(struct store_exec *x, struct store_item *it)
 			it->status = STORE_FAILED;
 		} else if (it->op == STORE_OP_CONNECTOR_GET && it->rows == 0) {
 			it->status = STORE_NOT_FOUND;
-			hub_error_set(&it->err, "name", "no connector named %s", p_str(p, "name"));
+			hub_error_set(store_item_err(it), "name", "no connector named %s", p_str(p, "name"));
 		}
 		break;
 	case STORE_OP_DEAD_LETTER_REPLAYED:
@@ -1493,7 +1510,7 @@ void store_op_done(struct store_exec *x, struct store_item *it)
 	case STORE_OP_JOB_FAIL:
 		if (it->rows == 0) {
 			it->status = STORE_NOT_FOUND;
-			hub_error_set(&it->err, NULL, "not found%s",
+			hub_error_set(store_item_err(it), NULL, "not found%s",
 				      it->op == STORE_OP_DEAD_LETTER_REPLAYED
 					      ? " (or already replayed)" : "");
 		}

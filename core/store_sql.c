@@ -179,6 +179,33 @@ const struct sql_def sql_defs[SQL_SLOT_COUNT] = {
 	     "CROSS JOIN json_array_elements(CAST($3 AS json)) AS e(v) "
 	     "WHERE st.carrier = $1 AND st.tracking_number = $2 AND s.merchant = $4 "
 	     "ON CONFLICT (shipment_id, occurred_at, carrier_code, description) DO NOTHING"),
+	/* Before the status update: a shipment whose status becomes delivered
+	 * or exception gets one "push_status" job for the marketplace connector
+	 * it came from (outbox, same transaction). The dedupe key makes it once
+	 * per shipment and status, whatever the replays. $1 carrier, $2
+	 * number, $3 the record's status, $4 now, $5 merchant. */
+#define PUSH_JOBS_FROM                                                                     \
+	"FROM (SELECT s.id, s.connector, s.order_external_id, s.external_id, s.status AS old, "  \
+	"COALESCE((SELECT te.status FROM tracking_events te WHERE te.shipment_id = s.id "        \
+	"ORDER BY te.occurred_at DESC, te.id DESC LIMIT 1), $3) AS st, "                        \
+	"(SELECT te.occurred_at FROM tracking_events te WHERE te.shipment_id = s.id "            \
+	"ORDER BY te.occurred_at DESC, te.id DESC LIMIT 1) AS at "                               \
+	"FROM shipments s WHERE s.merchant = $5 AND s.id IN (SELECT shipment_id "                \
+	"FROM shipment_tracking WHERE carrier = $1 AND tracking_number = $2)) x "                \
+	"WHERE x.st IN ('delivered', 'exception') AND x.st <> x.old "                            \
+	"ON CONFLICT (dedupe_key) DO NOTHING"
+	DEF2(SQL_TRACKING_PUSH_JOBS,
+	     "INSERT INTO jobs (connector, action, payload, attempts, next_run_ms, state, "
+	     "created_at_ms, dedupe_key) SELECT x.connector, 'push_status', "
+	     "json_object('order_external_id', x.order_external_id, 'fulfillment_id', x.external_id, "
+	     "'status', x.st, 'happened_at', x.at, 'carrier', $1, 'tracking_number', $2), "
+	     "0, $4, 'queued', $4, 'push_status:' || x.id || ':' || x.st " PUSH_JOBS_FROM,
+	     "INSERT INTO jobs (connector, action, payload, attempts, next_run_ms, state, "
+	     "created_at_ms, dedupe_key) SELECT x.connector, 'push_status', "
+	     "CAST(json_build_object('order_external_id', x.order_external_id, 'fulfillment_id', "
+	     "x.external_id, 'status', x.st, 'happened_at', x.at, 'carrier', CAST($1 AS text), "
+	     "'tracking_number', CAST($2 AS text)) AS text), "
+	     "0, $4, 'queued', $4, 'push_status:' || x.id || ':' || x.st " PUSH_JOBS_FROM),
 	DEF(SQL_TRACKING_SHIPMENTS_UPDATE,
 	    "UPDATE shipments SET status = COALESCE((SELECT te.status FROM tracking_events te "
 	    "WHERE te.shipment_id = shipments.id ORDER BY te.occurred_at DESC, te.id DESC LIMIT 1), "

@@ -537,7 +537,7 @@ static int count_written(void *ctx, const struct sql_row *row)
 	struct store_item *it = ctx;
 
 	(void)row;
-	it->ures.written++;
+	it->n.written++;
 	return 0;
 }
 
@@ -546,7 +546,7 @@ static int count_tracked(void *ctx, const struct sql_row *row)
 	struct store_item *it = ctx;
 
 	(void)row;
-	it->ures.shipments_tracked++;
+	it->n.shipments_tracked++;
 	return 0;
 }
 
@@ -693,6 +693,12 @@ static int build_tracking(struct store_exec *x, struct store_item *it, unsigned 
 		sql_bind_text(s, st, 2, r->tracking_number);
 		sql_bind_text(s, st, 3, r->extra);
 		sql_bind_text(s, st, 4, u->merchant);
+		ADD(SQL_TRACKING_PUSH_JOBS, 5);
+		sql_bind_text(s, st, 1, r->carrier);
+		sql_bind_text(s, st, 2, r->tracking_number);
+		sql_bind_text(s, st, 3, r->status);
+		sql_bind_int(s, st, 4, x->now_ms);
+		sql_bind_text(s, st, 5, u->merchant);
 		ADD(SQL_TRACKING_SHIPMENTS_UPDATE, 7);
 		sql_bind_text(s, st, 1, r->carrier);
 		sql_bind_text(s, st, 2, r->tracking_number);
@@ -826,7 +832,7 @@ static int count_bulk_written(void *ctx, const struct sql_row *row)
 	int64_t ord = sql_col_int(row, 0);
 
 	if (ord >= 1 && (size_t)ord <= b->n)
-		b->owners[ord - 1]->ures.written++;
+		b->owners[ord - 1]->n.written++;
 	return 0;
 }
 
@@ -997,8 +1003,8 @@ void store_unit_done(struct store_exec *x, struct store_item *it)
 		if (u->records[i].kind != HUB_RECORD_TRACKING)
 			upserts++;
 	}
-	it->ures.records = (unsigned)u->nrecords;
-	it->ures.unchanged = upserts >= it->ures.written ? upserts - it->ures.written : 0;
-	it->ures.dead_letters = (unsigned)u->ndead;
+	it->n.records = (unsigned)u->nrecords;
+	it->n.unchanged = upserts >= it->n.written ? upserts - it->n.written : 0;
+	it->n.dead_letters = (unsigned)u->ndead;
 	it->status = STORE_OK;
 }

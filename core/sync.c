@@ -984,6 +984,9 @@ static void step_lease(struct stream_run *sr)
 		batch = sr->inst->gen->desc.tracking_batch_max;
 	params = json_pack("{s:s,s:i,s:i}", "carrier", sr->inst ? sr->inst->gen->desc.name : "",
 			   "limit", (int)batch, "lease_ms", 600000);
+	/* An on-demand sync rechecks every active number once, due or not. */
+	if (sr->sync_active)
+		json_object_set_new(params, "checked_before_ms", json_integer(sr->sync_started_ms));
 	sr->state = SR_LEASING;
 	cs_ref(cs);
 	cs->sy->busy++;
@@ -1386,7 +1389,7 @@ static void job_response(void *arg, const struct http_resp *resp)
 	rc = instance_read_action(j->inst, j->action, j->payload, &m, &call, &err);
 	snprintf(msgbuf, sizeof(msgbuf), "HTTP %d: %s%s%s", resp->status, err.field, err.field[0] ? ": " : "",
 		 err.message[0] ? err.message : host_status_name(rc) ? host_status_name(rc) : "?");
-	if (rc == HUB_OK) {
+	if (rc == HUB_OK || rc == HUB_IGNORED) {
 		struct store_unit *u = store_unit_new(j->inst->conn->merchant, j->connector);
 		if (u && (call.nrecords || call.nrejects || call.nactions || call.access_token)) {
 			call_to_unit(&call, u, j->connector);
@@ -1491,6 +1494,13 @@ static void job_start(struct sync *sy, json_t *item)
 		if (c->user)
 			token_refresh(c->user);
 		job_finish(j, RETRY_TRANSIENT, 1000, 0, "waiting for an access token");
+		return;
+	}
+	if (rc == HUB_IGNORED) {
+		/* The plugin does not offer this action (e.g. status push-back to a
+		 * marketplace without it): nothing to do. */
+		log_debug("jobs", "job %lld: %s does not handle %s; done", (long long)j->id, j->connector, j->action);
+		job_finish(j, RETRY_OK, 0, 0, NULL);
 		return;
 	}
 	if (rc != HUB_OK) {
