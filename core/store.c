@@ -127,14 +127,24 @@ const char *store_backend(const struct store *st)
 
 /* ---- items ----------------------------------------------------------------- */
 
+struct hub_error *store_item_err(struct store_item *it)
+{
+	static _Thread_local struct hub_error scratch;
+
+	if (!it->err)
+		it->err = calloc(1, sizeof(*it->err));
+	return it->err ? it->err : &scratch;
+}
+
 void store_item_reset(struct store_item *it)
 {
 	json_decref(it->result);
 	json_decref(it->scratch);
 	it->result = NULL;
 	it->scratch = NULL;
-	memset(&it->ures, 0, sizeof(it->ures));
-	memset(&it->err, 0, sizeof(it->err));
+	memset(&it->n, 0, sizeof(it->n));
+	free(it->err);
+	it->err = NULL;
 	it->status = STORE_OK;
 	it->rows = 0;
 	it->phase = 0;
@@ -148,6 +158,7 @@ static void item_free(struct store_item *it)
 	json_decref(it->params);
 	json_decref(it->result);
 	json_decref(it->scratch);
+	free(it->err);
 	free(it);
 }
 
@@ -156,10 +167,8 @@ static void item_unavailable(struct store_item *it, const char *what, const char
 {
 	store_item_reset(it);
 	it->status = STORE_UNAVAILABLE;
-	hub_error_set(&it->err, NULL, "store: %s (%s): not committed; try again later", what,
+	hub_error_set(store_item_err(it), NULL, "store: %s (%s): not committed; try again later", what,
 		      why);
-	it->ures.status = it->status;
-	it->ures.err = it->err;
 }
 
 /* Classifies the failure of one item's statement. */
@@ -172,52 +181,67 @@ static void item_fail(struct store_item *it, const struct sql_stmt *stmt, const 
 	it->final = 1;
 	if (stmt && (stmt->flags & SQL_STMT_DUPLICATE) && f->code == SQL_ERR_UNIQUE) {
 		it->status = STORE_DUPLICATE;
-		hub_error_set(&it->err, NULL, "webhook delivery %s of connector %s was already "
+		hub_error_set(store_item_err(it), NULL, "webhook delivery %s of connector %s was already "
 					      "received: nothing written",
 			      it->unit->delivery_id, it->unit->connector);
 	} else if (stmt && (stmt->flags & SQL_STMT_FAULT)) {
 		it->status = STORE_FAILED;
-		hub_error_set(&it->err, NULL, "injected fault: the %s was rolled back", what);
+		hub_error_set(store_item_err(it), NULL, "injected fault: the %s was rolled back", what);
 	} else {
 		switch (f->code) {
 		case SQL_ERR_UNIQUE:
 			it->status = STORE_INVALID;
-			hub_error_set(&it->err, NULL, "store: conflicts with an existing entry (%s); "
+			hub_error_set(store_item_err(it), NULL, "store: conflicts with an existing entry (%s); "
 						      "nothing of this %s was written", f->message, what);
 			break;
 		case SQL_ERR_CONSTRAINT:
 			it->status = STORE_INVALID;
-			hub_error_set(&it->err, NULL, "store: refused by the database (%s); nothing of "
+			hub_error_set(store_item_err(it), NULL, "store: refused by the database (%s); nothing of "
 						      "this %s was written", f->message, what);
 			break;
 		case SQL_ERR_FULL:
 			it->status = STORE_FAILED;
-			hub_error_set(&it->err, NULL, "store: the database is full (%s) %s; free disk "
+			hub_error_set(store_item_err(it), NULL, "store: the database is full (%s) %s; free disk "
 						      "space (or raise the size limit); nothing of this "
 						      "%s was written", f->message, when, what);
 			break;
 		default:
 			it->status = STORE_FAILED;
-			hub_error_set(&it->err, NULL, "store: database error %s: %s; nothing of this "
+			hub_error_set(store_item_err(it), NULL, "store: database error %s: %s; nothing of this "
 						      "%s was written", when, f->message, what);
 		}
 	}
-	it->ures.status = it->status;
-	it->ures.err = it->err;
 }
 
 /* ---- completions -------------------------------------------------------------- */
 
+/* The outcome of a unit as its callback sees it. */
+static void unit_result(const struct store_item *it, struct store_unit_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->status = it->status;
+	res->records = it->n.records;
+	res->written = it->n.written;
+	res->unchanged = it->n.unchanged;
+	res->dead_letters = it->n.dead_letters;
+	res->shipments_tracked = it->n.shipments_tracked;
+	if (it->err)
+		res->err = *it->err;
+}
+
 static void deliver(struct store_item *it)
 {
+	static const struct hub_error none;
+	struct store_unit_result res;
+
 	if (it->is_unit) {
 		if (it->ucb) {
-			it->ures.status = it->status;
-			it->ures.err = it->err;
-			it->ucb(it->arg, &it->ures);
+			unit_result(it, &res);
+			it->ucb(it->arg, &res);
 		}
 	} else if (it->ocb) {
-		it->ocb(it->arg, it->status, it->status == STORE_OK ? it->result : NULL, &it->err);
+		it->ocb(it->arg, it->status, it->status == STORE_OK ? it->result : NULL,
+			it->err ? it->err : &none);
 	}
 	item_free(it);
 }
@@ -242,10 +266,6 @@ static void complete(struct store *st, struct store_item *list)
 	for (it = list; it; it = next) {
 		next = it->next;
 		it->next = NULL;
-		if (it->unit) {
-			it->ures.status = it->status;
-			it->ures.err = it->err;
-		}
 		if (!it->waiter) {
 			/* The callback only gets the outcome: free the unit (records,
 			 * their JSON) here rather than on the loop thread. */
@@ -419,13 +439,11 @@ attempt:
 				 * out of memory): drop what it added. */
 				if (it->status == STORE_OK) {
 					it->status = STORE_FAILED;
-					hub_error_set(&it->err, NULL, "store: out of memory");
+					hub_error_set(store_item_err(it), NULL, "store: out of memory");
 				}
 				s->n = mark;
 				s->oom = 0;
 				it->final = 1;
-				it->ures.status = it->status;
-				it->ures.err = it->err;
 				if (it->phase > 0) {
 					/* Its earlier phases ran: undo them too. */
 					if (!safe) {
@@ -949,7 +967,7 @@ static int run_sync(struct store *st, struct store_item *it)
 	pthread_cond_init(&w.cv, NULL);
 	w.done = 0;
 	it->waiter = &w;
-	if (enqueue(st, it, &it->err) < 0) {
+	if (enqueue(st, it, store_item_err(it)) < 0) {
 		it->status = STORE_UNAVAILABLE;
 		pthread_cond_destroy(&w.cv);
 		pthread_mutex_destroy(&w.mu);
@@ -979,9 +997,7 @@ enum store_status store_submit_sync(struct store *st, struct store_unit *u,
 		return res->status;
 	}
 	run_sync(st, it);
-	*res = it->ures;
-	res->status = it->status;
-	res->err = it->err;
+	unit_result(it, res);
 	status = it->status;
 	item_free(it);
 	return status;
@@ -1042,8 +1058,12 @@ enum store_status store_call_sync(struct store *st, enum store_op op, json_t *pa
 	status = it->status;
 	if (status == STORE_OK && result)
 		*result = json_incref(it->result);
-	if (err)
-		*err = it->err;
+	if (err) {
+		if (it->err)
+			*err = *it->err;
+		else
+			memset(err, 0, sizeof(*err));
+	}
 	item_free(it);
 	return status;
 }

@@ -87,12 +87,15 @@ struct store_item {
 	int is_unit;             /* a unit whose records were already freed */
 	enum store_op op;
 	json_t *params;
-	/* outcome of the current attempt */
+	/* outcome of the current attempt (kept small: items are allocated per
+	 * submit on the loop thread and freed there) */
 	enum store_status status;
-	struct hub_error err;
+	struct hub_error *err; /* detail when it failed; see store_item_err */
 	json_t *result;
 	json_t *scratch; /* op state carried between phases */
-	struct store_unit_result ures;
+	struct {
+		unsigned records, written, unchanged, dead_letters, shipments_tracked;
+	} n;
 	int64_t rows;    /* rows seen by the op's counting statements */
 	int final;       /* failed for good within this batch */
 	unsigned phase;
@@ -154,6 +157,10 @@ void store_op_done(struct store_exec *x, struct store_item *it);
 
 /* Frees what an attempt produced so the item can run again. */
 void store_item_reset(struct store_item *it);
+
+/* The item's error detail, allocated (zeroed) on first use; a scratch
+ * buffer of the calling thread when out of memory. Never NULL. */
+struct hub_error *store_item_err(struct store_item *it);
 
 /* Milliseconds since the epoch, wall clock. */
 int64_t store_now_ms(void);

@@ -14,6 +14,11 @@
  * would keep the database consistent but could lose the last commits on
  * power loss, which would break "200 only after commit" for webhooks.
  *
+ * Checkpoints (copying the WAL back into the database file, and fsyncing
+ * it) run on a background thread with its own connection once the WAL
+ * holds CKPT_PAGES, so the store thread never waits for them; only if that
+ * thread falls far behind (CKPT_BACKSTOP) does a commit checkpoint inline.
+ *
  * Fixed statements are prepared once and cached by slot; dynamic ones are
  * prepared per run. Only the store thread uses the connection (and the
  * thread that opens the store, before the store thread starts).
@@ -21,6 +26,7 @@
 #include "config.h"
 #include "store_sql.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,19 +35,103 @@
 
 #include <hub/sdk.h>
 
+#include "log.h"
+
+#define CKPT_PAGES 4096     /* 32 MB of 8 KB pages: wake the checkpointer */
+#define CKPT_BACKSTOP 65536 /* 512 MB: the checkpointer fell behind, checkpoint inline */
+
 struct sql_conn {
 	sqlite3 *db;
 	sqlite3_stmt *cache[SQL_SLOT_COUNT];
+	/* the background checkpointer */
+	char path[4096];
+	int full;
+	pthread_t ckpt;
+	int ckpt_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int ckpt_wanted, stopping;
+	int signalled_at; /* WAL size when the checkpointer was last woken */
 };
 
 static void sq_disconnect(struct sql_conn *c)
 {
 	if (!c)
 		return;
+	if (c->ckpt_started) {
+		pthread_mutex_lock(&c->mu);
+		c->stopping = 1;
+		pthread_cond_signal(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->ckpt, NULL);
+	}
 	for (int i = 0; i < SQL_SLOT_COUNT; i++)
 		sqlite3_finalize(c->cache[i]);
+	/* The last connection to close checkpoints what is left. */
 	sqlite3_close_v2(c->db);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
 	free(c);
+}
+
+/* Called after every commit with the number of pages in the WAL. */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct sql_conn *c = arg;
+
+	/* The WAL restarted from its beginning after a complete checkpoint. */
+	if (pages < c->signalled_at)
+		c->signalled_at = 0;
+	if (pages >= CKPT_BACKSTOP) {
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	} else if (pages >= c->signalled_at + CKPT_PAGES) {
+		/* Once per CKPT_PAGES of new WAL, not at every commit: each
+		 * checkpoint fsyncs the database file. */
+		c->signalled_at = pages;
+		pthread_mutex_lock(&c->mu);
+		c->ckpt_wanted = 1;
+		pthread_cond_signal(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+	}
+	return SQLITE_OK;
+}
+
+static void *checkpointer(void *arg)
+{
+	struct sql_conn *c = arg;
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open_v2(c->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		log_warn("store", "sqlite: no background checkpoints (%s); commits will do them",
+			 db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close_v2(db);
+		sqlite3_wal_autocheckpoint(c->db, CKPT_PAGES);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	sqlite3_exec(db, c->full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", NULL,
+		     NULL, NULL);
+	sqlite3_exec(db, "PRAGMA journal_size_limit=67108864", NULL, NULL, NULL);
+	for (;;) {
+		int rc;
+
+		pthread_mutex_lock(&c->mu);
+		while (!c->ckpt_wanted && !c->stopping)
+			pthread_cond_wait(&c->cv, &c->mu);
+		c->ckpt_wanted = 0;
+		if (c->stopping) {
+			pthread_mutex_unlock(&c->mu);
+			break;
+		}
+		pthread_mutex_unlock(&c->mu);
+		/* PASSIVE: copies what it can without blocking the writer. */
+		rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			log_warn("store", "sqlite: checkpoint failed: %s", sqlite3_errmsg(db));
+	}
+	sqlite3_close_v2(db);
+	return NULL;
 }
 
 /* Reads option `name` from a "a=1&b=2" query into buf. Returns 1 if found. */
@@ -107,6 +197,10 @@ static int sq_connect(struct sql_conn **out, const char *url, struct hub_error *
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return hub_error_set(err, NULL, "store: out of memory");
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	c->full = full;
 	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 				  SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		hub_error_set(err, NULL, "store: cannot open the SQLite database %s: %s", path,
@@ -131,13 +225,15 @@ static int sq_connect(struct sql_conn **out, const char *url, struct hub_error *
 			err) < 0 ||
 	    exec_simple(c->db, "PRAGMA foreign_keys=OFF", err) < 0 ||
 	    exec_simple(c->db, "PRAGMA cache_size=-65536", err) < 0 ||
-	    /* Checkpoint (copy the WAL back, fsync the file) every 64 MB of WAL
-	     * rather than every 4 MB: fewer fsyncs, and pages rewritten by
-	     * many commits are copied once. */
-	    exec_simple(c->db, "PRAGMA wal_autocheckpoint=8192", err) < 0 ||
 	    exec_simple(c->db, "PRAGMA journal_size_limit=67108864", err) < 0 ||
 	    exec_simple(c->db, "PRAGMA temp_store=MEMORY", err) < 0)
 		goto fail;
+	/* Replaces SQLite's own checkpoint-on-commit. */
+	sqlite3_wal_hook(c->db, on_wal_commit, c);
+	if (pthread_create(&c->ckpt, NULL, checkpointer, c) == 0)
+		c->ckpt_started = 1;
+	else
+		sqlite3_wal_autocheckpoint(c->db, CKPT_PAGES);
 	if (max_pages > 0) {
 		snprintf(pragma, sizeof(pragma), "PRAGMA max_page_count=%ld", max_pages);
 		if (exec_simple(c->db, pragma, err) < 0)
