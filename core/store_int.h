@@ -32,6 +32,7 @@ struct unit_record {
 	enum hub_record_kind kind;
 	json_t *json;
 	char *text;  /* the record as stored (compact JSON) */
+	size_t text_len;
 	char *extra; /* shipment: tracking numbers (JSON array); tracking: events
 	                (JSON array) */
 	/* borrowed from json */
@@ -84,7 +85,6 @@ struct store_waiter;
 struct store_item {
 	struct store_item *next;
 	struct store_unit *unit; /* a unit, or NULL for an op */
-	int is_unit;             /* a unit whose records were already freed */
 	enum store_op op;
 	json_t *params;
 	/* outcome of the current attempt (kept small: items are allocated per

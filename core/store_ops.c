@@ -153,7 +153,7 @@ static void qb_param(struct qb *q, const char *frag, struct sql_val v)
 
 static void qb_text(struct qb *q, const char *frag, const char *v)
 {
-	qb_param(q, frag, (struct sql_val){SQL_TEXT, 0, v});
+	qb_param(q, frag, (struct sql_val){SQL_TEXT, -1, v});
 }
 
 static void qb_int(struct qb *q, const char *frag, int64_t v)

@@ -287,7 +287,7 @@ static int deliver_rows(const struct sql_stmt *st, const PGresult *res)
 			if (PQgetisnull(res, r, i))
 				cols[i] = (struct sql_val){SQL_NULL, 0, NULL};
 			else
-				cols[i] = (struct sql_val){SQL_TEXT, 0, PQgetvalue(res, r, i)};
+				cols[i] = (struct sql_val){SQL_TEXT, -1, PQgetvalue(res, r, i)};
 		}
 		if (st->on_row(st->ctx, &row) < 0)
 			return -1;

@@ -198,13 +198,15 @@ const struct sql_def sql_defs[SQL_SLOT_COUNT] = {
 	     "INSERT INTO jobs (connector, action, payload, attempts, next_run_ms, state, "
 	     "created_at_ms, dedupe_key) SELECT x.connector, 'push_status', "
 	     "json_object('order_external_id', x.order_external_id, 'fulfillment_id', x.external_id, "
-	     "'status', x.st, 'happened_at', x.at, 'carrier', $1, 'tracking_number', $2), "
+	     "'status', x.st, 'happened_at', x.at, 'carrier', $1, 'tracking_number', $2, "
+	     "'message', 'Reported by the hub from ' || $1 || ' tracking ' || $2), "
 	     "0, $4, 'queued', $4, 'push_status:' || x.id || ':' || x.st " PUSH_JOBS_FROM,
 	     "INSERT INTO jobs (connector, action, payload, attempts, next_run_ms, state, "
 	     "created_at_ms, dedupe_key) SELECT x.connector, 'push_status', "
 	     "CAST(json_build_object('order_external_id', x.order_external_id, 'fulfillment_id', "
 	     "x.external_id, 'status', x.st, 'happened_at', x.at, 'carrier', CAST($1 AS text), "
-	     "'tracking_number', CAST($2 AS text)) AS text), "
+	     "'tracking_number', CAST($2 AS text), 'message', "
+	     "'Reported by the hub from ' || CAST($1 AS text) || ' tracking ' || CAST($2 AS text)) AS text), "
 	     "0, $4, 'queued', $4, 'push_status:' || x.id || ':' || x.st " PUSH_JOBS_FROM),
 	DEF(SQL_TRACKING_SHIPMENTS_UPDATE,
 	    "UPDATE shipments SET status = COALESCE((SELECT te.status FROM tracking_events te "
@@ -754,8 +756,19 @@ void sql_bind_text(struct sql_script *s, struct sql_stmt *st, unsigned i, const 
 		sql_bind_null(st, i);
 		return;
 	}
-	st->params[i - 1] = (struct sql_val){SQL_TEXT, 0, v};
-	s->bytes += strlen(v);
+	st->params[i - 1] = (struct sql_val){SQL_TEXT, -1, v};
+	s->bytes += 16;
+}
+
+void sql_bind_text_len(struct sql_script *s, struct sql_stmt *st, unsigned i, const char *v,
+		       size_t len)
+{
+	if (!v) {
+		sql_bind_null(st, i);
+		return;
+	}
+	st->params[i - 1] = (struct sql_val){SQL_TEXT, (int64_t)len, v};
+	s->bytes += len;
 }
 
 void sql_bind_null(struct sql_stmt *st, unsigned i)

@@ -35,7 +35,7 @@ enum sql_type { SQL_NULL = 0, SQL_INT = 1, SQL_TEXT = 2, SQL_BINARY = 3 };
 /* A parameter or a column value. Text is NUL-terminated and borrowed. */
 struct sql_val {
 	enum sql_type type;
-	int64_t i;   /* SQL_INT value; SQL_BINARY length */
+	int64_t i;   /* SQL_INT value; SQL_BINARY length; SQL_TEXT length or -1 */
 	const char *s;
 };
 
@@ -214,6 +214,9 @@ struct sql_stmt *sql_script_add_text(struct sql_script *s, const char *text, uns
  * until the script is cleared (use sql_arena_strdup for temporaries). */
 void sql_bind_int(struct sql_script *s, struct sql_stmt *st, unsigned i, int64_t v);
 void sql_bind_text(struct sql_script *s, struct sql_stmt *st, unsigned i, const char *v);
+/* Same with the length known (large values: it also sizes chunks). */
+void sql_bind_text_len(struct sql_script *s, struct sql_stmt *st, unsigned i, const char *v,
+		       size_t len);
 void sql_bind_null(struct sql_stmt *st, unsigned i);
 /* Binds a one-dimensional PostgreSQL array in binary format, built in the
  * script's arena from n values (text: NULL pointers are SQL NULLs). Returns

@@ -328,7 +328,9 @@ static int sq_run(struct sql_conn *c, struct sql_stmt *stmts, size_t n, struct s
 			if (v->type == SQL_INT)
 				rc = sqlite3_bind_int64(ps, (int)i + 1, v->i);
 			else if (v->type == SQL_TEXT)
-				rc = sqlite3_bind_text(ps, (int)i + 1, v->s, -1, SQLITE_STATIC);
+				rc = sqlite3_bind_text(ps, (int)i + 1, v->s,
+						       v->i >= 0 && v->i <= INT32_MAX ? (int)v->i : -1,
+						       SQLITE_STATIC);
 			else
 				rc = sqlite3_bind_null(ps, (int)i + 1);
 			if (rc != SQLITE_OK) {
@@ -364,7 +366,7 @@ static int sq_run(struct sql_conn *c, struct sql_stmt *stmts, size_t n, struct s
 					cols[i] = (struct sql_val){SQL_NULL, 0, NULL};
 					break;
 				default:
-					cols[i] = (struct sql_val){SQL_TEXT, 0,
+					cols[i] = (struct sql_val){SQL_TEXT, -1,
 								   (const char *)sqlite3_column_text(ps, i)};
 				}
 			}

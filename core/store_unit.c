@@ -391,6 +391,8 @@ int store_unit_add_record(struct store_unit *u, enum hub_record_kind kind, json_
 		r->text = json_dumps(record, JSON_COMPACT);
 		if (!r->text)
 			rc = hub_error_set(err, NULL, "out of memory");
+		else
+			r->text_len = strlen(r->text);
 	}
 	if (rc == 0) {
 		u->nrecords++;
@@ -609,7 +611,7 @@ static int build_order(struct store_exec *x, struct store_item *it, unsigned ind
 	sql_bind_int(s, st, 10, r->total);
 	sql_bind_int(s, st, 11, r->created_ms);
 	sql_bind_int(s, st, 12, r->updated_ms);
-	sql_bind_text(s, st, 13, r->text);
+	sql_bind_text_len(s, st, 13, r->text, r->text_len);
 	sql_bind_int(s, st, 14, x->now_ms);
 	st->on_row = count_written;
 	st->ctx = it;
@@ -659,7 +661,7 @@ static int build_shipment(struct store_exec *x, struct store_item *it, unsigned 
 	bind_time(s, st, 9, r->delivered_ms);
 	sql_bind_int(s, st, 10, r->created_ms);
 	sql_bind_int(s, st, 11, r->updated_ms);
-	sql_bind_text(s, st, 12, r->text);
+	sql_bind_text_len(s, st, 12, r->text, r->text_len);
 	sql_bind_int(s, st, 13, x->now_ms);
 	st->on_row = count_written;
 	st->ctx = it;
@@ -814,7 +816,7 @@ size_t store_unit_order_bytes(const struct store_unit *u)
 
 	for (size_t i = 0; i < u->nrecords; i++) {
 		if (u->records[i].kind == HUB_RECORD_ORDER)
-			n += strlen(u->records[i].text) + 256;
+			n += u->records[i].text_len + 256;
 	}
 	return n;
 }

@@ -213,6 +213,8 @@ static int bench_store(const char *backend, const char *url, const char *state_d
 		return -1;
 	}
 	units = calloc((size_t)n, sizeof(*units));
+	if (getenv("BENCH_STORE_TRACE"))
+		fprintf(stderr, "bench-store: building units at %.3f\n", now_s());
 	for (long i = 0; i < n; i++) {
 		units[i] = store_unit_new("acme", "shop");
 		if (store_unit_add_record(units[i], HUB_RECORD_ORDER, make_order(i), &err) < 0) {
@@ -220,6 +222,8 @@ static int bench_store(const char *backend, const char *url, const char *state_d
 			return -1;
 		}
 	}
+	if (getenv("BENCH_STORE_TRACE"))
+		fprintf(stderr, "bench-store: submitting at %.3f\n", now_s());
 	prog.pending = n;
 	backend_pid = store_backend_pid(admin_url, db);
 	s0 = proc_cpu_s(backend_pid);
@@ -237,6 +241,8 @@ static int bench_store(const char *backend, const char *url, const char *state_d
 	t1 = now_s();
 	c1 = cpu_s();
 	l1 = cpu_of(RUSAGE_THREAD);
+	if (getenv("BENCH_STORE_TRACE"))
+		fprintf(stderr, "bench-store: done at %.3f\n", t1);
 	s1 = proc_cpu_s(backend_pid);
 	store_close(st);
 	event_base_free(base);
@@ -401,13 +407,14 @@ static int ceiling_sqlite(const char *path, const char *state_dir, long n)
 		return -1;
 	}
 	t1 = now_s();
+	c0 = cpu_s() - c0;
 	sqlite3_finalize(po);
 	sqlite3_finalize(pl);
 	sqlite3_close(db);
 	for (long i = 0; i < n; i++)
 		flat_release(&rows[i]);
 	free(rows);
-	record_ceiling("sqlite", n, t1 - t0, cpu_s() - c0, 0);
+	record_ceiling("sqlite", n, t1 - t0, c0, 0);
 	return 0;
 }
 
@@ -556,11 +563,12 @@ static int ceiling_pg(const char *url, const char *state_dir, long n)
 	}
 	PQclear(r);
 	t1 = now_s();
+	c0 = cpu_s() - c0;
 	s1 = proc_cpu_s(PQbackendPID(c));
 	PQfinish(c);
 	free(ob);
 	free(lb);
-	record_ceiling("postgresql", n, t1 - t0, cpu_s() - c0, s1 - s0);
+	record_ceiling("postgresql", n, t1 - t0, c0, s1 - s0);
 	return 0;
 }
 
