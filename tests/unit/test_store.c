@@ -1299,8 +1299,14 @@ static void test_store_down(void **state)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 100);
 	assert_non_null(strstr(err.message, "unavailable"));
-	/* A synchronous op on a down store fails fast too if it is a unit
-	 * with a deadline; queued work is not reported. */
+	/* So are ops (admin reads, job claims): no waiting for the database. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(store_call_sync(f->st, STORE_OP_STATS, NULL, NULL, &err),
+			 STORE_UNAVAILABLE);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 100);
+	assert_non_null(strstr(err.message, "unavailable"));
+	/* Queued work is not reported while the database is away. */
 	run_loop(f, &pending, 1500);
 	assert_int_equal(s2.done, 0);
 	assert_int_equal(s3.done, 0);
