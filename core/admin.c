@@ -161,6 +161,8 @@ static int page_params(struct server_req *r, json_t *params)
 			return -1;
 		}
 		json_object_set_new(params, "limit", json_integer(v));
+	} else {
+		json_object_set_new(params, "limit", json_integer(50)); /* docs/openapi.yaml */
 	}
 	if (after)
 		json_object_set_new(params, "cursor", json_string(after));
@@ -191,8 +193,24 @@ static json_t *shape_list(json_t *result, void *arg)
 	const char *key = arg;
 	json_t *next = json_object_get(result, "next_cursor");
 
-	return json_pack("{s:O,s:O}", key, json_object_get(result, "items") ?: json_array(), "next",
+	json_t *items = json_object_get(result, "items");
+
+	return json_pack("{s:o,s:O}", key, items ? json_incref(items) : json_array(), "next",
 			 next ? next : json_null());
+}
+
+/* A merchant id: 1 to 63 of A-Z a-z 0-9 _ - . (what the store accepts). */
+static int merchant_ok(const char *m)
+{
+	size_t n = m ? strlen(m) : 0;
+
+	if (n == 0 || n > 63)
+		return 0;
+	for (; *m; m++)
+		if (!((*m >= 'a' && *m <= 'z') || (*m >= 'A' && *m <= 'Z') || (*m >= '0' && *m <= '9') ||
+		      *m == '_' || *m == '-' || *m == '.'))
+			return 0;
+	return 1;
 }
 
 /* ---- plugins ------------------------------------------------------------------ */
@@ -327,7 +345,7 @@ static void connectors_list(struct server_req *r)
 struct put_ctx {
 	struct hub *hub;
 	struct server_req *r;
-	char name[64];
+	char name[PLUGIN_NAME_MAX + 8];
 	int created;
 	json_t *old_config; /* for update rollback */
 };
@@ -415,12 +433,17 @@ static void connectors_create(struct server_req *r)
 		server_reply_error(r, 400, "invalid_request", "body.config: required, must be an object");
 		goto out;
 	}
+	if (!merchant_ok(merchant)) {
+		server_reply_error(r, 400, "invalid_request",
+				   "body.merchant: 1 to 63 characters of A-Z a-z 0-9 _ - .");
+		goto out;
+	}
 	if (r->auth.merchant[0] && strcmp(merchant, r->auth.merchant) != 0) {
 		server_reply_error(r, 403, "forbidden", "token %s is scoped to merchant %s", r->auth.name,
 				   r->auth.merchant);
 		goto out;
 	}
-	if (!plugin_name_valid(name)) {
+	if (!plugin_name_valid(name) || strlen(name) > 63) {
 		server_reply_error(r, 400, "invalid_request", "body.name: \"%s\" must be [a-z0-9_]+", name);
 		goto out;
 	}
@@ -483,7 +506,7 @@ static void connectors_put(struct server_req *r)
 struct del_ctx {
 	struct hub *hub;
 	struct server_req *r;
-	char name[64];
+	char name[PLUGIN_NAME_MAX + 8];
 };
 
 static void delete_done(void *arg, enum store_status status, json_t *result, const struct hub_error *err)
@@ -531,7 +554,7 @@ static void connectors_delete(struct server_req *r)
 struct pause_ctx {
 	struct hub *hub;
 	struct server_req *r;
-	char name[64];
+	char name[PLUGIN_NAME_MAX + 8];
 	int paused;
 };
 
@@ -643,8 +666,23 @@ static int filter_params(struct server_req *r, json_t *params, int orders)
 		return -1;
 	if ((v = server_query(r, "connector")))
 		json_object_set_new(params, "connector", json_string(v));
-	if ((v = server_query(r, "status")))
+	if ((v = server_query(r, "status"))) {
+		static const char *const order_st[] = {"open", "closed", "cancelled", NULL};
+		static const char *const ship_st[] = {"pre_transit", "in_transit", "out_for_delivery", "delivered",
+						      "available_for_pickup", "delivery_failed", "exception",
+						      "return_to_sender", "cancelled", "unknown", NULL};
+		const char *const *ok = orders ? order_st : ship_st;
+		int found = 0;
+		for (; *ok; ok++)
+			found |= strcmp(*ok, v) == 0;
+		if (!found) {
+			json_decref(params);
+			server_reply_error(r, 400, "invalid_request", "query.status: \"%s\" is not a%s status", v,
+					   orders ? "n order" : " shipment");
+			return -1;
+		}
 		json_object_set_new(params, "status", json_string(v));
+	}
 	if (orders && (v = server_query(r, "sku")))
 		json_object_set_new(params, "sku", json_string(v));
 	if ((v = server_query(r, "updated_since"))) {
@@ -739,6 +777,26 @@ static void replay_unit_done(void *arg, const struct store_unit_result *res)
 	free(rc);
 }
 
+/* A replay that could not run puts the entry back as a new dead letter,
+ * so nothing is lost (the store marks an entry replayed when it hands it
+ * out). Returns 0 when re-queued. */
+static int requeue_dead(struct hub *hub, json_t *entry, const char *why)
+{
+	const char *merchant = json_string_value(json_object_get(entry, "merchant"));
+	struct store_unit *u = store_unit_new(merchant ? merchant : "unknown",
+					      json_string_value(json_object_get(entry, "connector")) ?: "unknown");
+	struct hub_error err;
+
+	if (!u)
+		return -1;
+	store_unit_add_dead_letter(u, json_string_value(json_object_get(entry, "kind")) ?: "unknown",
+				   json_incref(json_object_get(entry, "payload")), why,
+				   json_string_value(json_object_get(entry, "field")),
+				   (int)json_integer_value(json_object_get(entry, "upstream_status")));
+	memset(&err, 0, sizeof(err));
+	return store_submit(hub->store, u, NULL, NULL, &err);
+}
+
 static void replayed(void *arg, enum store_status status, json_t *entry, const struct hub_error *err)
 {
 	struct replay_ctx *rc = arg;
@@ -751,7 +809,8 @@ static void replayed(void *arg, enum store_status status, json_t *entry, const s
 	struct connector *c = connector_find(hub->reg, cname);
 	struct store_unit *u;
 	struct hub_error e2;
-	char msg[400];
+	char msg[1024];
+	int rc2;
 
 	if (status != STORE_OK) {
 		if (status == STORE_NOT_FOUND)
@@ -762,6 +821,16 @@ static void replayed(void *arg, enum store_status status, json_t *entry, const s
 		return;
 	}
 	audit(hub, r, "dead_letter.replay", r->params[0], json_pack("{s:s}", "kind", kind));
+	memset(&e2, 0, sizeof(e2));
+	if (strncmp(kind, "record:", 7) == 0 &&
+	    host_validate_record(plugin_registry_schemas(hub->reg), call_kind_parse(kind + 7), payload, &e2) < 0) {
+		snprintf(msg, sizeof(msg), "still invalid: %s: %s", e2.field, e2.message);
+		requeue_dead(hub, entry, msg);
+		server_reply_error(r, 409, "replay_failed", "dead letter %s: the record is %s; kept as a new dead letter",
+				   r->params[0], msg);
+		free(rc);
+		return;
+	}
 	if (strncmp(kind, "job:", 4) == 0 || strncmp(kind, "record:", 7) == 0) {
 		u = store_unit_new(merchant ? merchant : (c ? c->merchant : "unknown"), cname);
 		if (kind[0] == 'j')
@@ -770,6 +839,7 @@ static void replayed(void *arg, enum store_status status, json_t *entry, const s
 			store_unit_add_record(u, call_kind_parse(kind + 7), json_incref(payload), &e2);
 		memset(&e2, 0, sizeof(e2));
 		if (store_submit(hub->store, u, replay_unit_done, rc, &e2) < 0) {
+			requeue_dead(hub, entry, e2.message);
 			reply_store_error(r, STORE_UNAVAILABLE, &e2);
 			free(rc);
 		}
@@ -783,15 +853,21 @@ static void replayed(void *arg, enum store_status status, json_t *entry, const s
 		return;
 	}
 	if (strcmp(kind, "webhook") == 0) {
-		if (webhook_replay(hub, cname, payload, msg, sizeof(msg)) == 0)
+		rc2 = webhook_replay(hub, cname, payload, msg, sizeof(msg));
+		if (rc2 == 0) {
 			server_reply_json(r, 202, json_pack("{s:s}", "status", "replayed"));
-		else
-			server_reply_error(r, 409, "replay_failed", "%s", msg);
+		} else {
+			if (rc2 < 0)
+				requeue_dead(hub, entry, msg);
+			server_reply_error(r, 409, "replay_failed", "%s (kept as a new dead letter)", msg);
+		}
 		free(rc);
 		return;
 	}
-	server_reply_error(r, 409, "replay_failed", "dead letter %s (%s of %s) cannot be replayed: %s",
-			   r->params[0], kind, cname, c ? "unknown kind" : "its connector no longer exists");
+	requeue_dead(hub, entry, c ? "cannot be replayed: unknown kind" : "its connector no longer exists");
+	server_reply_error(r, 409, "replay_failed",
+			   "dead letter %s (%s of %s) cannot be replayed: %s; kept as a new dead letter", r->params[0],
+			   kind, cname, c ? "unknown kind" : "its connector no longer exists");
 	free(rc);
 }
 
@@ -869,6 +945,11 @@ static void tokens_create(struct server_req *r)
 	}
 	if (auth_role_parse(role) == ROLE_NONE) {
 		server_reply_error(r, 400, "invalid_request", "body.role: \"%s\" must be admin, operator or viewer", role);
+		goto out;
+	}
+	if (merchant && !merchant_ok(merchant)) {
+		server_reply_error(r, 400, "invalid_request",
+				   "body.merchant: 1 to 63 characters of A-Z a-z 0-9 _ - .");
 		goto out;
 	}
 	if (merchant && auth_role_parse(role) == ROLE_ADMIN) {

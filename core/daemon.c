@@ -334,7 +334,7 @@ static void set_cursors(struct connector *c, json_t *cursors)
 
 struct attach_ctx {
 	struct hub *hub;
-	char name[64];
+	char name[72];
 	struct sync_settings set;
 };
 
@@ -349,6 +349,7 @@ static void cursors_loaded(void *arg, enum store_status status, json_t *result, 
 			set_cursors(c, result);
 		sync_attach(ac->hub->sync, c, &ac->set);
 	}
+	json_decref(ac->set.rate_limits);
 	free(ac);
 }
 
@@ -381,6 +382,7 @@ static int start_connector(struct hub *hub, const char *name, const char *plugin
 			return -1;
 		ac->hub = hub;
 		ac->set = *set;
+		json_incref(ac->set.rate_limits); /* the config may be re-read before the answer */
 		snprintf(ac->name, sizeof(ac->name), "%s", name);
 		if (store_call(hub->store, STORE_OP_CURSORS_GET, json_pack("{s:s}", "connector", name),
 			       cursors_loaded, ac, &err) < 0)
@@ -467,7 +469,10 @@ static void apply_declared(struct hub *hub, const json_t *old)
 				  err.field, err.field[0] ? ": " : "", err.message);
 			continue;
 		}
-		sync_pause(hub->sync, c, set.paused);
+		/* New settings (interval, rate limits, paused) take effect at once;
+		 * the cursors stay with the connector. */
+		sync_detach(hub->sync, c);
+		sync_attach(hub->sync, c, &set);
 		persist_declared(hub, decl, set.paused, 1);
 		log_info("hubd", "connector %s updated", name);
 	}
@@ -690,17 +695,21 @@ int hub_run(struct hub *hub)
 
 void hub_release(struct hub *hub)
 {
-	/* Order matters: the engine and connectors before the registry, the
-	 * registry and HTTP client before the store that their callbacks use. */
+	/* Order matters: freeing the HTTP client, the limiter and the store
+	 * runs their pending callbacks, which use the sync engine and the
+	 * connectors; so those go last. The engine stops first so that no
+	 * callback schedules new work. */
 	if (hub->sync)
-		sync_free(hub->sync);
-	plugin_registry_free(hub->reg);
+		sync_stop(hub->sync);
 	if (hub->http)
 		http_client_free(hub->http);
 	if (hub->rl)
 		rl_free(hub->rl);
 	if (hub->store)
 		store_close(hub->store);
+	if (hub->sync)
+		sync_free(hub->sync);
+	plugin_registry_free(hub->reg);
 	auth_free(hub->auth);
 	js_registry_free(hub->schemas);
 	if (hub->stats_timer)

@@ -679,7 +679,8 @@ static int check_type(struct vctx *c, const json_t *type, const json_t *inst)
 	return fail(c, "expected %s, got %s", want, instance_type(inst));
 }
 
-static int check_enum(struct vctx *c, const json_t *list, const json_t *inst)
+/* Values of properties marked "x-secret" are never echoed in messages. */
+static int check_enum(struct vctx *c, const json_t *list, const json_t *inst, int secret)
 {
 	char value[96], all[256];
 	size_t i;
@@ -688,12 +689,14 @@ static int check_enum(struct vctx *c, const json_t *list, const json_t *inst)
 	json_array_foreach(list, i, e)
 		if (json_equal(e, inst))
 			return 0;
+	if (secret)
+		return fail(c, "the (secret) value is not one of the allowed values");
 	dump_value(inst, value, sizeof(value));
 	dump_value(list, all, sizeof(all));
 	return fail(c, "value %s not in enum %s", value, all);
 }
 
-static int check_pattern_match(struct vctx *c, const char *pattern, const char *text)
+static int check_pattern_match(struct vctx *c, const char *pattern, const char *text, int secret)
 {
 	const json_t *id = c->reg != NULL ? json_object_get(c->reg->pattern_ids, pattern) : NULL;
 	regex_t tmp;
@@ -713,6 +716,8 @@ static int check_pattern_match(struct vctx *c, const char *pattern, const char *
 		regfree(&tmp);
 	if (rc == 0)
 		return 0;
+	if (secret)
+		return fail(c, "the (secret) value does not match the pattern %.150s", pattern);
 	return fail(c, "\"%.100s\" does not match the pattern %.150s", text, pattern);
 }
 
@@ -791,7 +796,8 @@ static int check_string(struct vctx *c, const json_t *schema, const json_t *inst
 				    JSON_INTEGER_FORMAT, n, json_integer_value(max));
 	}
 	if (json_is_string(pattern))
-		return check_pattern_match(c, json_string_value(pattern), json_string_value(inst));
+		return check_pattern_match(c, json_string_value(pattern), json_string_value(inst),
+					   json_is_true(json_object_get(schema, "x-secret")));
 	return 0;
 }
 
@@ -848,7 +854,8 @@ static int validate(struct vctx *c, const json_t *root, const json_t *schema,
 	if (v != NULL && (rc = check_type(c, v, inst)) < 0)
 		goto out;
 	v = json_object_get(schema, "enum");
-	if (json_is_array(v) && (rc = check_enum(c, v, inst)) < 0)
+	if (json_is_array(v) &&
+	    (rc = check_enum(c, v, inst, json_is_true(json_object_get(schema, "x-secret")))) < 0)
 		goto out;
 	v = json_object_get(schema, "const");
 	if (v != NULL && !json_equal(v, inst)) {

@@ -1293,7 +1293,9 @@ static int build_tracking_due(struct store_exec *x, struct store_item *it, unsig
 		return refuse(it, "carrier", "carrier is required");
 	/* The outer "next_check_ms <= $3" is re-checked on rows another process
 	 * just leased (PostgreSQL re-reads updated rows), so a number is leased
-	 * by one process at a time. "checked_before_ms" (an on-demand recheck)
+	 * by one process at a time. Shipments already delivered when the hub
+	 * first saw them are checked once, for their events and dates.
+	 * "checked_before_ms" (an on-demand recheck)
 	 * also takes every number not checked since then, due or not. */
 	int64_t checked_before = p_int(p, "checked_before_ms", 0);
 	char due[160], due_st[160];
@@ -1315,10 +1317,10 @@ static int build_tracking_due(struct store_exec *x, struct store_item *it, unsig
 		 "SELECT st.carrier, st.tracking_number FROM shipment_tracking st "
 		 "JOIN shipments s ON s.id = st.shipment_id "
 		 "WHERE st.carrier = $2 AND %s "
-		 "AND s.status NOT IN ('delivered', 'cancelled')%s "
+		 "AND (s.status NOT IN ('delivered', 'cancelled') OR st.last_checked_ms IS NULL)%s "
 		 "GROUP BY st.carrier, st.tracking_number ORDER BY MIN(st.next_check_ms) LIMIT $4) "
-		 "AND shipment_id IN (SELECT id FROM shipments "
-		 "WHERE status NOT IN ('delivered', 'cancelled')%s) "
+		 "AND (last_checked_ms IS NULL OR shipment_id IN (SELECT id FROM shipments "
+		 "WHERE status NOT IN ('delivered', 'cancelled')%s)) "
 		 "RETURNING tracking_number, shipment_id, not_found_count",
 		 due, due_st, merchant ? " AND s.merchant = $5" : "", merchant ? " AND merchant = $5" : "");
 	st = sql_script_add_text(s, sql, np, index);

@@ -179,13 +179,16 @@ const struct sql_def sql_defs[SQL_SLOT_COUNT] = {
 	     "CROSS JOIN json_array_elements(CAST($3 AS json)) AS e(v) "
 	     "WHERE st.carrier = $1 AND st.tracking_number = $2 AND s.merchant = $4 "
 	     "ON CONFLICT (shipment_id, occurred_at, carrier_code, description) DO NOTHING"),
-	/* Before the status update: a shipment whose status becomes delivered
-	 * or exception gets one "push_status" job for the marketplace connector
-	 * it came from (outbox, same transaction). The dedupe key makes it once
-	 * per shipment and status, whatever the replays. $1 carrier, $2
+	/* Before the status update: a shipment whose carrier status becomes
+	 * delivered or exception gets one "push_status" job for the marketplace
+	 * connector it came from (outbox, same transaction). The transition is
+	 * judged on the carrier's own status (tracking_status), not on what the
+	 * marketplace said, and the dedupe key makes it once per shipment and
+	 * status, whatever the replays. $1 carrier, $2
 	 * number, $3 the record's status, $4 now, $5 merchant. */
 #define PUSH_JOBS_FROM                                                                     \
-	"FROM (SELECT s.id, s.connector, s.order_external_id, s.external_id, s.status AS old, "  \
+	"FROM (SELECT s.id, s.connector, s.order_external_id, s.external_id, "                   \
+	"COALESCE(s.tracking_status, '') AS old, "                                               \
 	"COALESCE((SELECT te.status FROM tracking_events te WHERE te.shipment_id = s.id "        \
 	"ORDER BY te.occurred_at DESC, te.id DESC LIMIT 1), $3) AS st, "                        \
 	"(SELECT te.occurred_at FROM tracking_events te WHERE te.shipment_id = s.id "            \

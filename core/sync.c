@@ -177,6 +177,50 @@ static struct metric *counter(struct sync *sy, const char *name, const char *hel
 	return metrics_get(sy->o.metrics, METRIC_COUNTER, name, help, labels);
 }
 
+/* Cuts s at its first byte that is not part of valid UTF-8, so that error
+ * texts (cut byte-wise by plugins, or from upstream bodies) can go into
+ * JSON. */
+static void utf8_trim(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
+		int i;
+		if (n == 0 || (n == 2 && *p < 0xC2))
+			break;
+		for (i = 1; i < n && (p[i] & 0xC0) == 0x80; i++)
+			;
+		if (i < n)
+			break;
+		p += n;
+	}
+	*p = '\0';
+}
+
+/* The URL without its query string, for logs and dead letters: a plugin
+ * that authenticates with a query parameter must not see it logged. */
+static const char *url_for_log(const char *url, char *buf, size_t size)
+{
+	size_t n = url ? strcspn(url, "?#") : 0;
+
+	snprintf(buf, size, "%.*s%s", (int)(n < size ? n : size - 1), url ? url : "", url && url[n] ? "?..." : "");
+	return buf;
+}
+
+static void circuit_gauge(struct csched *cs);
+
+/* A step ended without failing (a page committed, nothing to fetch, a
+ * token obtained): a half-open circuit's probe succeeded. */
+static void circuit_ok(struct csched *cs)
+{
+	if (retry_circuit_state(&cs->circuit) == RETRY_CIRCUIT_CLOSED)
+		return;
+	log_info("sync", "%s: circuit closed again", connector_name(cs->c));
+	retry_circuit_success(&cs->circuit);
+	circuit_gauge(cs);
+}
+
 /* Publishes the connector's circuit state: 0 closed, 1 open, 2 half-open. */
 static void circuit_gauge(struct csched *cs)
 {
@@ -197,6 +241,7 @@ static void set_error(struct stream_run *sr, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(sr->last_error, sizeof(sr->last_error), fmt, ap);
 	va_end(ap);
+	utf8_trim(sr->last_error);
 	log_warn("sync", "%s/%s: %s", connector_name(sr->cs->c), sr->name, sr->last_error);
 }
 
@@ -371,7 +416,9 @@ static void wake_token_waiters(struct csched *cs, int64_t delay_ms)
 {
 	for (size_t i = 0; i < cs->n; i++) {
 		if (cs->streams[i].state == SR_WAIT_TOKEN) {
-			cs->streams[i].state = SR_IDLE;
+			/* A step interrupted by a 401 resumes with its own cursor (a
+			 * backfill's start, for one), like a retry. */
+			cs->streams[i].state = cs->streams[i].cursor || cs->streams[i].tracking ? SR_BACKOFF : SR_IDLE;
 			schedule(&cs->streams[i], delay_ms);
 		}
 	}
@@ -406,6 +453,7 @@ static void token_failed(struct csched *cs, enum retry_verdict v, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(cs->token_error, sizeof(cs->token_error), fmt, ap);
 	va_end(ap);
+	utf8_trim(cs->token_error);
 	log_warn("sync", "%s: access token refresh failed: %s", connector_name(cs->c), cs->token_error);
 	cs->token_failed_ms = now_ms();
 	cs->token_failures++;
@@ -439,7 +487,16 @@ static void token_done(void *arg, const struct http_resp *resp)
 	memset(&err, 0, sizeof(err));
 	rc = instance_read_action(tr->inst, "refresh_token", NULL, &m, &call, &err);
 	if (rc == HUB_OK && call.access_token) {
+		struct store_unit *u = store_unit_new(cs->c->merchant, connector_name(cs->c));
+		struct hub_error serr;
 		connector_set_access_token(cs->c, call.access_token, call.access_token_expires_ms);
+		/* Sealed in the store, so a restart reuses it. */
+		if (u) {
+			store_unit_set_access_token(u, call.access_token, call.access_token_expires_ms);
+			memset(&serr, 0, sizeof(serr));
+			store_submit(cs->sy->o.store, u, NULL, NULL, &serr);
+		}
+		circuit_ok(cs);
 		cs->token_error[0] = '\0';
 		cs->token_failures = 0;
 		metric_add(counter(cs->sy, "hub_token_refresh_total", "Access token refreshes by result",
@@ -613,10 +670,7 @@ static void commit_done(void *arg, const struct store_unit_result *res)
 		sr->last_error[0] = '\0';
 		sr->attempt = 0;
 		sr->auth_retried = 0;
-		if (retry_circuit_state(&cs->circuit) != RETRY_CIRCUIT_CLOSED)
-			log_info("sync", "%s: circuit closed again", connector_name(cs->c));
-		retry_circuit_success(&cs->circuit);
-		circuit_gauge(cs);
+		circuit_ok(cs);
 		metric_add(counter(sy, "hub_records_written_total", "Records inserted or updated",
 				   "connector=\"%s\",stream=\"%s\"", connector_name(cs->c), sr->name),
 			   res->written);
@@ -716,10 +770,13 @@ static void dead_letter_step(struct stream_run *sr, const struct hub_msg *resp, 
 
 	if (!u)
 		return;
+	char excerpt[BODY_EXCERPT + 1], ubuf[256];
+
 	snprintf(kind, sizeof(kind), "stream:%s", sr->name);
-	payload = json_pack("{s:s,s:O?,s:s?,s:s?,s:s%}", "stream", sr->name, "cursor", sr->cursor,
-			    "method", sr->req.method, "url", sr->req.url, "body_excerpt", body,
-			    len > BODY_EXCERPT ? (size_t)BODY_EXCERPT : len);
+	snprintf(excerpt, sizeof(excerpt), "%.*s", (int)(len > BODY_EXCERPT ? BODY_EXCERPT : len), body);
+	utf8_trim(excerpt);
+	payload = json_pack("{s:s,s:O?,s:s?,s:s,s:s}", "stream", sr->name, "cursor", sr->cursor, "method",
+			    sr->req.method, "url", url_for_log(sr->req.url, ubuf, sizeof(ubuf)), "body_excerpt", excerpt);
 	store_unit_add_dead_letter(u, kind, payload, reason, field, resp ? resp->status : 0);
 	memset(&err, 0, sizeof(err));
 	/* Fire and forget: the step's outcome does not depend on it. */
@@ -751,7 +808,8 @@ static void step_response(void *arg, const struct http_resp *resp)
 		return;
 	}
 	if (resp->err != HTTP_ERR_NONE) {
-		set_error(sr, "%s %s: %s", sr->req.method, sr->req.url, resp->errmsg);
+		char u[256];
+		set_error(sr, "%s %s: %s", sr->req.method, url_for_log(sr->req.url, u, sizeof(u)), resp->errmsg);
 		step_failed(sr, http_err_transient(resp->err) ? RETRY_TRANSIENT : RETRY_PERMANENT, 0);
 		cs_unref(cs);
 		return;
@@ -900,6 +958,7 @@ static void step_build(struct stream_run *sr)
 		step_acquire(sr);
 		break;
 	case HUB_DONE:
+		circuit_ok(cs);
 		sr->last_success_ms = now_ms();
 		if (sr->sync_active) {
 			sr->sync_active = 0;
@@ -949,6 +1008,7 @@ static void leased_done(void *arg, enum store_status status, json_t *result,
 		return;
 	}
 	if (json_array_size(items) == 0) {
+		circuit_ok(cs);
 		sr->last_success_ms = now_ms();
 		if (sr->sync_active) {
 			sr->sync_active = 0;
@@ -982,8 +1042,10 @@ static void step_lease(struct stream_run *sr)
 		sr->inst = connector_acquire(cs->c);
 	if (sr->inst && sr->inst->gen->desc.tracking_batch_max > 1)
 		batch = sr->inst->gen->desc.tracking_batch_max;
-	params = json_pack("{s:s,s:i,s:i}", "carrier", sr->inst ? sr->inst->gen->desc.name : "",
-			   "limit", (int)batch, "lease_ms", 600000);
+	/* The carrier account belongs to a merchant: it follows that merchant's
+	 * shipments, whatever marketplace they came from. */
+	params = json_pack("{s:s,s:s,s:i,s:i}", "carrier", sr->inst ? sr->inst->gen->desc.name : "",
+			   "merchant", cs->c->merchant, "limit", (int)batch, "lease_ms", 600000);
 	/* An on-demand sync rechecks every active number once, due or not. */
 	if (sr->sync_active)
 		json_object_set_new(params, "checked_before_ms", json_integer(sr->sync_started_ms));
@@ -1007,7 +1069,13 @@ static void step_begin(struct stream_run *sr)
 	if (cs->detached || cs->sy->stopping)
 		return;
 	if (sr->state == SR_BACKOFF) {
-		/* Retry of the same step: same cursor, same leased numbers. */
+		/* Retry of the same step: same cursor, same leased numbers; not
+		 * while the circuit is open. */
+		if (!retry_circuit_allow(&cs->circuit, now)) {
+			int64_t wait = retry_circuit_wait_ms(&cs->circuit, now);
+			schedule(sr, wait >= 0 ? wait : 1000);
+			return;
+		}
 		sr->state = SR_IDLE;
 		if (sr->tracking) {
 			step_lease(sr);
@@ -1328,7 +1396,12 @@ static void job_finish(struct job *j, enum retry_verdict v, int64_t retry_after_
 		op = STORE_OP_JOB_COMPLETE;
 		params = json_pack("{s:I}", "id", (json_int_t)j->id);
 	} else {
-		unsigned attempts = (unsigned)j->attempts + 1;
+		/* The claim counted this attempt already. */
+		unsigned attempts = j->attempts > 0 ? (unsigned)j->attempts : 1;
+		char clean[1024];
+		snprintf(clean, sizeof(clean), "%s", error ? error : "failed");
+		utf8_trim(clean);
+		error = clean;
 		int64_t delay = retry_backoff_ms(&sy->policy, attempts, retry_after_ms);
 		int dead = v == RETRY_PERMANENT ||
 			   retry_exhausted(&sy->policy, attempts, j->created_ms ? j->created_ms : now, now + delay);
@@ -1526,8 +1599,20 @@ static void jobs_claimed(void *arg, enum store_status status, json_t *result,
 
 	sy->claiming = 0;
 	sy->busy--;
-	if (status != STORE_OK || sy->stopping)
+	if (status != STORE_OK)
 		return;
+	if (sy->stopping) {
+		/* Hand them back, runnable now, instead of waiting out the lease. */
+		json_array_foreach(items, i, it) {
+			struct hub_error ferr;
+			memset(&ferr, 0, sizeof(ferr));
+			store_call(sy->o.store, STORE_OP_JOB_FAIL,
+				   json_pack("{s:O,s:s,s:I}", "id", json_object_get(it, "id"), "error", "hubd stopped",
+					     "next_run_ms", (json_int_t)now_ms()),
+				   NULL, NULL, &ferr);
+		}
+		return;
+	}
 	json_array_foreach(items, i, it)
 		job_start(sy, it);
 	if (json_array_size(items) > 0)

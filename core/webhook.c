@@ -7,6 +7,8 @@
 #include "config.h"
 #include "webhook.h"
 
+#include <hub/sdk.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,10 +99,19 @@ static void add_raw_dead_letter(struct store_unit *u, const struct hub_msg *m, c
 
 	for (size_t i = 0; i < m->nheaders; i++)
 		json_object_set_new(headers, m->headers[i].name, json_string(m->headers[i].value));
-	store_unit_add_dead_letter(u, "webhook",
-				   json_pack("{s:s,s:s,s:o,s:s%}", "method", m->method ? m->method : "POST",
-					     "url", m->url ? m->url : "/", "headers", headers, "body", body, len),
-				   reason, field, 0);
+	json_t *payload = json_pack("{s:s,s:s,s:o}", "method", m->method ? m->method : "POST", "url",
+				    m->url ? m->url : "/", "headers", headers);
+	json_t *text = json_stringn(body, len);
+
+	/* JSON strings are UTF-8: other bodies are kept in base64. */
+	if (text) {
+		json_object_set_new(payload, "body", text);
+	} else {
+		char *b64 = hub_base64_encode(body, len);
+		json_object_set_new(payload, "body_base64", json_string(b64 ? b64 : ""));
+		free(b64);
+	}
+	store_unit_add_dead_letter(u, "webhook", payload, reason, field, 0);
 }
 
 /*
@@ -121,9 +132,9 @@ static int process(struct hub *hub, struct connector *c, const struct hub_msg *m
 		return 503;
 	}
 	if (!(inst->gen->desc.capabilities & HUB_CAP_WEBHOOKS)) {
-		instance_release(inst);
 		snprintf(msg, size, "connector %s (plugin %s) does not accept webhooks", connector_name(c),
 			 inst->gen->desc.name);
+		instance_release(inst);
 		return 404;
 	}
 	call_init(&call, plugin_gen_kinds(inst->gen), plugin_registry_schemas(hub->reg));
@@ -274,13 +285,25 @@ int webhook_replay(struct hub *hub, const char *connector, json_t *payload, char
 			json_string_value(json_object_get(payload, "url")) ?: "/");
 	json_object_foreach(json_object_get(payload, "headers"), key, v)
 		msg_add_header(&m, key, json_string_value(v) ? json_string_value(v) : "");
-	if (json_is_string(json_object_get(payload, "body")))
+	if (json_is_string(json_object_get(payload, "body"))) {
 		msg_set_body(&m, json_string_value(json_object_get(payload, "body")),
 			     json_string_length(json_object_get(payload, "body")));
+	} else if (json_is_string(json_object_get(payload, "body_base64"))) {
+		size_t blen = 0;
+		unsigned char *raw = hub_base64_decode(json_string_value(json_object_get(payload, "body_base64")),
+						       &blen);
+		if (raw)
+			msg_set_body(&m, raw, blen);
+		free(raw);
+	}
 	u = store_unit_new(c->merchant, connector_name(c));
 	/* Replayed deliveries were verified when they arrived. */
 	status = u ? process(hub, c, &m, 0, u, topic, sizeof(topic), err, size, &n) : 503;
 	msg_release(&m);
+	if (status == 202) {
+		store_unit_free(u);
+		return 0; /* a topic the plugin ignores: nothing to store */
+	}
 	if (status != 200 && status != 422) {
 		store_unit_free(u);
 		return -1;
@@ -290,7 +313,8 @@ int webhook_replay(struct hub *hub, const char *connector, json_t *payload, char
 		snprintf(err, size, "%s", herr.message);
 		return -1;
 	}
-	return 0;
+	/* Still unreadable: process() kept it as a new dead letter. */
+	return status == 200 ? 0 : 1;
 }
 
 static const struct route routes[] = {

@@ -22,7 +22,9 @@ const struct route *webhook_route_table(size_t *n);
 
 /* Re-runs a stored webhook (a dead letter of kind "webhook": its payload
  * holds the method, url, headers and body) through the connector's plugin
- * and stores the records. Returns 0 when queued, -1 with a message. */
+ * and stores the records. Returns 0 when queued, 1 when the payload is
+ * still unreadable (kept again as a new dead letter), -1 with a message
+ * when nothing could be done (the caller keeps the dead letter). */
 int webhook_replay(struct hub *hub, const char *connector, json_t *payload, char *err, size_t size);
 
 #endif

@@ -493,6 +493,39 @@ static void test_config_schema(void **state)
 	js_registry_free(r);
 }
 
+/* Values of "x-secret" properties never appear in error messages. */
+static void test_secret_values_not_echoed(void **state)
+{
+	struct js_registry *r = js_registry_new();
+	json_t *schema = json_loads("{\"type\":\"object\",\"properties\":{"
+				    "\"key\":{\"type\":\"string\",\"pattern\":\"^sk_\",\"x-secret\":true},"
+				    "\"mode\":{\"enum\":[\"a\",\"b\"],\"x-secret\":true},"
+				    "\"name\":{\"type\":\"string\",\"pattern\":\"^n_\"}}}", 0, NULL);
+	json_t *bad_key = json_pack("{s:s}", "key", "hunter2-topsecret");
+	json_t *bad_mode = json_pack("{s:s}", "mode", "hunter2-topsecret");
+	json_t *bad_name = json_pack("{s:s}", "name", "visible-value");
+	struct hub_error err;
+
+	assert_non_null(schema);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(js_validate(r, schema, bad_key, &err), -1);
+	assert_string_equal(err.field, "key");
+	assert_null(strstr(err.message, "hunter2"));
+	assert_non_null(strstr(err.message, "secret"));
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(js_validate(r, schema, bad_mode, &err), -1);
+	assert_null(strstr(err.message, "hunter2"));
+	/* Ordinary fields still say what was wrong. */
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(js_validate(r, schema, bad_name, &err), -1);
+	assert_non_null(strstr(err.message, "visible-value"));
+	json_decref(schema);
+	json_decref(bad_key);
+	json_decref(bad_mode);
+	json_decref(bad_name);
+	js_registry_free(r);
+}
+
 static void test_boolean_schemas(void **state)
 {
 	struct hub_error err = { 0 };
@@ -552,6 +585,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_schemas),
 		cmocka_unit_test(test_config_schema),
 		cmocka_unit_test(test_boolean_schemas),
+		cmocka_unit_test(test_secret_values_not_echoed),
 		cmocka_unit_test(test_threads),
 	};
 
