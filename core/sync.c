@@ -679,7 +679,7 @@ static void commit_done(void *arg, const struct store_unit_result *res)
 					   "connector=\"%s\"", connector_name(cs->c)),
 				   res->dead_letters);
 		if (sr->sync_active) {
-			sr->sync_records += res->written;
+			sr->sync_records += res->written + res->shipments_tracked;
 			sr->sync_progress = cc->more ? cursor_progress(sr, cc->cursor) : 1.0;
 			if (!cc->more) {
 				sr->sync_active = 0;
@@ -968,15 +968,22 @@ static void step_build(struct stream_run *sr)
 		step_end(sr, interval_ms(sr));
 		break;
 	case HUB_AUTH_EXPIRED:
-		if (!sr->auth_retried) {
-			sr->auth_retried = 1;
+		/* No token yet (or the last refresh failed): wait for one; the
+		 * refresh backs off and feeds the circuit itself. A token the
+		 * plugin refuses is dropped and refreshed once. */
+		if ((sr->inst->gen->desc.capabilities & HUB_CAP_TOKEN_REFRESH) &&
+		    (!connector_access_token(cs->c) || !sr->auth_retried)) {
+			if (connector_access_token(cs->c)) {
+				sr->auth_retried = 1;
+				connector_set_access_token(cs->c, NULL, 0);
+			}
 			instance_release(sr->inst);
 			sr->inst = NULL;
 			sr->state = SR_WAIT_TOKEN;
 			token_refresh(cs);
 			break;
 		}
-		set_error(sr, "no usable access token: %s", cs->token_error[0] ? cs->token_error : err.message);
+		set_error(sr, "credentials refused: %s", cs->token_error[0] ? cs->token_error : err.message);
 		step_failed(sr, RETRY_AUTH, 0);
 		break;
 	default:
