@@ -65,6 +65,14 @@ static int exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
+static int atoi_ok(const char *s)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	return *end ? -1 : (int)v;
+}
+
 static void count_lines(const char *text, int *lines)
 {
 	*lines = 0;
@@ -316,6 +324,45 @@ static void serves_tls_when_configured(void **state)
 	assert_int_equal(proc_stop(&p, SIGTERM, 10000, NULL), 0);
 }
 
+/* Per-source inbound limit: over the rate, 429 with Retry-After; the
+ * daemon keeps serving once the bucket refills. */
+static void per_source_rate_limit(void **state)
+{
+	char state_dir[512], path[512], logp[512], url[256], ra[32];
+	struct proc p;
+	struct th_response r;
+	int port = proc_free_port(), limited = 0, ok = 0;
+	char *argv[] = {hubd, "--config", path, NULL};
+
+	snprintf(state_dir, sizeof(state_dir), "%s/state-rl", dir);
+	snprintf(path, sizeof(path), "%s",
+		 write_config("rl.json", port, state_dir, ",\"http\":{\"rate_per_s\":2,\"burst\":5}"));
+	snprintf(logp, sizeof(logp), "%s/rl.log", dir);
+	assert_int_equal(proc_start(&p, argv, logp), 0);
+	assert_int_equal(proc_wait_port(port, 10000), 0);
+	usleep(500000);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+		if (r.status == 429) {
+			limited++;
+			assert_non_null(th_header(&r, "Retry-After", ra, sizeof(ra)));
+			assert_true(atoi_ok(ra) >= 1);
+			assert_non_null(strstr(r.body, "rate_limited"));
+		} else if (r.status == 200) {
+			ok++;
+		}
+		th_response_release(&r);
+	}
+	assert_true(ok >= 5 && ok <= 7);
+	assert_true(limited >= 13);
+	sleep(2);
+	assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	th_response_release(&r);
+	assert_int_equal(proc_stop(&p, SIGTERM, 10000, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +371,7 @@ int main(void)
 		cmocka_unit_test(bad_start_inputs),
 		cmocka_unit_test(serves_and_stops_gracefully),
 		cmocka_unit_test(serves_tls_when_configured),
+		cmocka_unit_test(per_source_rate_limit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
