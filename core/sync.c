@@ -80,6 +80,7 @@ struct stream_run {
 	const char *sync_state; /* "idle", "running", "done", "failed" */
 	double sync_progress;
 	int trigger_pending;
+	int64_t step_started_ms; /* when the current step began (its cursor or lease was chosen) */
 	/* the step in flight */
 	struct conn_instance *inst;
 	struct hub_msg req;
@@ -214,10 +215,13 @@ static void circuit_gauge(struct csched *cs);
  * token obtained): a half-open circuit's probe succeeded. */
 static void circuit_ok(struct csched *cs)
 {
-	if (retry_circuit_state(&cs->circuit) == RETRY_CIRCUIT_CLOSED)
+	int was_closed = retry_circuit_state(&cs->circuit) == RETRY_CIRCUIT_CLOSED;
+
+	/* Always: a success also resets the count of consecutive failures. */
+	retry_circuit_success(&cs->circuit);
+	if (was_closed)
 		return;
 	log_info("sync", "%s: circuit closed again", connector_name(cs->c));
-	retry_circuit_success(&cs->circuit);
 	circuit_gauge(cs);
 }
 
@@ -561,6 +565,18 @@ static void token_refresh(struct csched *cs)
 static void step_begin(struct stream_run *sr);
 static void step_acquire(struct stream_run *sr);
 
+/* Ends an on-demand sync - only when the step that just finished began
+ * after the sync was asked for (a step already under way when the trigger
+ * came does not cover it). */
+static void sync_complete(struct stream_run *sr)
+{
+	if (!sr->sync_active || sr->step_started_ms < sr->sync_started_ms)
+		return;
+	sr->sync_active = 0;
+	sr->sync_state = "done";
+	sr->sync_progress = 1.0;
+}
+
 /* Ends the current step: releases what it holds and schedules the next. */
 static void step_end(struct stream_run *sr, int64_t next_delay_ms)
 {
@@ -680,11 +696,10 @@ static void commit_done(void *arg, const struct store_unit_result *res)
 				   res->dead_letters);
 		if (sr->sync_active) {
 			sr->sync_records += res->written + res->shipments_tracked;
-			sr->sync_progress = cc->more ? cursor_progress(sr, cc->cursor) : 1.0;
-			if (!cc->more) {
-				sr->sync_active = 0;
-				sr->sync_state = "done";
-			}
+			if (cc->more)
+				sr->sync_progress = cursor_progress(sr, cc->cursor);
+			else
+				sync_complete(sr);
 		}
 		sync_kick_jobs(sy);
 		step_end(sr, cc->more ? 0 : interval_ms(sr));
@@ -960,11 +975,7 @@ static void step_build(struct stream_run *sr)
 	case HUB_DONE:
 		circuit_ok(cs);
 		sr->last_success_ms = now_ms();
-		if (sr->sync_active) {
-			sr->sync_active = 0;
-			sr->sync_state = "done";
-			sr->sync_progress = 1.0;
-		}
+		sync_complete(sr);
 		step_end(sr, interval_ms(sr));
 		break;
 	case HUB_AUTH_EXPIRED:
@@ -1003,6 +1014,8 @@ static void leased_done(void *arg, enum store_status status, json_t *result,
 	size_t i;
 
 	cs->sy->busy--;
+	log_debug("sync", "%s/%s: leased %zu number(s)%s", connector_name(cs->c), sr->name, json_array_size(items),
+		  sr->sync_active ? " (on-demand recheck)" : "");
 	if (cs->detached || cs->sy->stopping) {
 		step_end(sr, 0);
 		cs_unref(cs);
@@ -1017,11 +1030,7 @@ static void leased_done(void *arg, enum store_status status, json_t *result,
 	if (json_array_size(items) == 0) {
 		circuit_ok(cs);
 		sr->last_success_ms = now_ms();
-		if (sr->sync_active) {
-			sr->sync_active = 0;
-			sr->sync_state = "done";
-			sr->sync_progress = 1.0;
-		}
+		sync_complete(sr);
 		step_end(sr, interval_ms(sr));
 		cs_unref(cs);
 		return;
@@ -1049,6 +1058,7 @@ static void step_lease(struct stream_run *sr)
 		sr->inst = connector_acquire(cs->c);
 	if (sr->inst && sr->inst->gen->desc.tracking_batch_max > 1)
 		batch = sr->inst->gen->desc.tracking_batch_max;
+	sr->step_started_ms = now_ms();
 	/* The carrier account belongs to a merchant: it follows that merchant's
 	 * shipments, whatever marketplace they came from. */
 	params = json_pack("{s:s,s:s,s:i,s:i}", "carrier", sr->inst ? sr->inst->gen->desc.name : "",
@@ -1116,6 +1126,7 @@ static void step_begin(struct stream_run *sr)
 		step_lease(sr);
 		return;
 	}
+	sr->step_started_ms = now_ms();
 	if (sr->backfill_since_ms > 0) {
 		char t[32];
 		hub_time_format(sr->backfill_since_ms, t, sizeof(t));
