@@ -622,8 +622,8 @@ static void step_failed(struct stream_run *sr, enum retry_verdict v, int64_t ret
 			sr->retries++;
 			metric_add(counter(cs->sy, "hub_retries_total", "Retried stream steps",
 					   "connector=\"%s\",stream=\"%s\"", connector_name(cs->c), sr->name), 1);
-			json_decref(sr->leased);
-			sr->leased = NULL;
+			/* The retry resends the same cursor, or the same leased
+			 * tracking numbers (they stay leased to this step). */
 			if (sr->inst) {
 				instance_release(sr->inst);
 				sr->inst = NULL;
@@ -1094,7 +1094,7 @@ static void step_begin(struct stream_run *sr)
 			return;
 		}
 		sr->state = SR_IDLE;
-		if (sr->tracking) {
+		if (sr->tracking && !(sr->leased && sr->cursor)) {
 			step_lease(sr);
 			return;
 		}
