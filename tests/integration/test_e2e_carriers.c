@@ -1,0 +1,444 @@
+/*
+ * test_e2e_carriers.c - shipments followed to delivery: hub-sandbox's
+ * Shopify shops create fulfillments with UPS, FedEx, USPS and DHL tracking
+ * numbers; hubd syncs them from Shopify, its four carrier connectors track
+ * them (faults on: 429s and 5xx on every API), and the simulated clock
+ * moves the parcels to delivered. Every shipment's status and number of
+ * tracking events must equal the carriers' truth, and each delivered
+ * shipment must have been reported back to Shopify exactly once (a
+ * fulfillment event posted by the hub).
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "../harness/http.h"
+#include "../harness/proc.h"
+
+#define SHOPS 3
+static const char *const carriers[] = {"ups", "fedex", "usps", "dhl"};
+
+static char dir[256], hubd_bin[512], sandbox_bin[512], plugins[512], cfg_path[600], token[128];
+static int hub_port, sb_port;
+static struct proc hub, sandbox;
+
+static json_t *get_json(const char *url, const char *hdr)
+{
+	struct th_response r;
+	const char *h[] = {hdr, NULL};
+	json_t *j = NULL;
+
+	if (th_http("GET", url, hdr ? h : NULL, NULL, 0, &r) == 0 && r.status == 200)
+		j = json_loads(r.body, 0, NULL);
+	th_response_release(&r);
+	return j;
+}
+
+static json_t *hub_get(const char *path)
+{
+	char url[512], auth[200];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", hub_port, path);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	return get_json(url, auth);
+}
+
+static int post(const char *url, const char *auth, const char *body)
+{
+	struct th_response r;
+	const char *h[] = {"Content-Type: application/json", auth, NULL};
+	int st;
+
+	th_http("POST", url, h, body, strlen(body), &r);
+	st = (int)r.status;
+	th_response_release(&r);
+	return st;
+}
+
+static int setup(void **state)
+{
+	char sbcfg[600], logp[600], url[160], port_s[32], shops_s[16], *cfg, path[600];
+	char *sargv[] = {sandbox_bin, "--listen", port_s, "--seed", "11", "--orders", "6", "--shops", shops_s,
+			 "--speed", "0", "--quiet", "--config", sbcfg, NULL};
+	char *hargv[] = {hubd_bin, "--config", cfg_path, NULL};
+	const char *store = getenv("HUB_TEST_STORE_URL");
+	size_t cap = 1 << 16, len;
+
+	proc_build_path(hubd_bin, sizeof(hubd_bin), "hubd");
+	proc_build_path(sandbox_bin, sizeof(sandbox_bin), "hub-sandbox");
+	proc_build_path(plugins, sizeof(plugins), ".libs");
+	if (proc_tmpdir(dir, sizeof(dir), "hubcarriers") < 0)
+		return -1;
+	hub_port = proc_free_port();
+	sb_port = proc_free_port();
+	snprintf(port_s, sizeof(port_s), "127.0.0.1:%d", sb_port);
+	snprintf(shops_s, sizeof(shops_s), "%d", SHOPS);
+	snprintf(sbcfg, sizeof(sbcfg), "%s/sandbox.json", dir);
+	proc_write_file(sbcfg, "{\"woocommerce_stores\":0,\"amazon_sellers\":0,\"order_interval_s\":3600}");
+	snprintf(logp, sizeof(logp), "%s/sandbox.log", dir);
+	if (proc_start(&sandbox, sargv, logp) < 0)
+		return -1;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/health", sb_port);
+	if (th_wait_ok(url, 30000) < 0)
+		return -1;
+
+	cfg = malloc(cap);
+	len = (size_t)snprintf(cfg, cap,
+			       "{\"listen\":\"127.0.0.1:%d\",\"state_dir\":\"%s/state\",\"plugin_dir\":\"%s\"%s%s%s,"
+			       "\"log\":{\"level\":\"%s\"},\"connectors\":[",
+			       hub_port, dir, plugins, store && *store ? ",\"store\":\"" : "",
+			       store && *store ? store : "", store && *store ? "\"" : "",
+			       getenv("HUB_TEST_KEEP") ? "debug" : "warn");
+	for (int i = 1; i <= SHOPS; i++)
+		len += (size_t)snprintf(cfg + len, cap - len,
+					"{\"name\":\"s%d\",\"plugin\":\"shopify\",\"merchant\":\"m\",\"poll_interval_s\":2,"
+					"\"config\":{\"shop\":\"shop-%d.myshopify.com\",\"access_token\":\"shpat_sandbox_%d\","
+					"\"api_base\":\"http://127.0.0.1:%d/shops/shop-%d.myshopify.com\"}},",
+					i, i, i, sb_port, i);
+	len += (size_t)snprintf(cfg + len, cap - len,
+				"{\"name\":\"ups\",\"plugin\":\"ups\",\"merchant\":\"m\",\"poll_interval_s\":2,"
+				"\"rate_limits\":{\"track\":{\"burst\":20,\"rate\":20},\"oauth\":{\"burst\":5,\"rate\":5}},"
+				"\"config\":{\"client_id\":\"ups-sandbox-client\",\"client_secret\":\"ups-sandbox-secret\","
+				"\"api_base\":\"http://127.0.0.1:%d\"}},"
+				"{\"name\":\"fedex\",\"plugin\":\"fedex\",\"merchant\":\"m\",\"poll_interval_s\":2,"
+				"\"rate_limits\":{\"track\":{\"burst\":20,\"rate\":20}},"
+				"\"config\":{\"client_id\":\"fedex-sandbox-key\",\"client_secret\":\"fedex-sandbox-secret\","
+				"\"api_base\":\"http://127.0.0.1:%d\"}},"
+				"{\"name\":\"usps\",\"plugin\":\"usps\",\"merchant\":\"m\",\"poll_interval_s\":2,"
+				"\"rate_limits\":{\"track\":{\"burst\":20,\"rate\":20},\"oauth\":{\"burst\":5,\"rate\":5}},"
+				"\"config\":{\"client_id\":\"usps-sandbox-client\",\"client_secret\":\"usps-sandbox-secret\","
+				"\"api_base\":\"http://127.0.0.1:%d\"}},"
+				"{\"name\":\"dhl\",\"plugin\":\"dhl\",\"merchant\":\"m\",\"poll_interval_s\":2,"
+				"\"rate_limits\":{\"track\":{\"burst\":20,\"rate\":20}},"
+				"\"config\":{\"api_key\":\"dhl-sandbox-key\",\"api_base\":\"http://127.0.0.1:%d\"}}]}",
+				sb_port, sb_port, sb_port, sb_port);
+	snprintf(cfg_path, sizeof(cfg_path), "%s/hubd.json", dir);
+	proc_write_file(cfg_path, cfg);
+	free(cfg);
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/faults", sb_port);
+	/* Faults on everywhere: 10% 429s and 10% 5xx on Shopify, 5% each on the
+	 * carriers (whose circuit breakers would otherwise spend the test in
+	 * cool-downs). */
+	if (post(url, NULL,
+		 "[{\"api\":\"shopify\",\"rate_429\":0.1,\"rate_5xx\":0.1},"
+		 "{\"api\":\"ups\",\"rate_429\":0.05,\"rate_5xx\":0.05},"
+		 "{\"api\":\"fedex\",\"rate_429\":0.05,\"rate_5xx\":0.05},"
+		 "{\"api\":\"usps\",\"rate_429\":0.05,\"rate_5xx\":0.05},"
+		 "{\"api\":\"dhl\",\"rate_429\":0.05,\"rate_5xx\":0.05}]") != 200)
+		return -1;
+	snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", hub_port);
+	if (proc_start(&hub, hargv, logp) < 0 || th_wait_ok(url, 30000) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/state/admin.token", dir);
+	{
+		char *t = proc_read_file(path);
+		if (!t)
+			return -1;
+		t[strcspn(t, "\n")] = '\0';
+		snprintf(token, sizeof(token), "%s", t);
+		free(t);
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	proc_stop(&hub, SIGTERM, 15000, NULL);
+	proc_stop(&sandbox, SIGTERM, 5000, NULL);
+	if (getenv("HUB_TEST_KEEP"))
+		fprintf(stderr, "kept %s\n", dir);
+	else
+		proc_rmtree(dir);
+	return 0;
+}
+
+/* Truth per tracking number: delivered? and number of scan events. */
+struct truth {
+	char number[64];
+	char carrier[8];
+	int delivered;
+	size_t events;
+};
+
+static size_t load_truth(struct truth *t, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t c = 0; c < 4; c++) {
+		char url[160];
+		json_t *all, *s;
+		size_t i;
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/truth/%s/shipments", sb_port, carriers[c]);
+		all = get_json(url, NULL);
+		assert_non_null(all);
+		json_array_foreach(json_object_get(all, "shipments"), i, s) {
+			const char *num = NULL;
+			int delivered = 0;
+			size_t events = 0;
+			if (c == 0) {
+				json_t *p = json_array_get(json_object_get(json_array_get(json_object_get(
+					json_object_get(s, "trackResponse"), "shipment"), 0), "package"), 0);
+				num = json_string_value(json_object_get(p, "trackingNumber"));
+				delivered = strcmp(json_string_value(json_object_get(json_object_get(p, "currentStatus"),
+										     "type")) ?: "", "D") == 0;
+				events = json_array_size(json_object_get(p, "activity"));
+			} else if (c == 1) {
+				json_t *r = json_array_get(json_object_get(json_array_get(json_object_get(
+					json_object_get(s, "output"), "completeTrackResults"), 0), "trackResults"), 0);
+				num = json_string_value(json_object_get(json_object_get(r, "trackingNumberInfo"),
+									"trackingNumber"));
+				delivered = strcmp(json_string_value(json_object_get(json_object_get(r, "latestStatusDetail"),
+										     "code")) ?: "", "DL") == 0;
+				events = json_array_size(json_object_get(r, "scanEvents"));
+			} else if (c == 2) {
+				num = json_string_value(json_object_get(s, "trackingNumber"));
+				delivered = strcmp(json_string_value(json_object_get(s, "statusCategory")) ?: "",
+						   "Delivered") == 0;
+				events = json_array_size(json_object_get(s, "trackingEvents"));
+			} else {
+				json_t *d = json_array_get(json_object_get(s, "shipments"), 0);
+				num = json_string_value(json_object_get(d, "id"));
+				delivered = strcmp(json_string_value(json_object_get(json_object_get(d, "status"),
+										     "statusCode")) ?: "", "delivered") == 0;
+				events = json_array_size(json_object_get(d, "events"));
+			}
+			if (!num || n == max)
+				continue;
+			snprintf(t[n].number, sizeof(t[n].number), "%s", num);
+			snprintf(t[n].carrier, sizeof(t[n].carrier), "%s", carriers[c]);
+			t[n].delivered = delivered;
+			t[n].events = events;
+			n++;
+		}
+		json_decref(all);
+	}
+	return n;
+}
+
+static const struct truth *truth_of(const struct truth *t, size_t n, const char *number)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(t[i].number, number) == 0)
+			return &t[i];
+	return NULL;
+}
+
+/* Compares every hub shipment with the carriers' truth; returns the number
+ * of differences (first described in why) and counts delivered ones. */
+static int compare(size_t *delivered, char *why, size_t size)
+{
+	static struct truth t[4096];
+	size_t nt = load_truth(t, 4096), i;
+	json_t *list = hub_get("/v1/shipments?limit=500"), *s;
+	int diffs = 0;
+
+	*delivered = 0;
+	assert_non_null(list);
+	if (json_array_size(json_object_get(list, "shipments")) == 0) {
+		snprintf(why, size, "no shipments in the hub yet");
+		json_decref(list);
+		return 1;
+	}
+	json_array_foreach(json_object_get(list, "shipments"), i, s) {
+		const char *num = json_string_value(json_array_get(json_object_get(s, "tracking_numbers"), 0));
+		const struct truth *tr = num ? truth_of(t, nt, num) : NULL;
+		char path[64];
+		json_t *one;
+		size_t events;
+		if (!tr)
+			continue; /* a number the carriers do not know (yet) */
+		snprintf(path, sizeof(path), "/v1/shipments/%lld", (long long)json_integer_value(json_object_get(s, "id")));
+		one = hub_get(path);
+		assert_non_null(one);
+		events = json_array_size(json_object_get(one, "events"));
+		const char *status = json_string_value(json_object_get(json_object_get(one, "shipment"), "status"));
+		if (!status)
+			status = json_string_value(json_object_get(s, "status"));
+		if (events != tr->events || (strcmp(status ?: "", "delivered") == 0) != tr->delivered) {
+			if (!diffs++)
+				snprintf(why, size, "%s %s: hub %s with %zu events, truth %s with %zu events", tr->carrier,
+					 num, status, events, tr->delivered ? "delivered" : "not delivered", tr->events);
+		}
+		if (tr->delivered)
+			(*delivered)++;
+		json_decref(one);
+	}
+	json_decref(list);
+	return diffs;
+}
+
+/* Syncs every Shopify connector now and waits until each sync is done. */
+static void sync_shops(void)
+{
+	char auth[200], url[160], path[64];
+	time_t deadline = time(NULL) + 120;
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	for (int i = 1; i <= SHOPS; i++) {
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/connectors/s%d/sync", hub_port, i);
+		assert_int_equal(post(url, auth, "{}"), 202);
+	}
+	for (int i = 1; i <= SHOPS; i++) {
+		for (;;) {
+			json_t *st;
+			int done;
+			snprintf(path, sizeof(path), "/v1/connectors/s%d/status", i);
+			st = hub_get(path);
+			done = st && strcmp(json_string_value(json_object_get(json_object_get(st, "sync"), "state")) ?: "",
+					    "running") != 0;
+			json_decref(st);
+			if (done)
+				break;
+			if (time(NULL) > deadline)
+				fail_msg("Shopify connector s%d did not finish its sync", i);
+			usleep(200000);
+		}
+	}
+}
+
+static void resync_carriers(void)
+{
+	char auth[200];
+
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	for (size_t c = 0; c < 4; c++) {
+		char url[160];
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/connectors/%s/sync", hub_port, carriers[c]);
+		assert_int_equal(post(url, auth, "{}"), 202);
+	}
+}
+
+/* Counts the delivered fulfillment events the hub posted to Shopify, per
+ * fulfillment; fails if any delivered shipment has none or more than one. */
+static void check_pushed(void)
+{
+	size_t i, k, pushed = 0, delivered_ships = 0;
+	json_t *list = hub_get("/v1/shipments?status=delivered&limit=500"), *s, *e;
+
+	json_array_foreach(json_object_get(list, "shipments"), i, s) {
+		const char *conn = json_string_value(json_object_get(s, "connector"));
+		char url[400], auth[100];
+		json_t *events;
+		int n = 0;
+		if (!conn || conn[0] != 's')
+			continue;
+		delivered_ships++;
+		snprintf(url, sizeof(url),
+			 "http://127.0.0.1:%d/shops/shop-%s.myshopify.com/admin/api/2026-07/orders/%s/fulfillments/%s/events.json",
+			 sb_port, conn + 1, json_string_value(json_object_get(s, "order_external_id")),
+			 json_string_value(json_object_get(s, "external_id")));
+		snprintf(auth, sizeof(auth), "X-Shopify-Access-Token: shpat_sandbox_%s", conn + 1);
+		/* The check reads through the shop's own leaky bucket (40, 2/s):
+		 * when refused, wait for it to drain a little. */
+		events = NULL;
+		for (int a = 0; a < 30 && !events; a++) {
+			events = get_json(url, auth);
+			if (!events)
+				usleep(700000);
+		}
+		assert_non_null(events);
+		json_array_foreach(json_object_get(events, "fulfillment_events"), k, e) {
+			const char *msg = json_string_value(json_object_get(e, "message"));
+			if (msg && strncmp(msg, "Reported by the hub", 19) == 0 &&
+			    strcmp(json_string_value(json_object_get(e, "status")) ?: "", "delivered") == 0)
+				n++;
+		}
+		if (n != 1)
+			fail_msg("shipment %s of %s: %d delivered reports from the hub, expected exactly 1",
+				 json_string_value(json_object_get(s, "external_id")), conn, n);
+		pushed++;
+		json_decref(events);
+	}
+	json_decref(list);
+	printf("%zu delivered shipments, each reported to Shopify exactly once\n", pushed);
+	assert_true(delivered_ships > 0);
+}
+
+static void followed_to_delivery(void **state)
+{
+	char why[512] = "", url[160];
+	size_t delivered = 0;
+	int diffs = 1;
+
+	/* Let the parcels travel: each tick moves scans on; after each, every
+	 * carrier rechecks all its active numbers and we compare. */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/tick", sb_port);
+	for (int round = 0; round < 6; round++) {
+		time_t deadline;
+		assert_int_equal(post(url, NULL, "{\"seconds\":86400}"), 200);
+		sync_shops(); /* new fulfillments reach the hub first */
+		resync_carriers();
+		/* Room for a circuit that opens under the injected faults (30 s
+		 * cool-down) and the retries around it. */
+		deadline = time(NULL) + 150;
+		do {
+			sleep(1);
+			diffs = compare(&delivered, why, sizeof(why));
+		} while (diffs && time(NULL) < deadline);
+		if (diffs) {
+			for (size_t c = 0; c < 4; c++) {
+				char p[64];
+				snprintf(p, sizeof(p), "/v1/connectors/%s/status", carriers[c]);
+				json_t *st = hub_get(p);
+				char *text = json_dumps(st, JSON_COMPACT);
+				fprintf(stderr, "%s\n", text ? text : "?");
+				free(text);
+				json_decref(st);
+			}
+			fail_msg("round %d: tracking differs from the carriers' truth: %s", round, why);
+		}
+	}
+	printf("%zu shipments delivered and matching the carriers' truth\n", delivered);
+	assert_true(delivered > 0);
+	/* Jobs push the delivered states back to Shopify. */
+	{
+		time_t deadline = time(NULL) + 60;
+		json_t *m;
+		for (;;) {
+			char murl[128];
+			struct th_response r;
+			snprintf(murl, sizeof(murl), "http://127.0.0.1:%d/metrics", hub_port);
+			th_http("GET", murl, NULL, NULL, 0, &r);
+			int idle = strstr(r.body, "\nhub_jobs_queued 0\n") != NULL;
+			th_response_release(&r);
+			if (idle || time(NULL) > deadline)
+				break;
+			sleep(1);
+		}
+		m = hub_get("/v1/dead-letters");
+		if (json_array_size(json_object_get(m, "dead_letters")) > 0) {
+			char *text = json_dumps(json_object_get(m, "dead_letters"), 0);
+			fail_msg("dead letters: %.600s", text);
+		}
+		json_decref(m);
+	}
+	/* Our own verification reads go without injected faults. */
+	{
+		struct th_response r;
+		char furl[128];
+		snprintf(furl, sizeof(furl), "http://127.0.0.1:%d/_sandbox/faults", sb_port);
+		th_http("DELETE", furl, NULL, NULL, 0, &r);
+		th_response_release(&r);
+	}
+	check_pushed();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(followed_to_delivery),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
