@@ -15,6 +15,8 @@ kit=$build/hub-plugin-kit
 [ -x "$kit" ] || { echo "hub-plugin-kit not built: skipped"; exit 77; }
 have_valgrind=
 command -v valgrind >/dev/null 2>&1 && have_valgrind=yes
+# valgrind cannot run an AddressSanitizer build.
+[ -n "${HUB_SANITIZERS:-}" ] && have_valgrind=
 
 ran=0
 status=0
