@@ -61,6 +61,14 @@ bench_cleanup() {
 	fi
 }
 
+# Sleeps N seconds in a way a signal interrupts at once (bash runs a trap
+# only after the foreground command ends; "wait" ends on a signal), so a
+# stopped bench cleans up without waiting for a long sleep.
+nap() {
+	sleep "$1" &
+	wait $! || true
+}
+
 # SIGTERM to pid, then SIGKILL after timeout_s seconds. Returns 0 when it
 # exited on SIGTERM.
 stop_pid() {
@@ -94,8 +102,10 @@ machine_facts() {
 		"$(awk '/MemTotal/ {printf "%.1f GB RAM", $2/1048576}' /proc/meminfo)," \
 		"$(uname -sr), $(. /etc/os-release && echo "$PRETTY_NAME")"
 	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "build: $(git -C "$TOP_SRCDIR" rev-parse --short HEAD 2>/dev/null || echo '?')" \
-		"$( [ -n "$(git -C "$TOP_SRCDIR" status --porcelain -- core plugins sdk 2>/dev/null)" ] && echo '+ uncommitted core/plugin changes')," \
+	local dirty=
+	[ -n "$(git -C "$TOP_SRCDIR" status --porcelain -- core plugins sdk 2>/dev/null)" ] &&
+		dirty=" + uncommitted core/plugin/sdk changes"
+	echo "build: $(git -C "$TOP_SRCDIR" rev-parse --short HEAD 2>/dev/null || echo '?')$dirty," \
 		"CFLAGS: $(sed -n 's/^CFLAGS = //p' "$BUILDDIR/Makefile" | head -1)"
 }
 

@@ -6,14 +6,17 @@
  * that waits for a free connection counts its wait: no coordinated
  * omission). With --reloads N it also POSTs /v1/plugins/<plugin>/reload N
  * times, one after the other with --reload-gap-ms between them, and reports
- * the latency of the webhooks that were in flight during a reload apart from
- * the others.
+ * the latency of the webhooks that fell due around a reload (from 10 ms before
+ * it to 10 ms after its answer) apart from the others.
  *
  *   hubpace --url http://127.0.0.1:PORT --fixtures DIR --secret S
  *           [--connector bench] [--rate 2000] [--seconds 30] [--connections 64]
  *           [--first 0] [--run TAG] [--bytes 3072]
  *           [--reloads N --token T [--plugin shopify] [--reload-gap-ms 150]
- *            [--warmup-s 3]]
+ *            [--warmup-s 3]] [--trace FILE]
+ *
+ * --trace writes "due_ms latency_ms status" per webhook (and "# reload
+ * start_ms end_ms status" lines) for a closer look.
  *
  * Bounded: nothing is sent after --seconds; outstanding requests get 10 s.
  * Prints "RESULT key=value ..." on stdout; exit 0 when it ran (failures are
@@ -84,6 +87,7 @@ struct pace {
 	struct reload *r;
 	struct event *reload_timer;
 	int stopping;
+	const char *trace; /* file for one line per webhook, or NULL */
 };
 
 static int64_t now_us(void)
@@ -229,13 +233,21 @@ static double pct_ms(const int64_t *v, size_t n, double p)
 	return (double)v[k - 1] / 1000.0;
 }
 
-/* 1 when delivery d was in flight (due..answered) while some reload ran. */
+/*
+ * 1 when delivery d fell due around a reload: from RELOAD_MARGIN_US before
+ * the reload request was sent to RELOAD_MARGIN_US after its answer. The
+ * choice depends on when a webhook was due, never on how long it took, so
+ * slow webhooks are not over-represented (selecting "in flight during a
+ * reload" would favour them: the longer a request lasts, the likelier it
+ * overlaps a reload).
+ */
+#define RELOAD_MARGIN_US 10000
 static int during_reload(const struct pace *pc, const struct delivery *d)
 {
 	for (int i = 0; i < pc->reloads_started; i++) {
 		const struct reload *r = &pc->r[i];
-		int64_t end = r->end_us >= 0 ? r->end_us : INT64_MAX;
-		if (d->due_us <= end && d->done_us >= r->start_us)
+		int64_t end = r->end_us >= 0 ? r->end_us : INT64_MAX - RELOAD_MARGIN_US;
+		if (d->due_us >= r->start_us - RELOAD_MARGIN_US && d->due_us <= end + RELOAD_MARGIN_US)
 			return 1;
 	}
 	return 0;
@@ -296,6 +308,22 @@ static void report(struct pace *pc)
 	       pc->reloads_started, rfail, pct_ms(rl, nr, 50), nr ? (double)rl[nr - 1] / 1000.0 : 0.0,
 	       ni, pct_ms(in, ni, 50), pct_ms(in, ni, 99), ni ? (double)in[ni - 1] / 1000.0 : 0.0, no,
 	       pct_ms(out, no, 99));
+	if (pc->trace) {
+		FILE *f = fopen(pc->trace, "w");
+		if (!f) {
+			fprintf(stderr, "hubpace: cannot write %s\n", pc->trace);
+			goto out;
+		}
+		fprintf(f, "due_ms latency_ms status\n");
+		for (long i = 0; i < pc->n; i++)
+			if (pc->d[i].done_us >= 0)
+				fprintf(f, "%.3f %.3f %d\n", (double)pc->d[i].due_us / 1000.0,
+					(double)(pc->d[i].done_us - pc->d[i].due_us) / 1000.0, pc->d[i].status);
+		for (int i = 0; i < pc->reloads_started; i++)
+			fprintf(f, "# reload %.3f %.3f %d\n", (double)pc->r[i].start_us / 1000.0,
+				(double)pc->r[i].end_us / 1000.0, pc->r[i].status);
+		fclose(f);
+	}
 out:
 	free(all);
 	free(in);
@@ -308,7 +336,7 @@ static void usage(void)
 	fprintf(stderr, "usage: hubpace --url http://127.0.0.1:PORT --fixtures DIR --secret S "
 			"[--connector bench] [--rate 2000] [--seconds 30] [--connections 64] [--first 0] "
 			"[--run TAG] [--bytes 3072] [--reloads N --token T [--plugin shopify] "
-			"[--reload-gap-ms 150] [--warmup-s 3]]\n");
+			"[--reload-gap-ms 150] [--warmup-s 3]] [--trace FILE]\n");
 }
 
 static int num(const char *s, double min, double max, double *out)
@@ -355,6 +383,8 @@ int main(int argc, char **argv)
 			plugin = v;
 		else if (strcmp(a, "--token") == 0)
 			token = v;
+		else if (strcmp(a, "--trace") == 0)
+			pc.trace = v;
 		else if (strcmp(a, "--rate") == 0)
 			bad = num(v, 1, 1e6, &rate);
 		else if (strcmp(a, "--seconds") == 0)

@@ -97,11 +97,11 @@ measure() {
 		synced_s=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 		[ "$req0" -ge "$n" ] || echo "$name: only $req0 of $n first syncs after 600 s" >&2
 	fi
-	sleep 10 # let start-up work (store writes, timers) settle
+	nap 10 # let start-up work (store writes, timers) settle
 	[ "$shape" = active ] && req0=$(curl -fsS --max-time 5 "http://127.0.0.1:$stub_port/stats" | sed 's/[^0-9]//g')
 	c0=$(cpu_ticks "$HUB_PID")
 	t0=$(date +%s.%N)
-	sleep "$IDLE"
+	nap "$IDLE"
 	c1=$(cpu_ticks "$HUB_PID")
 	t1=$(date +%s.%N)
 	rss=$(rss_kb "$HUB_PID")

@@ -154,7 +154,7 @@ for store in $STORES; do
 	k0=$(cpu_ticks "$wrk_pid" 2>/dev/null || echo 0)
 	g0=$(pg_ticks)
 	s0=$(metric 'hub_webhooks_total{connector="bench",result="stored"}')
-	sleep "$window"
+	nap "$window"
 	c1=$(sys_cpu)
 	h1=$(hub_threads "$HUB_PID")
 	k1=$(cpu_ticks "$wrk_pid" 2>/dev/null || echo 0)
