@@ -341,14 +341,40 @@ static void connectors_list(struct server_req *r)
 	server_reply_json(r, 200, json_pack("{s:o}", "connectors", lc.items));
 }
 
-/* Persisting a connector: on failure the in-memory one is undone. */
-struct put_ctx {
+/* A connector change waiting for the store: the request to answer, the
+ * connector by name (it may go meanwhile), and what the callback needs. */
+struct conn_op {
 	struct hub *hub;
 	struct server_req *r;
 	char name[PLUGIN_NAME_MAX + 8];
-	int created;
-	json_t *old_config; /* for update rollback */
+	int flag;           /* put: created; pause: paused */
+	json_t *old_config; /* put: the config to restore if the store refuses */
 };
+
+/* Sends `op` to the store for connector c; `done` answers the request.
+ * Steals params and old_config. */
+static void conn_op_run(struct server_req *r, struct connector *c, enum store_op op, json_t *params,
+			store_op_cb done, int flag, json_t *old_config)
+{
+	struct hub *hub = r->route_arg;
+	struct conn_op *co = calloc(1, sizeof(*co));
+	struct hub_error err;
+
+	if (!co) {
+		json_decref(params);
+		json_decref(old_config);
+		server_reply_error(r, 503, "unavailable", "out of memory");
+		return;
+	}
+	co->hub = hub;
+	co->r = r;
+	co->flag = flag;
+	co->old_config = old_config;
+	snprintf(co->name, sizeof(co->name), "%s", connector_name(c));
+	memset(&err, 0, sizeof(err));
+	if (store_call(hub->store, op, params, done, co, &err) < 0)
+		done(co, STORE_UNAVAILABLE, NULL, &err);
+}
 
 static json_t *secret_keys(struct connector *c)
 {
@@ -365,13 +391,13 @@ static json_t *secret_keys(struct connector *c)
 
 static void put_done(void *arg, enum store_status status, json_t *result, const struct hub_error *err)
 {
-	struct put_ctx *pc = arg;
+	struct conn_op *pc = arg;
 	struct hub *hub = pc->hub;
 	struct connector *c = connector_find(hub->reg, pc->name);
 	struct hub_error e2;
 
 	if (status != STORE_OK) {
-		if (c && pc->created) {
+		if (c && pc->flag) {
 			sync_detach(hub->sync, c);
 			connector_destroy(hub->reg, pc->name, &e2);
 		} else if (c && pc->old_config) {
@@ -381,12 +407,12 @@ static void put_done(void *arg, enum store_status status, json_t *result, const 
 	} else if (!c) {
 		server_reply_error(pc->r, 409, "conflict", "connector %s was removed meanwhile", pc->name);
 	} else {
-		if (pc->created) {
+		if (pc->flag) {
 			struct sync_settings set = {0};
 			sync_attach(hub->sync, c, &set);
 		}
-		audit(hub, pc->r, pc->created ? "connector.create" : "connector.update", pc->name, NULL);
-		server_reply_json(pc->r, pc->created ? 201 : 200, connector_json(hub, c));
+		audit(hub, pc->r, pc->flag ? "connector.create" : "connector.update", pc->name, NULL);
+		server_reply_json(pc->r, pc->flag ? 201 : 200, connector_json(hub, c));
 	}
 	json_decref(pc->old_config);
 	free(pc);
@@ -395,26 +421,12 @@ static void put_done(void *arg, enum store_status status, json_t *result, const 
 static void persist(struct server_req *r, struct connector *c, int created, json_t *old_config)
 {
 	struct hub *hub = r->route_arg;
-	struct put_ctx *pc = calloc(1, sizeof(*pc));
-	struct hub_error err;
 
-	if (!pc) {
-		json_decref(old_config);
-		server_reply_error(r, 503, "unavailable", "out of memory");
-		return;
-	}
-	pc->hub = hub;
-	pc->r = r;
-	pc->created = created;
-	pc->old_config = old_config;
-	snprintf(pc->name, sizeof(pc->name), "%s", connector_name(c));
-	memset(&err, 0, sizeof(err));
-	if (store_call(hub->store, STORE_OP_CONNECTOR_PUT,
-		       json_pack("{s:s,s:s,s:s,s:O,s:o,s:b}", "name", connector_name(c), "plugin",
-				 c->plugin ? c->plugin->name : "", "merchant", c->merchant, "config", c->config,
-				 "secret_keys", secret_keys(c), "paused", sync_paused(hub->sync, c)),
-		       put_done, pc, &err) < 0)
-		put_done(pc, STORE_UNAVAILABLE, NULL, &err);
+	conn_op_run(r, c, STORE_OP_CONNECTOR_PUT,
+		    json_pack("{s:s,s:s,s:s,s:O,s:o,s:b}", "name", connector_name(c), "plugin",
+			      c->plugin ? c->plugin->name : "", "merchant", c->merchant, "config", c->config,
+			      "secret_keys", secret_keys(c), "paused", sync_paused(hub->sync, c)),
+		    put_done, created, old_config);
 }
 
 static void connectors_create(struct server_req *r)
@@ -503,15 +515,9 @@ static void connectors_put(struct server_req *r)
 	persist(r, c, 0, old);
 }
 
-struct del_ctx {
-	struct hub *hub;
-	struct server_req *r;
-	char name[PLUGIN_NAME_MAX + 8];
-};
-
 static void delete_done(void *arg, enum store_status status, json_t *result, const struct hub_error *err)
 {
-	struct del_ctx *dc = arg;
+	struct conn_op *dc = arg;
 	struct connector *c = connector_find(dc->hub->reg, dc->name);
 	struct hub_error e2;
 
@@ -530,37 +536,16 @@ static void delete_done(void *arg, enum store_status status, json_t *result, con
 
 static void connectors_delete(struct server_req *r)
 {
-	struct hub *hub = r->route_arg;
 	struct connector *c = visible_connector(r, r->params[0]);
-	struct del_ctx *dc;
-	struct hub_error err;
 
-	if (!c)
-		return;
-	dc = calloc(1, sizeof(*dc));
-	if (!dc) {
-		server_reply_error(r, 503, "unavailable", "out of memory");
-		return;
-	}
-	dc->hub = hub;
-	dc->r = r;
-	snprintf(dc->name, sizeof(dc->name), "%s", connector_name(c));
-	memset(&err, 0, sizeof(err));
-	if (store_call(hub->store, STORE_OP_CONNECTOR_DELETE, json_pack("{s:s}", "name", dc->name), delete_done,
-		       dc, &err) < 0)
-		delete_done(dc, STORE_UNAVAILABLE, NULL, &err);
+	if (c)
+		conn_op_run(r, c, STORE_OP_CONNECTOR_DELETE, json_pack("{s:s}", "name", connector_name(c)),
+			    delete_done, 0, NULL);
 }
-
-struct pause_ctx {
-	struct hub *hub;
-	struct server_req *r;
-	char name[PLUGIN_NAME_MAX + 8];
-	int paused;
-};
 
 static void pause_done(void *arg, enum store_status status, json_t *result, const struct hub_error *err)
 {
-	struct pause_ctx *pc = arg;
+	struct conn_op *pc = arg;
 	struct connector *c = connector_find(pc->hub->reg, pc->name);
 
 	if (status != STORE_OK && status != STORE_NOT_FOUND) {
@@ -568,8 +553,8 @@ static void pause_done(void *arg, enum store_status status, json_t *result, cons
 	} else if (!c) {
 		server_reply_error(pc->r, 404, "not_found", "no connector named \"%s\"", pc->name);
 	} else {
-		sync_pause(pc->hub->sync, c, pc->paused);
-		audit(pc->hub, pc->r, pc->paused ? "connector.pause" : "connector.resume", pc->name, NULL);
+		sync_pause(pc->hub->sync, c, pc->flag);
+		audit(pc->hub, pc->r, pc->flag ? "connector.pause" : "connector.resume", pc->name, NULL);
 		server_reply_json(pc->r, 200, connector_json(pc->hub, c));
 	}
 	free(pc);
@@ -577,26 +562,12 @@ static void pause_done(void *arg, enum store_status status, json_t *result, cons
 
 static void pause_or_resume(struct server_req *r, int paused)
 {
-	struct hub *hub = r->route_arg;
 	struct connector *c = visible_connector(r, r->params[0]);
-	struct pause_ctx *pc;
-	struct hub_error err;
 
-	if (!c)
-		return;
-	pc = calloc(1, sizeof(*pc));
-	if (!pc) {
-		server_reply_error(r, 503, "unavailable", "out of memory");
-		return;
-	}
-	pc->hub = hub;
-	pc->r = r;
-	pc->paused = paused;
-	snprintf(pc->name, sizeof(pc->name), "%s", connector_name(c));
-	memset(&err, 0, sizeof(err));
-	if (store_call(hub->store, STORE_OP_CONNECTOR_PAUSE, json_pack("{s:s,s:b}", "name", pc->name, "paused", paused),
-		       pause_done, pc, &err) < 0)
-		pause_done(pc, STORE_UNAVAILABLE, NULL, &err);
+	if (c)
+		conn_op_run(r, c, STORE_OP_CONNECTOR_PAUSE,
+			    json_pack("{s:s,s:b}", "name", connector_name(c), "paused", paused), pause_done, paused,
+			    NULL);
 }
 
 static void connectors_pause(struct server_req *r)
