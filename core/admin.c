@@ -376,19 +376,6 @@ static void conn_op_run(struct server_req *r, struct connector *c, enum store_op
 		done(co, STORE_UNAVAILABLE, NULL, &err);
 }
 
-static json_t *secret_keys(struct connector *c)
-{
-	json_t *keys = json_array();
-	struct conn_instance *inst = connector_acquire(c);
-
-	if (inst) {
-		for (size_t i = 0; i < inst->gen->nsecret_fields; i++)
-			json_array_append_new(keys, json_string(inst->gen->secret_fields[i]));
-		instance_release(inst);
-	}
-	return keys;
-}
-
 static void put_done(void *arg, enum store_status status, json_t *result, const struct hub_error *err)
 {
 	struct conn_op *pc = arg;
@@ -425,7 +412,7 @@ static void persist(struct server_req *r, struct connector *c, int created, json
 	conn_op_run(r, c, STORE_OP_CONNECTOR_PUT,
 		    json_pack("{s:s,s:s,s:s,s:O,s:o,s:b}", "name", connector_name(c), "plugin",
 			      c->plugin ? c->plugin->name : "", "merchant", c->merchant, "config", c->config,
-			      "secret_keys", secret_keys(c), "paused", sync_paused(hub->sync, c)),
+			      "secret_keys", connector_secret_keys(c), "paused", sync_paused(hub->sync, c)),
 		    put_done, created, old_config);
 }
 

@@ -373,6 +373,19 @@ int connector_destroy(struct plugin_registry *reg, const char *name, struct hub_
 	return 0;
 }
 
+json_t *connector_secret_keys(struct connector *c)
+{
+	json_t *keys = json_array();
+	struct conn_instance *inst = connector_acquire(c);
+
+	if (inst) {
+		for (size_t i = 0; i < inst->gen->nsecret_fields; i++)
+			json_array_append_new(keys, json_string(inst->gen->secret_fields[i]));
+		instance_release(inst);
+	}
+	return keys;
+}
+
 json_t *connector_to_json(const struct connector *c)
 {
 	const struct plugin_gen *gen = c->inst ? c->inst->gen : NULL;

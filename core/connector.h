@@ -125,6 +125,10 @@ int connector_set_access_token(struct connector *c, const char *token, int64_t e
  */
 json_t *connector_to_json(const struct connector *c);
 
+/* The names of the connector's secret config fields (its plugin's "x-secret"
+ * properties), as a JSON array: what the store seals. New reference. */
+json_t *connector_secret_keys(struct connector *c);
+
 /* Mask of record kinds a stream's read_response may emit. */
 uint32_t instance_stream_kinds(const struct conn_instance *inst, const char *stream);
 

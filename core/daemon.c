@@ -411,19 +411,12 @@ static void persist_declared(struct hub *hub, const json_t *decl, int paused, in
 	const char *name = json_string_value(json_object_get(decl, "name"));
 	struct connector *c = connector_find(hub->reg, name);
 	struct hub_error err;
-	json_t *keys = json_array();
-	struct conn_instance *inst = c ? connector_acquire(c) : NULL;
 
-	if (!inst) {
-		json_decref(keys);
+	if (!c)
 		return;
-	}
-	for (size_t i = 0; i < inst->gen->nsecret_fields; i++)
-		json_array_append_new(keys, json_string(inst->gen->secret_fields[i]));
-	instance_release(inst);
 	json_t *params = json_pack("{s:s,s:s,s:s,s:O,s:o,s:b}", "name", name, "plugin",
 				   json_string_value(json_object_get(decl, "plugin")), "merchant", c->merchant,
-				   "config", c->config, "secret_keys", keys, "paused", paused);
+				   "config", c->config, "secret_keys", connector_secret_keys(c), "paused", paused);
 	memset(&err, 0, sizeof(err));
 	if (on_loop) {
 		if (store_call(hub->store, STORE_OP_CONNECTOR_PUT, params, persisted, strdup(name), &err) < 0)

@@ -388,8 +388,7 @@ static int64_t retry_after_of(const struct hub_msg *resp)
 	return 0;
 }
 
-/* Moves a call's outputs into a store unit. */
-static void call_to_unit(struct hub_call *call, struct store_unit *u, const char *connector)
+void sync_call_to_unit(struct hub_call *call, struct store_unit *u, const char *connector)
 {
 	struct hub_error err;
 
@@ -846,7 +845,7 @@ static void step_response(void *arg, const struct http_resp *resp)
 		}
 		if (sr->tracking)
 			store_unit_set_next_check(u, now_ms() + tracking_next_check(&call));
-		call_to_unit(&call, u, connector_name(cs->c));
+		sync_call_to_unit(&call, u, connector_name(cs->c));
 		/* Tracking keeps no cursor; a stream without a new cursor keeps its own. */
 		commit_unit(sr, u, cursor, sr->tracking ? json_array_size(sr->leased) > 0 : call.more);
 		break;
@@ -1483,7 +1482,7 @@ static void job_response(void *arg, const struct http_resp *resp)
 	if (rc == HUB_OK || rc == HUB_IGNORED) {
 		struct store_unit *u = store_unit_new(j->inst->conn->merchant, j->connector);
 		if (u && (call.nrecords || call.nrejects || call.nactions || call.access_token)) {
-			call_to_unit(&call, u, j->connector);
+			sync_call_to_unit(&call, u, j->connector);
 			memset(&err, 0, sizeof(err));
 			sy->busy++;
 			if (store_submit(sy->o.store, u, job_unit_done, j, &err) < 0) {

@@ -91,6 +91,14 @@ json_t *sync_status(struct sync *sy, struct connector *c);
 /* Whether c is attached and paused. */
 int sync_paused(struct sync *sy, struct connector *c);
 
+/* Moves a plugin call's outputs into a store unit: records (the unit takes
+ * them; the store re-checks them), records the host refused as dead letters
+ * with the field and the reason, queued actions as jobs, a new access token.
+ * Leaves the call without them (call_release is still needed). */
+struct hub_call;
+struct store_unit;
+void sync_call_to_unit(struct hub_call *call, struct store_unit *u, const char *connector);
+
 /* Queues the job runner to claim jobs now (a unit with jobs committed). */
 void sync_kick_jobs(struct sync *sy);
 

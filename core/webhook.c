@@ -164,22 +164,7 @@ static int process(struct hub *hub, struct connector *c, const struct hub_msg *m
 		goto out;
 	}
 	*nrecords = (unsigned)call.nrecords;
-	for (size_t i = 0; i < call.nrecords; i++) {
-		struct hub_error rerr;
-		store_unit_add_record(u, call.records[i].kind, call.records[i].record, &rerr);
-		call.records[i].record = NULL;
-	}
-	for (size_t i = 0; i < call.nrejects; i++) {
-		char kind[32];
-		snprintf(kind, sizeof(kind), "record:%s", call_kind_name(call.rejects[i].kind));
-		store_unit_add_dead_letter(u, kind, call.rejects[i].record, call.rejects[i].err.message,
-					   call.rejects[i].err.field, 0);
-		call.rejects[i].record = NULL;
-	}
-	for (size_t i = 0; i < call.nactions; i++) {
-		store_unit_add_job(u, call.actions[i].action, call.actions[i].payload, 0);
-		call.actions[i].payload = NULL;
-	}
+	sync_call_to_unit(&call, u, connector_name(c));
 	if (verify && call.delivery_id && *call.delivery_id)
 		store_unit_set_receipt(u, call.delivery_id, host_now_ms() + RECEIPT_TTL_MS);
 out:
