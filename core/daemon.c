@@ -490,7 +490,7 @@ static void apply_declared(struct hub *hub, const json_t *old)
  * config (a declared connector replaces a stored one of the same name). */
 static void start_connectors(struct hub *hub)
 {
-	json_t *stored = NULL, *item, *decl;
+	json_t *stored = NULL, *stored_by_name = json_object(), *declared = json_object(), *item, *decl;
 	struct hub_error err;
 	size_t i;
 
@@ -498,16 +498,17 @@ static void start_connectors(struct hub *hub)
 	if (store_call_sync(hub->store, STORE_OP_CONNECTORS_LIST, json_pack("{s:b}", "reveal", 1), &stored, &err) !=
 	    STORE_OK)
 		log_error("hubd", "cannot list the stored connectors: %s", err.message);
+	/* Names indexed once, so matching stays linear with thousands of each. */
+	json_array_foreach(hub->cfg.connectors, i, decl)
+		json_object_set_new(declared, json_string_value(json_object_get(decl, "name")), json_true());
 	json_array_foreach(json_object_get(stored, "items"), i, item) {
 		const char *name = json_string_value(json_object_get(item, "name"));
-		int declared = 0;
 		struct sync_settings set = {0};
-		size_t j;
-		json_array_foreach(hub->cfg.connectors, j, decl)
-			if (name && strcmp(name, json_string_value(json_object_get(decl, "name"))) == 0)
-				declared = 1;
-		if (!name || declared)
+		if (!name)
 			continue;
+		json_object_set(stored_by_name, name, item);
+		if (json_object_get(declared, name))
+			continue; /* the file's version starts below */
 		set.paused = json_is_true(json_object_get(item, "paused"));
 		start_connector(hub, name, json_string_value(json_object_get(item, "plugin")),
 				json_string_value(json_object_get(item, "merchant")), json_object_get(item, "config"),
@@ -516,17 +517,15 @@ static void start_connectors(struct hub *hub)
 	json_array_foreach(hub->cfg.connectors, i, decl) {
 		struct sync_settings set;
 		const char *name = json_string_value(json_object_get(decl, "name"));
-		json_t *token = NULL;
-		size_t j;
-		json_array_foreach(json_object_get(stored, "items"), j, item)
-			if (strcmp(name, json_string_value(json_object_get(item, "name")) ?: "") == 0)
-				token = json_object_get(item, "access_token");
+		json_t *token = json_object_get(json_object_get(stored_by_name, name), "access_token");
 		declared_settings(decl, &set);
 		if (start_connector(hub, name, json_string_value(json_object_get(decl, "plugin")),
 				    json_string_value(json_object_get(decl, "merchant")),
 				    json_object_get(decl, "config"), &set, token, 0) == 0)
 			persist_declared(hub, decl, set.paused, 0);
 	}
+	json_decref(declared);
+	json_decref(stored_by_name);
 	json_decref(stored);
 }
 
