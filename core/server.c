@@ -7,6 +7,8 @@
 #include "server.h"
 #include "log.h"
 
+#include <hub/sdk.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -315,6 +317,7 @@ void server_reply_error(struct server_req *r, int status, const char *code, cons
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	hub_utf8_trim(msg); /* the message may quote upstream or plugin text */
 	server_reply_json(r, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
 }
 

@@ -178,27 +178,6 @@ static struct metric *counter(struct sync *sy, const char *name, const char *hel
 	return metrics_get(sy->o.metrics, METRIC_COUNTER, name, help, labels);
 }
 
-/* Cuts s at its first byte that is not part of valid UTF-8, so that error
- * texts (cut byte-wise by plugins, or from upstream bodies) can go into
- * JSON. */
-static void utf8_trim(char *s)
-{
-	unsigned char *p = (unsigned char *)s;
-
-	while (*p) {
-		int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
-		int i;
-		if (n == 0 || (n == 2 && *p < 0xC2))
-			break;
-		for (i = 1; i < n && (p[i] & 0xC0) == 0x80; i++)
-			;
-		if (i < n)
-			break;
-		p += n;
-	}
-	*p = '\0';
-}
-
 /* The URL without its query string, for logs and dead letters: a plugin
  * that authenticates with a query parameter must not see it logged. */
 static const char *url_for_log(const char *url, char *buf, size_t size)
@@ -245,7 +224,7 @@ static void set_error(struct stream_run *sr, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(sr->last_error, sizeof(sr->last_error), fmt, ap);
 	va_end(ap);
-	utf8_trim(sr->last_error);
+	hub_utf8_trim(sr->last_error);
 	log_warn("sync", "%s/%s: %s", connector_name(sr->cs->c), sr->name, sr->last_error);
 }
 
@@ -456,7 +435,7 @@ static void token_failed(struct csched *cs, enum retry_verdict v, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(cs->token_error, sizeof(cs->token_error), fmt, ap);
 	va_end(ap);
-	utf8_trim(cs->token_error);
+	hub_utf8_trim(cs->token_error);
 	log_warn("sync", "%s: access token refresh failed: %s", connector_name(cs->c), cs->token_error);
 	cs->token_failed_ms = now_ms();
 	cs->token_failures++;
@@ -788,7 +767,7 @@ static void dead_letter_step(struct stream_run *sr, const struct hub_msg *resp, 
 
 	snprintf(kind, sizeof(kind), "stream:%s", sr->name);
 	snprintf(excerpt, sizeof(excerpt), "%.*s", (int)(len > BODY_EXCERPT ? BODY_EXCERPT : len), body);
-	utf8_trim(excerpt);
+	hub_utf8_trim(excerpt);
 	payload = json_pack("{s:s,s:O?,s:s?,s:s,s:s}", "stream", sr->name, "cursor", sr->cursor, "method",
 			    sr->req.method, "url", url_for_log(sr->req.url, ubuf, sizeof(ubuf)), "body_excerpt", excerpt);
 	store_unit_add_dead_letter(u, kind, payload, reason, field, resp ? resp->status : 0);
@@ -1417,7 +1396,7 @@ static void job_finish(struct job *j, enum retry_verdict v, int64_t retry_after_
 		unsigned attempts = j->attempts > 0 ? (unsigned)j->attempts : 1;
 		char clean[1024];
 		snprintf(clean, sizeof(clean), "%s", error ? error : "failed");
-		utf8_trim(clean);
+		hub_utf8_trim(clean);
 		error = clean;
 		int64_t delay = retry_backoff_ms(&sy->policy, attempts, retry_after_ms);
 		int dead = v == RETRY_PERMANENT ||

@@ -219,9 +219,41 @@ static void test_setters(void **state)
 	json_decref(o);
 }
 
+/* Texts cut inside a character, or not UTF-8 at all, end at the last whole
+ * character, so they can go into JSON. */
+static void test_utf8_trim(void **state)
+{
+	char cut[] = "caf\xc3\xa9 ok \xc3"; /* "café ok " + half of an é */
+	char latin1[] = "na\xefve";
+	char clean[] = "d\xc3\xa9j\xc3\xa0 vu \xe2\x82\xac \xf0\x9f\x93\xa6";
+	char overlong[] = "a\xc0\xafb";
+	struct hub_error err;
+	char big[1000];
+
+	assert_int_equal(hub_utf8_trim(cut), 9);
+	assert_string_equal(cut, "caf\xc3\xa9 ok ");
+	assert_int_equal(hub_utf8_trim(latin1), 2);
+	assert_int_equal(hub_utf8_trim(clean), strlen("d\xc3\xa9j\xc3\xa0 vu \xe2\x82\xac \xf0\x9f\x93\xa6"));
+	assert_int_equal(hub_utf8_trim(overlong), 1);
+
+	/* hub_error_set cuts a long message inside an "é" at its buffer's end. */
+	for (size_t i = 0; i + 2 < sizeof(big); i += 2) {
+		big[i] = '\xc3';
+		big[i + 1] = '\xa9';
+	}
+	big[sizeof(big) - 1] = '\0';
+	big[sizeof(big) - 2] = '\0';
+	hub_error_set(&err, "field", "x%s", big);
+	assert_true(strlen(err.message) < sizeof(err.message));
+	json_t *j = json_string(err.message);
+	assert_non_null(j); /* valid UTF-8 */
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_utf8_trim),
 		cmocka_unit_test(test_str),
 		cmocka_unit_test(test_int),
 		cmocka_unit_test(test_bool),

@@ -35,6 +35,11 @@ int hub_error_set(struct hub_error *err, const char *field, const char *fmt, ...
 #endif
 	;
 
+/* Cuts s at its first byte that does not belong to valid UTF-8 (a text
+ * truncated inside a character, a Latin-1 byte), so it can go into JSON.
+ * Returns the new length. hub_error_set applies it to what it writes. */
+size_t hub_utf8_trim(char *s);
+
 /* ---- money ---------------------------------------------------------- */
 
 /* Number of minor-unit digits of an ISO 4217 currency code: 2 for most, 0
