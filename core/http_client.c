@@ -6,6 +6,13 @@
  * each such call finished transfers are collected and their callbacks run.
  * Requests that fail before reaching curl are delivered through a deferred
  * event so that no callback ever runs inside http_request().
+ *
+ * Slots: a request is handed to curl (an easy handle created, configured
+ * and added) only while fewer than max_in_flight are running, and fewer
+ * than max_host_connections for its host. Otherwise it waits in its host's
+ * FIFO; hosts with waiting requests and a free per-host slot form a ring
+ * that a finished transfer's slot serves round robin. Host entries exist
+ * only while a request of theirs runs or waits.
  */
 #include "config.h"
 #include "http_client.h"
@@ -25,7 +32,9 @@
 #define DEFAULT_MAX_RESPONSE (16u * 1024 * 1024)
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_TIMEOUT_MS 60000L
-#define DEFAULT_MAX_HOST_CONNECTIONS 8L
+#define DEFAULT_MAX_HOST_CONNECTIONS 64L
+#define DEFAULT_MAX_TOTAL_CONNECTIONS 256L
+#define DEFAULT_MAX_IN_FLIGHT 256L
 #define MAX_RESPONSE_HEADERS 500
 
 /* A socket curl asked us to watch. */
@@ -36,14 +45,24 @@ struct sockctx {
 	curl_socket_t fd;
 };
 
+struct host;
+
 /* One request, from http_request() to its callback. */
 struct xfer {
 	struct xfer *prev, *next; /* client->live */
 	struct xfer *next_deferred;
+	struct xfer *next_queued; /* host->queue while waiting for a slot */
 	struct http_client *client;
+	struct host *host; /* set while it waits or runs */
+	bool running;      /* handed to curl: holds a slot */
 	CURL *easy;
 	struct curl_slist *req_headers;
 	char *req_body;
+	size_t req_body_len;
+	bool has_body;
+	char method[17];
+	char *url;
+	long timeout_ms;
 	http_done_fn cb;
 	void *arg;
 	int64_t start_ms;
@@ -56,6 +75,16 @@ struct xfer {
 
 	enum http_err early_err; /* set when it failed before reaching curl */
 	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* A host ("scheme://host:port") with requests running or waiting. */
+struct host {
+	struct host *hash_next;
+	struct host *ring_next;
+	bool in_ring;
+	struct xfer *queue, **queue_tail;
+	long running;
+	char key[];
 };
 
 struct http_client {
@@ -78,6 +107,12 @@ struct http_client {
 	size_t max_response_bytes;
 	long connect_timeout_ms;
 	long timeout_ms;
+	long max_in_flight;
+	long host_limit;
+
+	struct host **hosts; /* hash table by key */
+	size_t nbuckets, nhosts;
+	struct host *ring_head, *ring_tail; /* hosts with waiting requests and a free host slot */
 };
 
 static int64_t now_ms(void)
@@ -170,6 +205,7 @@ static void xfer_free(struct xfer *x)
 		curl_easy_cleanup(x->easy);
 	curl_slist_free_all(x->req_headers);
 	free(x->req_body);
+	free(x->url);
 	free(x->body);
 	for (size_t i = 0; i < x->nheaders; i++)
 		free((char *)x->headers[i].name); /* one allocation holds name and value */
@@ -186,6 +222,197 @@ static void live_remove(struct http_client *c, struct xfer *x)
 	if (x->next != NULL)
 		x->next->prev = x->prev;
 	x->prev = x->next = NULL;
+}
+
+/* ---- slots: hosts, their queues and the ring ------------------------------------ */
+
+static uint64_t hash_key(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* "scheme://host:port" of an absolute URL, lower-cased, without user info,
+ * into buf (truncated to fit; "" when the URL has no scheme). */
+static void host_key(const char *url, char *buf, size_t size)
+{
+	const char *sep = strstr(url, "://"), *auth, *end, *at;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (sep == NULL)
+		return;
+	auth = sep + 3;
+	end = auth + strcspn(auth, "/?#");
+	for (at = end; at > auth && at[-1] != '@'; at--)
+		;
+	if (at > auth)
+		auth = at; /* after the user info */
+	for (const char *p = url; p < sep + 3 && n + 1 < size; p++)
+		buf[n++] = (char)tolower((unsigned char)*p);
+	for (const char *p = auth; p < end && n + 1 < size; p++)
+		buf[n++] = (char)tolower((unsigned char)*p);
+	buf[n] = '\0';
+}
+
+/* The entry of the host of `url`, created when absent; NULL when out of memory. */
+static struct host *host_get(struct http_client *c, const char *url)
+{
+	char key[300];
+	struct host *h;
+	size_t b, len;
+
+	host_key(url, key, sizeof(key));
+	if (c->hosts == NULL) {
+		c->hosts = calloc(64, sizeof(*c->hosts));
+		if (c->hosts == NULL)
+			return NULL;
+		c->nbuckets = 64;
+	}
+	b = hash_key(key) & (c->nbuckets - 1);
+	for (h = c->hosts[b]; h != NULL; h = h->hash_next) {
+		if (strcmp(h->key, key) == 0)
+			return h;
+	}
+	if (c->nhosts >= c->nbuckets) {
+		/* Grow: keeps lookups short when thousands of hosts wait at once. */
+		size_t n = c->nbuckets * 2;
+		struct host **t = calloc(n, sizeof(*t));
+		if (t != NULL) {
+			for (size_t i = 0; i < c->nbuckets; i++) {
+				struct host *next;
+				for (h = c->hosts[i]; h != NULL; h = next) {
+					size_t k = hash_key(h->key) & (n - 1);
+					next = h->hash_next;
+					h->hash_next = t[k];
+					t[k] = h;
+				}
+			}
+			free(c->hosts);
+			c->hosts = t;
+			c->nbuckets = n;
+			b = hash_key(key) & (n - 1);
+		}
+	}
+	len = strlen(key);
+	h = calloc(1, sizeof(*h) + len + 1);
+	if (h == NULL)
+		return NULL;
+	memcpy(h->key, key, len + 1);
+	h->queue_tail = &h->queue;
+	h->hash_next = c->hosts[b];
+	c->hosts[b] = h;
+	c->nhosts++;
+	return h;
+}
+
+/* Frees a host entry nothing runs or waits on any more. */
+static void host_gc(struct http_client *c, struct host *h)
+{
+	struct host **pp;
+
+	if (h->running > 0 || h->queue != NULL || h->in_ring)
+		return;
+	for (pp = &c->hosts[hash_key(h->key) & (c->nbuckets - 1)]; *pp != NULL; pp = &(*pp)->hash_next) {
+		if (*pp == h) {
+			*pp = h->hash_next;
+			c->nhosts--;
+			free(h);
+			return;
+		}
+	}
+}
+
+static void ring_push(struct http_client *c, struct host *h)
+{
+	if (h->in_ring)
+		return;
+	h->in_ring = true;
+	h->ring_next = NULL;
+	if (c->ring_tail != NULL)
+		c->ring_tail->ring_next = h;
+	else
+		c->ring_head = h;
+	c->ring_tail = h;
+}
+
+static struct host *ring_pop(struct http_client *c)
+{
+	struct host *h = c->ring_head;
+
+	if (h == NULL)
+		return NULL;
+	c->ring_head = h->ring_next;
+	if (c->ring_head == NULL)
+		c->ring_tail = NULL;
+	h->ring_next = NULL;
+	h->in_ring = false;
+	return h;
+}
+
+static void queue_push(struct http_client *c, struct host *h, struct xfer *x)
+{
+	x->next_queued = NULL;
+	*h->queue_tail = x;
+	h->queue_tail = &x->next_queued;
+	c->stats.queued++;
+	c->stats.queued_total++;
+	if (h->running < c->host_limit)
+		ring_push(c, h);
+}
+
+static struct xfer *queue_pop(struct http_client *c, struct host *h)
+{
+	struct xfer *x = h->queue;
+
+	if (x == NULL)
+		return NULL;
+	h->queue = x->next_queued;
+	if (h->queue == NULL)
+		h->queue_tail = &h->queue;
+	x->next_queued = NULL;
+	c->stats.queued--;
+	return x;
+}
+
+static void dispatch(struct http_client *c, struct xfer *x);
+
+/* Hands waiting requests to curl while slots are free. */
+static void pump(struct http_client *c)
+{
+	while (!c->closing && c->stats.running < (uint64_t)c->max_in_flight) {
+		struct host *h = ring_pop(c);
+		struct xfer *x;
+
+		if (h == NULL)
+			return;
+		x = queue_pop(c, h);
+		if (x != NULL)
+			dispatch(c, x);
+		if (h->queue != NULL && h->running < c->host_limit)
+			ring_push(c, h);
+		else
+			host_gc(c, h);
+	}
+}
+
+/* Gives back the slot of a transfer curl is done with. */
+static void slot_release(struct http_client *c, struct xfer *x)
+{
+	struct host *h = x->host;
+
+	if (!x->running)
+		return;
+	x->running = false;
+	x->host = NULL;
+	c->stats.running--;
+	h->running--;
+	if (h->queue != NULL && h->running < c->host_limit)
+		ring_push(c, h);
+	host_gc(c, h);
 }
 
 /* Calls the callback of a finished transfer and frees it. */
@@ -234,6 +461,8 @@ static void xfer_complete(struct xfer *x, CURLcode rc)
 	resp.total_ms = now_ms() - x->start_ms;
 
 	live_remove(c, x);
+	slot_release(c, x);
+	pump(c);
 	c->stats.completed++;
 	c->stats.in_flight--;
 	if (resp.err != HTTP_ERR_NONE)
@@ -492,6 +721,7 @@ struct http_client *http_client_new(struct event_base *base, const struct http_c
 	struct http_client *c;
 	bool failed = false;
 	CURLMcode mc = CURLM_OK;
+	long total;
 
 	if (opts == NULL)
 		opts = &none;
@@ -514,6 +744,9 @@ struct http_client *http_client_new(struct event_base *base, const struct http_c
 	c->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
 							     : DEFAULT_CONNECT_TIMEOUT_MS;
 	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+	c->max_in_flight = opts->max_in_flight > 0 ? opts->max_in_flight : DEFAULT_MAX_IN_FLIGHT;
+	c->host_limit = opts->max_host_connections > 0 ? opts->max_host_connections : DEFAULT_MAX_HOST_CONNECTIONS;
+	total = opts->max_total_connections > 0 ? opts->max_total_connections : DEFAULT_MAX_TOTAL_CONNECTIONS;
 	c->multi = curl_multi_init();
 	c->timer = evtimer_new(base, timer_cb, c);
 	c->deferred_ev = event_new(base, -1, 0, deferred_cb, c);
@@ -531,11 +764,14 @@ struct http_client *http_client_new(struct event_base *base, const struct http_c
 	if (mc == CURLM_OK)
 		mc = curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	if (mc == CURLM_OK)
-		mc = curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-				       opts->max_host_connections > 0 ? opts->max_host_connections
-								       : DEFAULT_MAX_HOST_CONNECTIONS);
-	if (mc == CURLM_OK && opts->max_total_connections > 0)
-		mc = curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, opts->max_total_connections);
+		mc = curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, c->host_limit);
+	if (mc == CURLM_OK)
+		mc = curl_multi_setopt(c->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, total);
+	/* Idle connections kept for reuse count against the same total; without
+	 * this curl keeps up to 4 per transfer it has seen, thousands with
+	 * thousands of shops. */
+	if (mc == CURLM_OK)
+		mc = curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, total);
 	if (mc != CURLM_OK) {
 		log_error(HTTP_LOG, "libcurl refused the client settings: %s", curl_multi_strerror(mc));
 		goto fail;
@@ -554,9 +790,19 @@ void http_client_free(struct http_client *c)
 	/* Requests that failed early keep their own error; those in curl are cancelled. */
 	if (c->deferred_ev != NULL)
 		deferred_cb(-1, 0, c);
+	/* Waiting requests leave their queues first: nothing is dispatched now. */
+	while (c->ring_head != NULL)
+		ring_pop(c);
+	for (size_t i = 0; i < c->nbuckets; i++) {
+		for (struct host *h = c->hosts[i]; h != NULL; h = h->hash_next) {
+			while (queue_pop(c, h) != NULL)
+				;
+		}
+	}
 	while (c->live != NULL) {
 		struct xfer *x = c->live;
-		curl_multi_remove_handle(c->multi, x->easy);
+		if (x->running)
+			curl_multi_remove_handle(c->multi, x->easy);
 		x->early_err = HTTP_ERR_CANCELLED;
 		snprintf(x->errbuf, sizeof(x->errbuf), "the HTTP client was shut down before the response");
 		xfer_complete(x, CURLE_OK);
@@ -571,6 +817,14 @@ void http_client_free(struct http_client *c)
 		event_free(c->deferred_ev);
 	if (c->curl_inited)
 		curl_global_cleanup();
+	for (size_t i = 0; i < c->nbuckets; i++) {
+		struct host *h, *next;
+		for (h = c->hosts[i]; h != NULL; h = next) {
+			next = h->hash_next;
+			free(h);
+		}
+	}
+	free(c->hosts);
 	free(c->ca_file);
 	free(c->proxy);
 	free(c->no_proxy);
@@ -661,14 +915,13 @@ oom:
 	} while (0)
 
 /* Applies the client's fixed policy and the request to x->easy. */
-static CURLcode configure_easy(struct http_client *c, struct xfer *x, const struct http_req *req,
-			       const char *method, bool has_body)
+static CURLcode configure_easy(struct http_client *c, struct xfer *x)
 {
 	CURLcode rc = CURLE_OK;
-	long timeout = req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms;
+	const char *method = x->method;
 
 	SETOPT(CURLOPT_PRIVATE, (void *)x);
-	SETOPT(CURLOPT_URL, req->url);
+	SETOPT(CURLOPT_URL, x->url);
 	SETOPT(CURLOPT_NOSIGNAL, 1L);
 #if CURL_AT_LEAST_VERSION(7, 85, 0)
 	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -695,7 +948,7 @@ static CURLcode configure_easy(struct http_client *c, struct xfer *x, const stru
 	SETOPT(CURLOPT_PIPEWAIT, 1L);
 	SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
 	SETOPT(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-	SETOPT(CURLOPT_TIMEOUT_MS, timeout);
+	SETOPT(CURLOPT_TIMEOUT_MS, x->timeout_ms);
 	SETOPT(CURLOPT_USERAGENT, c->user_agent);
 	SETOPT(CURLOPT_ACCEPT_ENCODING, "");
 	SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_response_bytes);
@@ -708,8 +961,8 @@ static CURLcode configure_easy(struct http_client *c, struct xfer *x, const stru
 
 	if (strcmp(method, "HEAD") == 0) {
 		SETOPT(CURLOPT_NOBODY, 1L);
-	} else if (has_body) {
-		SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+	} else if (x->has_body) {
+		SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->req_body_len);
 		SETOPT(CURLOPT_POSTFIELDS, x->req_body);
 		if (strcmp(method, "POST") != 0)
 			SETOPT(CURLOPT_CUSTOMREQUEST, method);
@@ -719,13 +972,48 @@ static CURLcode configure_easy(struct http_client *c, struct xfer *x, const stru
 	return rc;
 }
 
+/* Hands a request to curl; it holds a slot of the client and of its host
+ * until it completes. A failure here completes it through the deferred
+ * event instead. Never frees the host entry (the caller may still use it). */
+static void dispatch(struct http_client *c, struct xfer *x)
+{
+	struct host *h = x->host;
+	CURLcode rc;
+	CURLMcode mc;
+
+	x->easy = curl_easy_init();
+	if (x->easy == NULL) {
+		x->host = NULL;
+		defer_failure(c, x, HTTP_ERR_OTHER, "out of memory for a transfer");
+		return;
+	}
+	rc = configure_easy(c, x);
+	if (rc != CURLE_OK) {
+		x->host = NULL;
+		defer_failure(c, x, rc == CURLE_OUT_OF_MEMORY ? HTTP_ERR_OTHER : HTTP_ERR_INVALID,
+			      curl_easy_strerror(rc));
+		return;
+	}
+	x->running = true;
+	c->stats.running++;
+	h->running++;
+	if (c->stats.running > c->stats.running_peak)
+		c->stats.running_peak = c->stats.running;
+	mc = curl_multi_add_handle(c->multi, x->easy);
+	if (mc != CURLM_OK) {
+		x->running = false;
+		x->host = NULL;
+		c->stats.running--;
+		h->running--;
+		defer_failure(c, x, HTTP_ERR_OTHER, curl_multi_strerror(mc));
+	}
+}
+
 int http_request(struct http_client *c, const struct http_req *req, http_done_fn cb, void *arg)
 {
 	const char *method, *why = NULL;
 	struct xfer *x;
-	bool has_body;
-	CURLcode rc;
-	CURLMcode mc;
+	struct host *h;
 
 	if (c == NULL || req == NULL || req->url == NULL || cb == NULL || c->closing)
 		return -1;
@@ -738,11 +1026,6 @@ int http_request(struct http_client *c, const struct http_req *req, http_done_fn
 	x->cb = cb;
 	x->arg = arg;
 	x->start_ms = now_ms();
-	x->easy = curl_easy_init();
-	if (x->easy == NULL) {
-		free(x);
-		return -1;
-	}
 	x->next = c->live;
 	if (c->live != NULL)
 		c->live->prev = x;
@@ -755,9 +1038,10 @@ int http_request(struct http_client *c, const struct http_req *req, http_done_fn
 		defer_failure(c, x, HTTP_ERR_INVALID, "request method must be an upper-case token");
 		return 0;
 	}
-	has_body = req->body_len > 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-		   strcmp(method, "PATCH") == 0;
-	if (has_body) {
+	snprintf(x->method, sizeof(x->method), "%s", method);
+	x->has_body = req->body_len > 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+		      strcmp(method, "PATCH") == 0;
+	if (x->has_body) {
 		x->req_body = malloc(req->body_len + 1);
 		if (x->req_body == NULL) {
 			defer_failure(c, x, HTTP_ERR_OTHER, "out of memory for the request body");
@@ -766,21 +1050,25 @@ int http_request(struct http_client *c, const struct http_req *req, http_done_fn
 		if (req->body_len > 0)
 			memcpy(x->req_body, req->body, req->body_len);
 		x->req_body[req->body_len] = '\0';
+		x->req_body_len = req->body_len;
 	}
-	if (build_headers(x, req, has_body, &why) != 0) {
+	if (build_headers(x, req, x->has_body, &why) != 0) {
 		defer_failure(c, x, HTTP_ERR_INVALID, why);
 		return 0;
 	}
-	rc = configure_easy(c, x, req, method, has_body);
-	if (rc != CURLE_OK) {
-		defer_failure(c, x, rc == CURLE_OUT_OF_MEMORY ? HTTP_ERR_OTHER : HTTP_ERR_INVALID,
-			      curl_easy_strerror(rc));
+	x->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms;
+	x->url = strdup(req->url);
+	h = x->url != NULL ? host_get(c, req->url) : NULL;
+	if (h == NULL) {
+		defer_failure(c, x, HTTP_ERR_OTHER, "out of memory for the request");
 		return 0;
 	}
-	mc = curl_multi_add_handle(c->multi, x->easy);
-	if (mc != CURLM_OK) {
-		defer_failure(c, x, HTTP_ERR_OTHER, curl_multi_strerror(mc));
-		return 0;
+	x->host = h;
+	if (h->queue == NULL && h->running < c->host_limit && c->stats.running < (uint64_t)c->max_in_flight) {
+		dispatch(c, x);
+		host_gc(c, h); /* when that failed and nothing else uses the host */
+	} else {
+		queue_push(c, h, x);
 	}
 	return 0;
 }

@@ -13,6 +13,14 @@
  * http_proxy and friends in the environment), and responses are capped in
  * size (also after decompression).
  *
+ * Requests beyond the limits wait in the client, without a curl handle
+ * (so a burst of thousands costs a few hundred bytes each, not curl's
+ * buffers): at most max_in_flight requests are handed to curl at once, and
+ * at most max_host_connections of them for any one host. Waiting requests
+ * leave in order per host and round robin across hosts, so one slow or busy
+ * host cannot hold back the others. Timeouts count from the moment a
+ * request is handed to curl.
+ *
  * Every request completes through its callback, exactly once, on the loop
  * thread, and never from inside http_request(). All functions must be
  * called from the thread running the event_base given to http_client_new().
@@ -37,8 +45,11 @@ struct http_client_opts {
 	size_t max_response_bytes;    /* body cap after decoding (default 16 MiB) */
 	long connect_timeout_ms;      /* default 10000 */
 	long timeout_ms;              /* whole-request default (default 60000) */
-	long max_host_connections;    /* per host (default 8); HTTP/2 multiplexes beyond */
-	long max_total_connections;   /* all hosts (default 0 = unlimited) */
+	long max_host_connections;    /* connections per host, and requests handed to curl per
+				       * host at once (default 64) */
+	long max_total_connections;   /* connections open at once, all hosts, idle ones kept for
+				       * reuse included (default 256) */
+	long max_in_flight;           /* requests handed to curl at once (default 256) */
 };
 
 /* A request or response header. */
@@ -139,9 +150,13 @@ const char *http_err_name(enum http_err err);
 struct http_stats {
 	uint64_t started;      /* requests accepted */
 	uint64_t completed;    /* callbacks called */
-	uint64_t in_flight;    /* accepted, callback not yet called */
+	uint64_t in_flight;    /* accepted, callback not yet called (running + queued + failing) */
 	uint64_t connections;  /* connections opened (TCP + TLS), over the client's life */
 	uint64_t failed;       /* completed with err != HTTP_ERR_NONE */
+	uint64_t running;      /* handed to curl now (never above max_in_flight) */
+	uint64_t running_peak; /* the most handed to curl at once, over the client's life */
+	uint64_t queued;       /* waiting for a slot now */
+	uint64_t queued_total; /* requests that had to wait for a slot, over the client's life */
 };
 
 /* Fills `st` with the client's counters. */

@@ -5,8 +5,11 @@
  * a raw TCP server that misbehaves. Covers methods, headers and bodies,
  * connection reuse under concurrency, timeouts, the response size cap,
  * refused and dropped connections, invalid requests, cancellation on free,
- * proxies (configured ones used, environment ones ignored) and TLS
- * verification (untrusted certificate and wrong host refused).
+ * proxies (configured ones used, environment ones ignored), TLS
+ * verification (untrusted certificate and wrong host refused), and the
+ * slots: requests in flight and per host never above the limits (counted by
+ * the server), waiting requests served round robin across hosts, waiting
+ * requests cancelled on free.
  */
 #include "config.h"
 
@@ -56,6 +59,8 @@ struct server {
 	int port;
 	int connections; /* accepted */
 	int requests;
+	int delaying;     /* /delay requests being held now */
+	int delaying_max; /* the most held at once */
 	struct delayed *delays;
 };
 
@@ -95,6 +100,7 @@ static void delayed_fire(evutil_socket_t fd, short what, void *arg)
 	for (pp = &d->srv->delays; *pp != d; pp = &(*pp)->next)
 		;
 	*pp = d->next;
+	d->srv->delaying--;
 	/* Safe even when the client has gone: libevent then just frees the request. */
 	evhttp_send_reply(d->req, 200, "OK", NULL);
 	event_free(d->ev);
@@ -161,6 +167,8 @@ static void server_cb(struct evhttp_request *req, void *arg)
 		d->ev = evtimer_new(srv->base, delayed_fire, d);
 		d->next = srv->delays;
 		srv->delays = d;
+		if (++srv->delaying > srv->delaying_max)
+			srv->delaying_max = srv->delaying;
 		evtimer_add(d->ev, &tv);
 	} else if (strcmp(path, "/big") == 0) {
 		long n = query_long(req, "n", 0);
@@ -846,6 +854,144 @@ static void test_free_cancels(void **state)
 	result_clear(&rs[1]);
 }
 
+/* A burst far above the cap: curl never holds more than max_in_flight, the
+ * rest wait their turn and all complete. */
+static void test_in_flight_cap(void **state)
+{
+	struct fixture *f = *state;
+	struct http_client_opts o = { .max_in_flight = 3 };
+	struct http_client *c = http_client_new(f->base, &o);
+	struct http_req req = { .url = url(f, "/delay?ms=50") };
+	struct result rs[20];
+	struct http_stats st;
+
+	memset(rs, 0, sizeof(rs));
+	for (int i = 0; i < 20; i++)
+		start(c, &req, &rs[i]);
+	http_client_stats(c, &st);
+	assert_int_equal(st.running, 3);
+	assert_int_equal(st.queued, 17);
+	assert_int_equal(st.in_flight, 20);
+	run_until_done(f->base, rs, 20, 20000);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(rs[i].err, HTTP_ERR_NONE);
+		assert_int_equal(rs[i].status, 200);
+		result_clear(&rs[i]);
+	}
+	assert_int_equal(f->srv.requests, 20);
+	assert_in_range(f->srv.delaying_max, 1, 3);
+	http_client_stats(c, &st);
+	assert_int_equal(st.running_peak, 3);
+	assert_int_equal(st.queued_total, 17);
+	assert_int_equal(st.running, 0);
+	assert_int_equal(st.queued, 0);
+	assert_int_equal(st.in_flight, 0);
+	http_client_free(c);
+}
+
+/* The per-host limit holds however many slots are free in total. */
+static void test_host_cap(void **state)
+{
+	struct fixture *f = *state;
+	struct http_client_opts o = { .max_in_flight = 64, .max_host_connections = 2 };
+	struct http_client *c = http_client_new(f->base, &o);
+	struct http_req req = { .url = url(f, "/delay?ms=50") };
+	struct result rs[10];
+	struct http_stats st;
+
+	memset(rs, 0, sizeof(rs));
+	for (int i = 0; i < 10; i++)
+		start(c, &req, &rs[i]);
+	run_until_done(f->base, rs, 10, 20000);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(rs[i].status, 200);
+		result_clear(&rs[i]);
+	}
+	assert_in_range(f->srv.delaying_max, 1, 2);
+	assert_in_range(f->srv.connections, 1, 2);
+	http_client_stats(c, &st);
+	assert_int_equal(st.running_peak, 2);
+	assert_int_equal(st.queued_total, 8);
+	http_client_free(c);
+}
+
+/* Order of completion, for the fairness test. */
+struct ordered {
+	int *next_rank;
+	int rank;
+};
+
+static void on_ordered(void *arg, const struct http_resp *resp)
+{
+	struct ordered *o = arg;
+
+	assert_int_equal(resp->status, 200);
+	o->rank = ++*o->next_rank;
+}
+
+/* A host with a long queue does not hold back another host's request:
+ * freed slots go round robin across the hosts that wait. */
+static void test_hosts_round_robin(void **state)
+{
+	struct fixture *f = *state;
+	struct http_client_opts o = { .max_in_flight = 2 };
+	struct http_client *c = http_client_new(f->base, &o);
+	struct server other;
+	struct ordered a[12], b;
+	struct http_req req = { .url = url(f, "/delay?ms=200") };
+	char burl[96];
+	int rank = 0;
+	int64_t deadline = mono_ms() + 20000;
+
+	server_start(&other, f->base, NULL);
+	snprintf(burl, sizeof(burl), "http://127.0.0.1:%d/echo", other.port);
+	for (int i = 0; i < 12; i++) {
+		a[i] = (struct ordered){ .next_rank = &rank };
+		assert_int_equal(http_request(c, &req, on_ordered, &a[i]), 0);
+	}
+	b = (struct ordered){ .next_rank = &rank };
+	req.url = burl;
+	assert_int_equal(http_request(c, &req, on_ordered, &b), 0);
+	while (rank < 13 && mono_ms() < deadline)
+		run_for(f->base, 20);
+	assert_int_equal(rank, 13);
+	/* The first freed slot goes to host A's next request, the second to
+	 * host B (next in the ring): B's quick answer comes third, not after
+	 * all of A's. Within host A, first come first served: its last
+	 * request is among the last two to complete. */
+	assert_in_range(b.rank, 3, 4);
+	assert_in_range(a[11].rank, 12, 13);
+	assert_int_equal(other.requests, 1);
+	http_client_free(c);
+	server_stop(&other);
+}
+
+/* Requests still waiting for a slot are cancelled on free like running ones. */
+static void test_free_cancels_waiting(void **state)
+{
+	struct fixture *f = *state;
+	struct http_client_opts o = { .max_in_flight = 1 };
+	struct http_client *c = http_client_new(f->base, &o);
+	struct http_req slow = { .url = url(f, "/delay?ms=5000") };
+	struct result rs[3];
+	struct http_stats st;
+
+	memset(rs, 0, sizeof(rs));
+	for (int i = 0; i < 3; i++)
+		start(c, &slow, &rs[i]);
+	http_client_stats(c, &st);
+	assert_int_equal(st.running, 1);
+	assert_int_equal(st.queued, 2);
+	run_for(f->base, 100);
+	http_client_free(c);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(rs[i].calls, 1);
+		assert_int_equal(rs[i].err, HTTP_ERR_CANCELLED);
+		result_clear(&rs[i]);
+	}
+	assert_int_equal(f->srv.requests, 1);
+}
+
 static void test_proxy(void **state)
 {
 	struct fixture *f = *state;
@@ -997,6 +1143,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_cancels, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_in_flight_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hosts_round_robin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_cancels_waiting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proxy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_verification, setup, teardown),
 	};
