@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -140,7 +141,7 @@ static const struct key_spec top_keys[] = {
 	{"listen", K_STRING, 0},    {"state_dir", K_STRING, 1}, {"store", K_STRING, 0},
 	{"redis", K_STRING, 0},     {"plugin_dir", K_STRING, 0}, {"log", K_OBJECT, 0},
 	{"http", K_OBJECT, 0},      {"outbound", K_OBJECT, 0},  {"connectors", K_ARRAY, 0},
-	{NULL, 0, 0},
+	{"sync", K_OBJECT, 0},      {NULL, 0, 0},
 };
 static const struct key_spec log_keys[] = {
 	{"level", K_STRING, 0}, {"format", K_STRING, 0}, {NULL, 0, 0},
@@ -152,7 +153,11 @@ static const struct key_spec http_keys[] = {
 };
 static const struct key_spec outbound_keys[] = {
 	{"ca_file", K_STRING, 0}, {"proxy", K_STRING, 0}, {"timeout_ms", K_INT, 0},
-	{"max_response_bytes", K_INT, 0}, {NULL, 0, 0},
+	{"max_response_bytes", K_INT, 0}, {"max_in_flight", K_INT, 0}, {"max_host_connections", K_INT, 0},
+	{"max_total_connections", K_INT, 0}, {NULL, 0, 0},
+};
+static const struct key_spec sync_keys[] = {
+	{"start_spread_s", K_INT, 0}, {NULL, 0, 0},
 };
 static const struct key_spec connector_keys[] = {
 	{"name", K_STRING, 1},     {"plugin", K_STRING, 1},     {"merchant", K_STRING, 1},
@@ -292,7 +297,7 @@ static int int_in(struct cfg_problems *p, const char *file, const json_t *obj, c
 int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p)
 {
 	json_error_t jerr;
-	json_t *root = NULL, *log, *http, *out;
+	json_t *root = NULL, *log, *http, *out, *sync;
 	const char *s;
 	size_t before = p->n;
 	long long v;
@@ -308,6 +313,10 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 	cfg->http_burst = 10000;
 	cfg->request_timeout_ms = 30000;
 	cfg->max_response_bytes = 32u << 20;
+	cfg->max_in_flight = 256;
+	cfg->max_host_connections = 64;
+	cfg->max_total_connections = 256;
+	cfg->start_spread_s = 900;
 
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
@@ -405,6 +414,29 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 		if (int_in(p, path, out, "max_response_bytes", "outbound.max_response_bytes", 4096,
 			   1LL << 30, &v) == 0 && json_object_get(out, "max_response_bytes"))
 			cfg->max_response_bytes = (size_t)v;
+		if (int_in(p, path, out, "max_in_flight", "outbound.max_in_flight", 1, 100000, &v) == 0 &&
+		    json_object_get(out, "max_in_flight"))
+			cfg->max_in_flight = (long)v;
+		if (int_in(p, path, out, "max_host_connections", "outbound.max_host_connections", 1, 10000, &v) == 0 &&
+		    json_object_get(out, "max_host_connections"))
+			cfg->max_host_connections = (long)v;
+		if (int_in(p, path, out, "max_total_connections", "outbound.max_total_connections", 1, 100000,
+			   &v) == 0 && json_object_get(out, "max_total_connections"))
+			cfg->max_total_connections = (long)v;
+		if (cfg->max_total_connections < cfg->max_host_connections)
+			cfg_problem(p, path, json_object_get(out, "max_total_connections") ? "outbound.max_total_connections"
+											 : "outbound.max_host_connections",
+				    "max_total_connections (%ld) must be at least max_host_connections (%ld): raise "
+				    "the first or lower the second",
+				    cfg->max_total_connections, cfg->max_host_connections);
+	}
+
+	sync = json_object_get(root, "sync");
+	if (json_is_object(sync)) {
+		check_keys(p, path, "sync", sync, sync_keys);
+		if (int_in(p, path, sync, "start_spread_s", "sync.start_spread_s", 0, 86400, &v) == 0 &&
+		    json_object_get(sync, "start_spread_s"))
+			cfg->start_spread_s = (int)v;
 	}
 
 	cfg->connectors = json_object_get(root, "connectors");
@@ -443,6 +475,7 @@ static int existing_ancestor(const char *path, char *buf, size_t size)
 int config_check_paths(const struct hub_config *cfg, struct cfg_problems *p)
 {
 	struct stat st;
+	struct rlimit nofile;
 	char anc[PATH_MAX];
 	size_t before = p->n;
 
@@ -473,6 +506,14 @@ int config_check_paths(const struct hub_config *cfg, struct cfg_problems *p)
 		cfg_problem(p, cfg->path, "http.tls_key", "%s: %s", cfg->tls_key, strerror(errno));
 	if (cfg->ca_file && access(cfg->ca_file, R_OK) != 0)
 		cfg_problem(p, cfg->path, "outbound.ca_file", "%s: %s", cfg->ca_file, strerror(errno));
+	/* Each upstream connection is a descriptor; keep room for the listener's
+	 * clients, the store and the logs. */
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)cfg->max_total_connections + 128 > nofile.rlim_cur)
+		cfg_problem(p, cfg->path, "outbound.max_total_connections",
+			    "%ld connections need more open files than this process may have (ulimit -n is %llu): "
+			    "raise the limit or lower the setting",
+			    cfg->max_total_connections, (unsigned long long)nofile.rlim_cur);
 	return p->n == before ? 0 : -1;
 }
 

@@ -48,6 +48,12 @@ struct hub_config {
 	char *proxy;              /* NULL: no proxy */
 	int request_timeout_ms;
 	size_t max_response_bytes;
+	long max_in_flight;          /* requests handed to libcurl at once */
+	long max_host_connections;   /* connections (and requests at once) per upstream host */
+	long max_total_connections;  /* connections open at once, idle ones included */
+
+	/* Scheduling. */
+	int start_spread_s;          /* first syncs after start-up spread over at most this */
 
 	/* Declared connectors: array of {name, plugin, merchant, config, ...},
 	 * validated for shape here; each plugin validates its own config. */

@@ -74,6 +74,7 @@ static void metrics_route(struct server_req *r)
 {
 	struct hub *hub = r->route_arg;
 	struct evbuffer *buf = evbuffer_new();
+	struct http_stats hs;
 	size_t len;
 	char *text;
 
@@ -83,6 +84,20 @@ static void metrics_route(struct server_req *r)
 	metric_set(metrics_get(hub->metrics, METRIC_GAUGE, "hub_http_inflight_requests",
 			       "Inbound requests being handled", NULL),
 		   server_inflight(hub->server) - 1);
+	http_client_stats(hub->http, &hs);
+	metric_set(metrics_get(hub->metrics, METRIC_GAUGE, "hub_upstream_in_flight",
+			       "Upstream requests handed to libcurl now (at most outbound.max_in_flight)", NULL),
+		   (double)hs.running);
+	metric_set(metrics_get(hub->metrics, METRIC_GAUGE, "hub_upstream_in_flight_peak",
+			       "The most upstream requests handed to libcurl at once since start", NULL),
+		   (double)hs.running_peak);
+	metric_set(metrics_get(hub->metrics, METRIC_GAUGE, "hub_upstream_queued",
+			       "Upstream requests waiting for a slot (outbound.max_in_flight or max_host_connections)",
+			       NULL),
+		   (double)hs.queued);
+	metric_set(metrics_get(hub->metrics, METRIC_COUNTER, "hub_upstream_queued_total",
+			       "Upstream requests that had to wait for a slot", NULL),
+		   (double)hs.queued_total);
 	metrics_render(hub->metrics, buf);
 	len = evbuffer_get_length(buf);
 	text = (char *)evbuffer_pullup(buf, -1);
@@ -205,6 +220,10 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	if (strcmp(fresh.listen, hub->cfg.listen) != 0 || strcmp(fresh.store, hub->cfg.store) != 0 ||
 	    strcmp(fresh.state_dir, hub->cfg.state_dir) != 0)
 		log_warn("hubd", "listen, store and state_dir changes take effect at the next restart");
+	if (fresh.max_in_flight != hub->cfg.max_in_flight || fresh.max_host_connections != hub->cfg.max_host_connections ||
+	    fresh.max_total_connections != hub->cfg.max_total_connections)
+		log_warn("hubd", "outbound.max_in_flight, max_host_connections and max_total_connections changes "
+			 "take effect at the next restart");
 	log_setup(fresh.log_level, fresh.log_format);
 	/* Keep what needs a restart, take the rest. */
 	{
@@ -510,6 +529,7 @@ static void start_connectors(struct hub *hub)
 		if (json_object_get(declared, name))
 			continue; /* the file's version starts below */
 		set.paused = json_is_true(json_object_get(item, "paused"));
+		set.spread_start = 1;
 		start_connector(hub, name, json_string_value(json_object_get(item, "plugin")),
 				json_string_value(json_object_get(item, "merchant")), json_object_get(item, "config"),
 				&set, json_object_get(item, "access_token"), 0);
@@ -519,6 +539,7 @@ static void start_connectors(struct hub *hub)
 		const char *name = json_string_value(json_object_get(decl, "name"));
 		json_t *token = json_object_get(json_object_get(stored_by_name, name), "access_token");
 		declared_settings(decl, &set);
+		set.spread_start = 1;
 		if (start_connector(hub, name, json_string_value(json_object_get(decl, "plugin")),
 				    json_string_value(json_object_get(decl, "merchant")),
 				    json_object_get(decl, "config"), &set, token, 0) == 0)
@@ -621,6 +642,9 @@ int hub_start(struct hub *hub, const char *config_path)
 	ho.proxy = hub->cfg.proxy;
 	ho.max_response_bytes = hub->cfg.max_response_bytes;
 	ho.timeout_ms = hub->cfg.request_timeout_ms;
+	ho.max_in_flight = hub->cfg.max_in_flight;
+	ho.max_host_connections = hub->cfg.max_host_connections;
+	ho.max_total_connections = hub->cfg.max_total_connections;
 	hub->http = http_client_new(hub->base, &ho);
 	rl_opts_init(&ro);
 	ro.redis_url = hub->cfg.redis;
@@ -647,6 +671,7 @@ int hub_start(struct hub *hub, const char *config_path)
 	syo.rl = hub->rl;
 	syo.metrics = hub->metrics;
 	syo.request_timeout_ms = hub->cfg.request_timeout_ms;
+	syo.start_spread_s = hub->cfg.start_spread_s;
 	hub->sync = sync_new(&syo);
 	hub->auth = auth_new(hub->store, hub->server);
 	if (!hub->sync || !hub->auth) {

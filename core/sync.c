@@ -129,6 +129,7 @@ struct sync {
 	int jobs_in_flight;
 	int claiming;
 	struct event *job_timer;
+	uint64_t spread_seq; /* streams given a spread first run so far */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -1130,6 +1131,24 @@ static void stream_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- attach / detach / control ---------------------------------------------- */
 
+/* Delay of a stream's first run. Spread: the n-th stream attached so gets
+ * frac(n * golden ratio) of its window, a sequence that fills any window
+ * evenly however many streams there are (no clumps, unlike random draws),
+ * and deterministic for a given order. */
+static int64_t first_run_delay(struct sync *sy, const struct stream_run *sr, const struct sync_settings *set)
+{
+	int64_t window;
+	double pos;
+
+	if (!set->spread_start || sy->o.start_spread_s <= 0)
+		return (int64_t)(rand() % 1000);
+	window = interval_ms(sr);
+	if (window > (int64_t)sy->o.start_spread_s * 1000)
+		window = (int64_t)sy->o.start_spread_s * 1000;
+	pos = fmod((double)sy->spread_seq++ * 0.6180339887498949, 1.0);
+	return (int64_t)(pos * (double)window);
+}
+
 int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings *set)
 {
 	struct csched *cs = calloc(1, sizeof(*cs));
@@ -1177,7 +1196,7 @@ int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings
 		sr->timer = evtimer_new(sy->o.base, stream_timer, sr);
 		msg_init(&sr->req);
 		if (!set->paused)
-			schedule(sr, (int64_t)(rand() % 1000)); /* spread start-up */
+			schedule(sr, first_run_delay(sy, sr, set));
 	}
 	c->user = cs;
 	circuit_gauge(cs);

@@ -11,7 +11,11 @@
  * same limits and retries.
  *
  * Scheduling is timers only: one evtimer per stream, so thousands of
- * connectors cost nothing while idle and the loop stays fair.
+ * connectors cost nothing while idle and the loop stays fair. Connectors
+ * attached at start-up make their first sync at evenly spread points of
+ * their poll interval (at most start_spread_s), not all at once; a
+ * connector added later starts within a second, and on-demand syncs run at
+ * once. Requests beyond the HTTP client's in-flight limits wait there.
  *
  * Threads: loop thread only.
  */
@@ -40,6 +44,7 @@ struct sync_opts {
 	int request_timeout_ms;   /* per upstream request */
 	int job_interval_ms;      /* job claim period (default 1000) */
 	int token_margin_s;       /* refresh tokens this long before expiry (default 120) */
+	int start_spread_s;       /* most a first sync at start-up waits (0: within a second) */
 };
 
 struct sync;
@@ -64,10 +69,13 @@ struct sync_settings {
 	int64_t backfill_since_ms; /* 0: none; the first sync of a stream starts here */
 	json_t *rate_limits;     /* {"<bucket>": {"burst": n, "rate": n}} overrides, or NULL
 				  * (borrowed; the engine keeps its own reference) */
+	int spread_start;        /* 1 at start-up: the first sync of each stream comes at a
+				  * point of min(interval, start_spread_s), spread evenly
+				  * over the connectors attached so; 0: within a second */
 };
 
-/* Starts driving connector c (its streams are scheduled soon, spread a
- * little so that many connectors do not start at once). 0 or -1. */
+/* Starts driving connector c: its streams are scheduled within a second,
+ * or spread over their interval when set->spread_start. 0 or -1. */
 int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings *set);
 
 /* Stops driving c; in-flight steps finish and drop their results' cursor

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -92,6 +93,10 @@ static void good_config_gets_defaults(void **state)
 	assert_int_equal(cfg.log_level, LOG_INFO);
 	assert_int_equal(json_array_size(cfg.connectors), 0);
 	assert_true(cfg.http_max_body > 0);
+	assert_int_equal(cfg.max_in_flight, 256);
+	assert_int_equal(cfg.max_host_connections, 64);
+	assert_int_equal(cfg.max_total_connections, 256);
+	assert_int_equal(cfg.start_spread_s, 900);
 	free(msg);
 	config_release(&cfg);
 }
@@ -104,7 +109,8 @@ static void full_config_accepted(void **state)
 			 "\"store\":\"postgresql://hub@localhost/hub\",\"redis\":\"redis://127.0.0.1:6379/0\","
 			 "\"plugin_dir\":\"/opt/p\",\"log\":{\"level\":\"debug\",\"format\":\"json\"},"
 			 "\"http\":{\"max_body_bytes\":65536,\"timeout_s\":5},"
-			 "\"outbound\":{\"timeout_ms\":2000},"
+			 "\"outbound\":{\"timeout_ms\":2000,\"max_in_flight\":1000,\"max_host_connections\":200,"
+			 "\"max_total_connections\":2000},\"sync\":{\"start_spread_s\":0},"
 			 "\"connectors\":[{\"name\":\"acme_shop\",\"plugin\":\"shopify\",\"merchant\":\"acme\","
 			 "\"config\":{\"shop\":\"a.myshopify.com\"},\"poll_interval_s\":60,"
 			 "\"backfill_since\":\"2026-01-01T00:00:00Z\"}]}",
@@ -120,6 +126,10 @@ static void full_config_accepted(void **state)
 	assert_int_equal(cfg.log_format, LOG_JSON);
 	assert_int_equal(cfg.http_max_body, 65536);
 	assert_int_equal(cfg.request_timeout_ms, 2000);
+	assert_int_equal(cfg.max_in_flight, 1000);
+	assert_int_equal(cfg.max_host_connections, 200);
+	assert_int_equal(cfg.max_total_connections, 2000);
+	assert_int_equal(cfg.start_spread_s, 0);
 	assert_int_equal(json_array_size(cfg.connectors), 1);
 	free(msg);
 	config_release(&cfg);
@@ -144,6 +154,26 @@ static void bad_configs_refused(void **state)
 	refused("{\"state_dir\":\"/x\",\"http\":{\"tls_cert\":\"/c.pem\"}}", "http.tls_key: TLS needs both");
 	refused("{\"state_dir\":\"/x\",\"outbound\":{\"timeout_ms\":\"1s\"}}",
 		"outbound.timeout_ms: must be an integer, found a string");
+	refused("{\"state_dir\":\"/x\",\"outbound\":{\"max_in_flight\":0}}",
+		"hubd.json: outbound.max_in_flight: must be between 1 and 100000, found 0");
+	refused("{\"state_dir\":\"/x\",\"outbound\":{\"max_in_flight\":\"many\"}}",
+		"outbound.max_in_flight: must be an integer, found a string");
+	refused("{\"state_dir\":\"/x\",\"outbound\":{\"max_host_connections\":-1}}",
+		"outbound.max_host_connections: must be between 1 and 10000, found -1");
+	refused("{\"state_dir\":\"/x\",\"outbound\":{\"max_total_connections\":1000000}}",
+		"outbound.max_total_connections: must be between 1 and 100000, found 1000000");
+	refused("{\"state_dir\":\"/x\",\"outbound\":{\"max_total_connections\":32}}",
+		"outbound.max_total_connections: max_total_connections (32) must be at least "
+		"max_host_connections (64)");
+	refused("{\"state_dir\":\"/x\",\"outbound\":{\"max_host_connections\":300}}",
+		"outbound.max_host_connections: max_total_connections (256) must be at least "
+		"max_host_connections (300)");
+	refused("{\"state_dir\":\"/x\",\"outbound\":{\"max_connections\":3}}",
+		"outbound.max_connections: unknown key (allowed here: ca_file, proxy, timeout_ms, "
+		"max_response_bytes, max_in_flight, max_host_connections, max_total_connections)");
+	refused("{\"state_dir\":\"/x\",\"sync\":{\"start_spread_s\":-5}}",
+		"sync.start_spread_s: must be between 0 and 86400, found -5");
+	refused("{\"state_dir\":\"/x\",\"sync\":{\"spread\":1}}", "sync.spread: unknown key");
 	refused("{\"state_dir\":\"/x\",\"connectors\":{}}", "connectors: must be an array, found an object");
 	refused("{\"state_dir\":\"/x\",\"connectors\":[3]}", "connectors[0]: must be an object");
 	refused("{\"state_dir\":\"/x\",\"connectors\":[{\"name\":\"a\",\"plugin\":\"shopify\"}]}",
@@ -213,6 +243,37 @@ static void paths_checked(void **state)
 	config_release(&cfg);
 }
 
+/* More connections than the process may open files is refused at start. */
+static void connections_checked_against_open_files(void **state)
+{
+	struct hub_config cfg;
+	struct cfg_problems p = {0};
+	struct rlimit old, low;
+	char text[512];
+	int rc;
+	char *msg;
+
+	snprintf(text, sizeof(text), "{\"state_dir\":\"%s/st\",\"plugin_dir\":\"%s\","
+		 "\"outbound\":{\"max_total_connections\":5000}}", dir, dir);
+	msg = load(text, &rc, &cfg);
+	assert_int_equal(rc, 0);
+	free(msg);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 1024;
+	if (old.rlim_cur != RLIM_INFINITY && old.rlim_cur < 1024)
+		low.rlim_cur = old.rlim_cur;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	rc = config_check_paths(&cfg, &p);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(rc, -1);
+	assert_int_equal(p.n, 1);
+	assert_non_null(strstr(p.lines[0], "hubd.json: outbound.max_total_connections: 5000 connections need more "
+					   "open files than this process may have (ulimit -n is"));
+	cfg_problems_release(&p);
+	config_release(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +283,7 @@ int main(void)
 		cmocka_unit_test(every_problem_reported),
 		cmocka_unit_test(missing_file_refused),
 		cmocka_unit_test(paths_checked),
+		cmocka_unit_test(connections_checked_against_open_files),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
