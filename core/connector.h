@@ -41,7 +41,8 @@ struct conn_instance {
 	struct plugin_gen *gen;    /* holds a reference on the generation */
 	json_t *config;            /* what create() was given (defaults applied);
 	                              kept until destroy() as plugins may borrow
-	                              strings from it */
+	                              strings from it; shares its values with the
+	                              connector's config, never changed in place */
 	void *state;               /* what the plugin's create() returned */
 };
 
@@ -51,7 +52,8 @@ struct connector {
 	char *merchant;
 	struct plugin_registry *reg;
 	struct plugin *plugin;     /* NULL once destroyed */
-	json_t *config;            /* as given (stored form), secrets in clear */
+	json_t *config;            /* as given (stored form), secrets in clear;
+	                              never changed in place (shared) */
 	json_t *cursors;           /* object: stream -> persisted cursor */
 	char *access_token;        /* from the refresh_token action, or NULL */
 	int64_t access_token_expires_ms;
@@ -66,7 +68,9 @@ struct connector {
  * Creates connector `name` for `merchant` on the loaded plugin
  * `plugin_name`: applies the config schema's top-level defaults, validates
  * `config` against it (err->field names the offending field), and creates an
- * instance on the current generation. `config` is copied. On success
+ * instance on the current generation. `config` is referenced, not copied
+ * (configs are never changed in place; the caller must not change it
+ * afterwards either). On success
  * *out (if not NULL) borrows the connector, which lives until
  * connector_destroy. Returns 0 or -1 with err.
  */

@@ -18,13 +18,15 @@ struct family {
 	struct family *next;
 };
 
+/* One allocation per series (10,000 connectors make tens of thousands):
+ * the key "name{labels}" is also what is rendered. */
 struct metric {
 	struct family *fam;
-	char *labels;
 	double value;
 	struct metric *next_in_family;
 	struct metric *hash_next;
-	char *key;
+	int has_labels;
+	char key[];
 };
 
 struct metrics {
@@ -68,8 +70,6 @@ void metrics_free(struct metrics *m)
 		fn = f->next;
 		for (s = f->first; s; s = sn) {
 			sn = s->next_in_family;
-			free(s->labels);
-			free(s->key);
 			free(s);
 		}
 		free(f->name);
@@ -133,7 +133,7 @@ struct metric *metrics_get(struct metrics *m, enum metric_type type, const char 
 			   const char *help, const char *labels)
 {
 	char key[1024];
-	size_t k;
+	size_t k, len;
 	struct metric *s;
 	struct family *f;
 
@@ -142,6 +142,7 @@ struct metric *metrics_get(struct metrics *m, enum metric_type type, const char 
 	labels = labels ? labels : "";
 	if (snprintf(key, sizeof(key), "%s{%s}", name, labels) >= (int)sizeof(key))
 		return NULL;
+	len = strlen(key);
 	k = hash_str(key) & (m->nbuckets - 1);
 	for (s = m->buckets[k]; s; s = s->hash_next)
 		if (strcmp(s->key, key) == 0)
@@ -149,18 +150,12 @@ struct metric *metrics_get(struct metrics *m, enum metric_type type, const char 
 	f = family_get(m, type, name, help);
 	if (!f)
 		return NULL;
-	s = calloc(1, sizeof(*s));
+	s = calloc(1, sizeof(*s) + len + 1);
 	if (!s)
 		return NULL;
 	s->fam = f;
-	s->labels = strdup(labels);
-	s->key = strdup(key);
-	if (!s->labels || !s->key) {
-		free(s->labels);
-		free(s->key);
-		free(s);
-		return NULL;
-	}
+	s->has_labels = *labels != '\0';
+	memcpy(s->key, key, len + 1);
 	s->hash_next = m->buckets[k];
 	m->buckets[k] = s;
 	if (f->last)
@@ -227,8 +222,8 @@ void metrics_render(struct metrics *m, struct evbuffer *out)
 		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
 				    f->type == METRIC_COUNTER ? "counter" : "gauge");
 		for (struct metric *s = f->first; s; s = s->next_in_family) {
-			if (*s->labels)
-				evbuffer_add_printf(out, "%s{%s} %.15g\n", f->name, s->labels, s->value);
+			if (s->has_labels)
+				evbuffer_add_printf(out, "%s %.15g\n", s->key, s->value);
 			else
 				evbuffer_add_printf(out, "%s %.15g\n", f->name, s->value);
 		}

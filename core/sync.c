@@ -69,7 +69,7 @@ struct stream_run {
 	int64_t first_failure_ms;
 	int auth_retried;
 	int64_t last_success_ms, last_attempt_ms, next_run_ms;
-	char last_error[320];
+	char *last_error; /* no_error, or malloc'd (set_error) */
 	uint64_t records, pages, rl_waits, retries;
 	int64_t rl_wait_ms_total;
 	int64_t backfill_since_ms; /* pending backfill start for the next step */
@@ -100,7 +100,7 @@ struct csched {
 	unsigned refs;
 	struct event *hint_timer;
 	int refreshing;
-	char token_error[320];
+	char *token_error; /* no_error, or malloc'd (token_failed) */
 	int64_t token_failed_ms;
 	unsigned token_failures;
 	struct csched *next, *prev;
@@ -134,6 +134,33 @@ struct sync {
 
 /* ---- small helpers ------------------------------------------------------ */
 
+/* What error fields point to while there is none: 10,000 connectors that
+ * work carry no buffer for an error they do not have. */
+static char no_error[1] = "";
+
+#define ERROR_MAX 320
+
+/* Replaces *slot with a copy of the formatted text (cut to ERROR_MAX bytes,
+ * valid UTF-8), or with no_error when memory is short. */
+static void error_vset(char **slot, const char *fmt, va_list ap)
+{
+	char buf[ERROR_MAX], *copy;
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	hub_utf8_trim(buf);
+	copy = strdup(buf);
+	if (*slot != no_error)
+		free(*slot);
+	*slot = copy ? copy : no_error;
+}
+
+static void error_clear(char **slot)
+{
+	if (*slot != no_error)
+		free(*slot);
+	*slot = no_error;
+}
+
 static int64_t now_ms(void)
 {
 	return host_now_ms();
@@ -157,7 +184,9 @@ static void cs_unref(struct csched *cs)
 		msg_release(&sr->req);
 		free(sr->name);
 		free(sr->operation);
+		error_clear(&sr->last_error);
 	}
+	error_clear(&cs->token_error);
 	if (cs->hint_timer)
 		event_free(cs->hint_timer);
 	json_decref(cs->set.rate_limits);
@@ -223,9 +252,8 @@ static void set_error(struct stream_run *sr, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(sr->last_error, sizeof(sr->last_error), fmt, ap);
+	error_vset(&sr->last_error, fmt, ap);
 	va_end(ap);
-	hub_utf8_trim(sr->last_error);
 	log_warn("sync", "%s/%s: %s", connector_name(sr->cs->c), sr->name, sr->last_error);
 }
 
@@ -434,9 +462,8 @@ static void token_failed(struct csched *cs, enum retry_verdict v, const char *fm
 	int64_t delay;
 
 	va_start(ap, fmt);
-	vsnprintf(cs->token_error, sizeof(cs->token_error), fmt, ap);
+	error_vset(&cs->token_error, fmt, ap);
 	va_end(ap);
-	hub_utf8_trim(cs->token_error);
 	log_warn("sync", "%s: access token refresh failed: %s", connector_name(cs->c), cs->token_error);
 	cs->token_failed_ms = now_ms();
 	cs->token_failures++;
@@ -480,7 +507,7 @@ static void token_done(void *arg, const struct http_resp *resp)
 			store_submit(cs->sy->o.store, u, NULL, NULL, &serr);
 		}
 		circuit_ok(cs);
-		cs->token_error[0] = '\0';
+		error_clear(&cs->token_error);
 		cs->token_failures = 0;
 		metric_add(counter(cs->sy, "hub_token_refresh_total", "Access token refreshes by result",
 				   "connector=\"%s\",result=\"%s\"", connector_name(cs->c), "ok"), 1);
@@ -662,7 +689,7 @@ static void commit_done(void *arg, const struct store_unit_result *res)
 		sr->records += res->written + res->shipments_tracked;
 		sr->pages++;
 		sr->last_success_ms = now_ms();
-		sr->last_error[0] = '\0';
+		error_clear(&sr->last_error);
 		sr->attempt = 0;
 		sr->auth_retried = 0;
 		circuit_ok(cs);
@@ -1177,7 +1204,7 @@ int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings
 	cs->refs = 1;
 	cs->n = n;
 	retry_circuit_init(&cs->circuit, NULL);
-	cs->hint_timer = evtimer_new(sy->o.base, NULL, NULL);
+	cs->token_error = no_error;
 	for (size_t i = 0; i < n; i++) {
 		struct stream_run *sr = &cs->streams[i];
 		sd = &inst->gen->desc.streams[i];
@@ -1193,6 +1220,7 @@ int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings
 		sr->interval_s = (int)sd->default_interval_s;
 		sr->tracking = strcmp(sd->name, "tracking") == 0;
 		sr->sync_state = "idle";
+		sr->last_error = no_error;
 		sr->timer = evtimer_new(sy->o.base, stream_timer, sr);
 		msg_init(&sr->req);
 		if (!set->paused)
@@ -1298,9 +1326,13 @@ void sync_hint(struct sync *sy, struct connector *c)
 	struct csched *cs = c->user;
 	struct timeval tv = {HINT_DELAY_MS / 1000, (HINT_DELAY_MS % 1000) * 1000};
 
-	if (!cs || cs->detached || evtimer_pending(cs->hint_timer, NULL))
+	if (!cs || cs->detached)
 		return;
-	evtimer_assign(cs->hint_timer, sy->o.base, hint_fire, cs);
+	/* Made on the first hint: most connectors never get one. */
+	if (!cs->hint_timer && !(cs->hint_timer = evtimer_new(sy->o.base, hint_fire, cs)))
+		return;
+	if (evtimer_pending(cs->hint_timer, NULL))
+		return;
 	evtimer_add(cs->hint_timer, &tv);
 }
 
@@ -1708,7 +1740,8 @@ void sync_stop(struct sync *sy)
 			if (cs->streams[i].state == SR_IDLE || cs->streams[i].state == SR_BACKOFF ||
 			    cs->streams[i].state == SR_WAIT_LIMIT || cs->streams[i].state == SR_WAIT_TOKEN)
 				evtimer_del(cs->streams[i].timer);
-		evtimer_del(cs->hint_timer);
+		if (cs->hint_timer)
+			evtimer_del(cs->hint_timer);
 	}
 }
 
