@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "conf.h"
 #include "metrics.h"
@@ -34,12 +35,15 @@ struct hub {
 	struct rl *rl;
 	struct sync *sync;
 	struct auth *auth;
+	json_t *declared;              /* {name: fingerprint} of the connectors declared in the
+					* config file (its JSON is let go after start) */
 	int created_state_dir;         /* removed again if start-up fails */
 	struct event *sig_term, *sig_int, *sig_hup, *drain_timer, *stats_timer;
 	int stopping;            /* SIGTERM/SIGINT received */
 	long long stop_deadline_ms;
 	int exit_code;
 	long long started_ms;
+	unsigned ticks;          /* of the stats timer (5 s) */
 };
 
 /* Loads the config at `path` into hub->cfg and starts every module: binds

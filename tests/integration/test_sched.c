@@ -6,8 +6,11 @@
  * exceed outbound.max_in_flight, nor outbound.max_host_connections for one
  * host, also under a burst of on-demand syncs; the first syncs of the
  * connectors declared at start are spread over sync.start_spread_s instead
- * of all at once, while an on-demand sync runs at once. Every wait is
- * bounded; the bounds on concurrency hold whatever the machine's speed.
+ * of all at once, while an on-demand sync runs at once. And SIGHUP applies
+ * the file's changes to declared connectors (hubd keeps only fingerprints
+ * of the declarations, not the file's JSON): unchanged ones are left alone,
+ * changed ones updated, removed ones deleted, new ones started. Every wait
+ * is bounded; the bounds on concurrency hold whatever the machine's speed.
  */
 #include "config.h"
 
@@ -278,6 +281,25 @@ static void hub_start(int shops, int stub_port, const char *extra)
 	free(t);
 }
 
+/* GET /v1/connectors/NAME: the body (new reference), or NULL on 404. */
+static json_t *get_connector(const char *name)
+{
+	struct th_response r;
+	char url[160], auth[300];
+	const char *h[] = {auth, NULL};
+	json_t *j = NULL;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/connectors/%s", hub_port, name);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	assert_int_equal(th_http("GET", url, h, NULL, 0, &r), 0);
+	if (r.status == 200)
+		j = json_loads(r.body, 0, NULL);
+	else
+		assert_int_equal(r.status, 404);
+	th_response_release(&r);
+	return j;
+}
+
 /* POST /v1/connectors/NAME/sync: 202. */
 static void trigger(const char *name)
 {
@@ -398,12 +420,82 @@ static void first_syncs_spread(void **state)
 	json_decref(s);
 }
 
+/* A declaration of connector `name` polling the stand-in with `version`. */
+static int decl(char *buf, size_t size, const char *name, int i, const char *version, int port)
+{
+	return snprintf(buf, size,
+			"{\"name\":\"%s\",\"plugin\":\"shopify\",\"merchant\":\"m\",\"poll_interval_s\":3600,"
+			"\"config\":{\"shop\":\"shop-%d.myshopify.com\",\"access_token\":\"shpat_test_%d\","
+			"\"webhook_secret\":\"whsec_%d\",\"api_version\":\"%s\",\"api_base\":\"http://127.0.0.1:%d\"}}",
+			name, i, i, i, version, port);
+}
+
+static void declared_connectors_reloaded(void **state)
+{
+	int port;
+	char cfg[4096], path[600], logp[600], d[4][600];
+	json_t *c;
+	int64_t deadline;
+	(void)state;
+
+	stub_start(0, &port);
+	hub_start(3, port, "\"sync\":{\"start_spread_s\":0}");
+	c = get_connector("s1");
+	assert_non_null(c);
+	assert_int_equal(json_integer_value(json_object_get(c, "swaps")), 0);
+	json_decref(c);
+
+	/* s0 as it was (same members, another order), s1 with another API
+	 * version, s2 gone, s3 new. */
+	snprintf(d[0], sizeof(d[0]),
+		 "{\"plugin\":\"shopify\",\"name\":\"s0\",\"poll_interval_s\":3600,\"merchant\":\"m\","
+		 "\"config\":{\"api_base\":\"http://127.0.0.1:%d\",\"shop\":\"shop-0.myshopify.com\","
+		 "\"webhook_secret\":\"whsec_0\",\"access_token\":\"shpat_test_0\"}}",
+		 port);
+	decl(d[1], sizeof(d[1]), "s1", 1, "2024-01", port);
+	decl(d[3], sizeof(d[3]), "s3", 3, "2024-01", port);
+	snprintf(cfg, sizeof(cfg),
+		 "{\"listen\":\"127.0.0.1:%d\",\"state_dir\":\"%s/state\",\"plugin_dir\":\"%s\","
+		 "\"log\":{\"level\":\"info\"},\"sync\":{\"start_spread_s\":0},\"connectors\":[%s,%s,%s]}",
+		 hub_port, dir, plugins, d[0], d[1], d[3]);
+	snprintf(path, sizeof(path), "%s/hubd.json", dir);
+	assert_int_equal(proc_write_file(path, cfg), 0);
+	kill(hub.pid, SIGHUP);
+
+	deadline = wall_ms() + 20000;
+	while ((c = get_connector("s3")) == NULL && wall_ms() < deadline)
+		usleep(50000);
+	assert_non_null(c);
+	json_decref(c);
+	c = get_connector("s2");
+	assert_null(c);
+	c = get_connector("s1");
+	assert_int_equal(json_integer_value(json_object_get(c, "swaps")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(c, "config"), "api_version")),
+			    "2024-01");
+	json_decref(c);
+	c = get_connector("s0");
+	assert_int_equal(json_integer_value(json_object_get(c, "swaps")), 0);
+	json_decref(c);
+	{
+		char *log;
+		snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
+		log = proc_read_file(logp);
+		assert_non_null(log);
+		assert_non_null(strstr(log, "connector s1 updated"));
+		assert_null(strstr(log, "connector s0 updated"));
+		assert_non_null(strstr(log, "connector s2 removed"));
+		free(log);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(in_flight_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(host_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(first_syncs_spread, setup, teardown),
+		cmocka_unit_test_setup_teardown(declared_connectors_reloaded, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
