@@ -226,8 +226,8 @@ static int parse_listen(const char *text, char **host, int *port)
 
 static void check_connectors(struct cfg_problems *p, const char *file, json_t *arr)
 {
-	size_t i, j;
-	json_t *c;
+	size_t i;
+	json_t *c, *seen = json_object(); /* name -> first index: linear with 10,000 connectors */
 	char path[64];
 
 	json_array_foreach(arr, i, c) {
@@ -270,12 +270,16 @@ static void check_connectors(struct cfg_problems *p, const char *file, json_t *a
 						    bucket);
 			}
 		}
-		for (j = 0; name && j < i; j++) {
-			const char *other = json_string_value(json_object_get(json_array_get(arr, j), "name"));
-			if (other && strcmp(other, name) == 0)
-				cfg_problem(p, file, path, "name \"%s\" is already used by connectors[%zu]", name, j);
+		if (name) {
+			json_t *first = json_object_get(seen, name);
+			if (first)
+				cfg_problem(p, file, path, "name \"%s\" is already used by connectors[%lld]", name,
+					    (long long)json_integer_value(first));
+			else
+				json_object_set_new(seen, name, json_integer((json_int_t)i));
 		}
 	}
+	json_decref(seen);
 }
 
 static int int_in(struct cfg_problems *p, const char *file, const json_t *obj, const char *key,

@@ -575,7 +575,7 @@ static void apply_declared(struct hub *hub, const json_t *old)
  * config (a declared connector replaces a stored one of the same name). */
 static void start_connectors(struct hub *hub)
 {
-	json_t *stored = NULL, *stored_by_name = json_object(), *declared = json_object(), *item, *decl;
+	json_t *stored = NULL, *tokens = json_object(), *declared = json_object(), *items, *item, *decl;
 	struct hub_error err;
 	size_t i;
 
@@ -586,34 +586,42 @@ static void start_connectors(struct hub *hub)
 	/* Names indexed once, so matching stays linear with thousands of each. */
 	json_array_foreach(hub->cfg.connectors, i, decl)
 		json_object_set_new(declared, json_string_value(json_object_get(decl, "name")), json_true());
-	json_array_foreach(json_object_get(stored, "items"), i, item) {
+	/* The list (every stored connector, secrets decrypted) goes item by
+	 * item as connectors are made from it, and whole before the declared
+	 * ones are: 10,000 of each at once would double start-up's memory. */
+	items = json_object_get(stored, "items");
+	json_array_foreach(items, i, item) {
 		const char *name = json_string_value(json_object_get(item, "name"));
 		struct sync_settings set = {0};
 		if (!name)
 			continue;
-		json_object_set(stored_by_name, name, item);
-		if (json_object_get(declared, name))
-			continue; /* the file's version starts below */
+		if (json_object_get(declared, name)) {
+			/* the file's version starts below, with the stored token */
+			if (json_object_get(item, "access_token"))
+				json_object_set(tokens, name, json_object_get(item, "access_token"));
+			continue;
+		}
 		set.paused = json_is_true(json_object_get(item, "paused"));
 		set.spread_start = 1;
 		start_connector(hub, name, json_string_value(json_object_get(item, "plugin")),
 				json_string_value(json_object_get(item, "merchant")), json_object_get(item, "config"),
 				&set, json_object_get(item, "access_token"), 0);
+		json_array_set_new(items, i, json_null());
 	}
+	json_decref(stored);
 	json_array_foreach(hub->cfg.connectors, i, decl) {
 		struct sync_settings set;
 		const char *name = json_string_value(json_object_get(decl, "name"));
-		json_t *token = json_object_get(json_object_get(stored_by_name, name), "access_token");
 		declared_settings(decl, &set);
 		set.spread_start = 1;
 		if (start_connector(hub, name, json_string_value(json_object_get(decl, "plugin")),
 				    json_string_value(json_object_get(decl, "merchant")),
-				    json_object_get(decl, "config"), &set, token, 0) == 0)
+				    json_object_get(decl, "config"), &set, json_object_get(tokens, name), 0) == 0)
 			persist_declared(hub, decl, set.paused, 0);
+		json_object_del(tokens, name);
 	}
 	json_decref(declared);
-	json_decref(stored_by_name);
-	json_decref(stored);
+	json_decref(tokens);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -755,6 +763,7 @@ int hub_start(struct hub *hub, const char *config_path)
 
 	stats_tick(-1, 0, hub);
 	signal(SIGPIPE, SIG_IGN);
+	sync_start(hub->sync); /* first syncs spread from here, when the loop runs */
 	log_info("hubd", "listening on %s:%d, state in %s, store %s, %zu connector(s)", hub->cfg.listen_host,
 		 server_port(hub->server), hub->cfg.state_dir, store_backend(hub->store),
 		 json_object_size(hub->declared));

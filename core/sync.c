@@ -69,6 +69,7 @@ struct stream_run {
 	int64_t first_failure_ms;
 	int auth_retried;
 	int64_t last_success_ms, last_attempt_ms, next_run_ms;
+	int64_t start_offset_ms; /* >= 0: first run not scheduled yet, this long after sync_start() */
 	char *last_error; /* no_error, or malloc'd (set_error) */
 	uint64_t records, pages, rl_waits, retries;
 	int64_t rl_wait_ms_total;
@@ -130,6 +131,7 @@ struct sync {
 	int claiming;
 	struct event *job_timer;
 	uint64_t spread_seq; /* streams given a spread first run so far */
+	int started;         /* sync_start() was called */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -1223,7 +1225,12 @@ int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings
 		sr->last_error = no_error;
 		sr->timer = evtimer_new(sy->o.base, stream_timer, sr);
 		msg_init(&sr->req);
-		if (!set->paused)
+		sr->start_offset_ms = -1;
+		if (set->paused)
+			continue;
+		if (set->spread_start && sy->o.start_spread_s > 0 && !sy->started)
+			sr->start_offset_ms = first_run_delay(sy, sr, set);
+		else
 			schedule(sr, first_run_delay(sy, sr, set));
 	}
 	c->user = cs;
@@ -1235,6 +1242,21 @@ int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings
 		sy->all->prev = cs;
 	sy->all = cs;
 	return 0;
+}
+
+void sync_start(struct sync *sy)
+{
+	sy->started = 1;
+	for (struct csched *cs = sy->all; cs; cs = cs->next) {
+		for (size_t i = 0; i < cs->n; i++) {
+			struct stream_run *sr = &cs->streams[i];
+			if (sr->start_offset_ms < 0)
+				continue;
+			if (sr->state == SR_IDLE && !evtimer_pending(sr->timer, NULL) && !cs->set.paused)
+				schedule(sr, sr->start_offset_ms);
+			sr->start_offset_ms = -1;
+		}
+	}
 }
 
 void sync_detach(struct sync *sy, struct connector *c)

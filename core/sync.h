@@ -75,8 +75,16 @@ struct sync_settings {
 };
 
 /* Starts driving connector c: its streams are scheduled within a second,
- * or spread over their interval when set->spread_start. 0 or -1. */
+ * or spread over their interval when set->spread_start (before
+ * sync_start(), counted from sync_start(); after it, within a second).
+ * 0 or -1. */
 int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings *set);
+
+/* Start-up is done (the loop runs next): schedules the first runs of the
+ * streams attached with spread_start, at their offsets from now. Attaching
+ * 10,000 connectors takes seconds; counted from each attach, the offsets
+ * that fell within those seconds would all be due at once. */
+void sync_start(struct sync *sy);
 
 /* Stops driving c; in-flight steps finish and drop their results' cursor
  * updates in memory (the store still commits them). */
