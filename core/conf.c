@@ -319,7 +319,7 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 	cfg->max_response_bytes = 32u << 20;
 	cfg->max_in_flight = 256;
 	cfg->max_host_connections = 64;
-	cfg->max_total_connections = 256;
+	cfg->max_total_connections = 1024;
 	cfg->start_spread_s = 900;
 
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
@@ -425,8 +425,10 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 		    json_object_get(out, "max_host_connections"))
 			cfg->max_host_connections = (long)v;
 		if (int_in(p, path, out, "max_total_connections", "outbound.max_total_connections", 1, 100000,
-			   &v) == 0 && json_object_get(out, "max_total_connections"))
+			   &v) == 0 && json_object_get(out, "max_total_connections")) {
 			cfg->max_total_connections = (long)v;
+			cfg->max_total_connections_set = 1;
+		}
 		if (cfg->max_total_connections < cfg->max_host_connections)
 			cfg_problem(p, path, json_object_get(out, "max_total_connections") ? "outbound.max_total_connections"
 											 : "outbound.max_host_connections",
@@ -511,13 +513,15 @@ int config_check_paths(const struct hub_config *cfg, struct cfg_problems *p)
 	if (cfg->ca_file && access(cfg->ca_file, R_OK) != 0)
 		cfg_problem(p, cfg->path, "outbound.ca_file", "%s: %s", cfg->ca_file, strerror(errno));
 	/* Each upstream connection is a descriptor; keep room for the listener's
-	 * clients, the store and the logs. */
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
-	    (rlim_t)cfg->max_total_connections + 128 > nofile.rlim_cur)
+	 * clients, the store and the logs. hubd raises its soft limit to the
+	 * hard one at start, and lowers the default to fit. */
+	if (cfg->max_total_connections_set && getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+	    nofile.rlim_max != RLIM_INFINITY &&
+	    (rlim_t)cfg->max_total_connections + HUB_FD_RESERVE > nofile.rlim_max)
 		cfg_problem(p, cfg->path, "outbound.max_total_connections",
-			    "%ld connections need more open files than this process may have (ulimit -n is %llu): "
-			    "raise the limit or lower the setting",
-			    cfg->max_total_connections, (unsigned long long)nofile.rlim_cur);
+			    "%ld connections need more open files than this process may have (ulimit -Hn is %llu, "
+			    "of which hubd keeps %d for itself): raise the limit or lower the setting",
+			    cfg->max_total_connections, (unsigned long long)nofile.rlim_max, HUB_FD_RESERVE);
 	return p->n == before ? 0 : -1;
 }
 

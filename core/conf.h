@@ -15,6 +15,10 @@
 
 #include "log.h"
 
+/* Descriptors hubd keeps for itself (listener's clients, store, logs) on top
+ * of outbound.max_total_connections. */
+#define HUB_FD_RESERVE 128
+
 /* Problems found while loading; each is "file: path: message". */
 struct cfg_problems {
 	char **lines;
@@ -51,6 +55,8 @@ struct hub_config {
 	long max_in_flight;          /* requests handed to libcurl at once */
 	long max_host_connections;   /* connections (and requests at once) per upstream host */
 	long max_total_connections;  /* connections open at once, idle ones included */
+	int max_total_connections_set; /* given in the file (else the default, which hubd
+					  lowers to what the open-files limit allows) */
 
 	/* Scheduling. */
 	int start_spread_s;          /* first syncs after start-up spread over at most this */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -209,6 +210,36 @@ static void apply_declared(struct hub *hub, const json_t *old);
 static void declared_applied(struct hub *hub);
 static void heap_trim(const char *why);
 
+/* Raises the soft limit of open files to the hard one (each upstream
+ * connection is a descriptor), and lowers the default
+ * outbound.max_total_connections to what it leaves (a value from the file
+ * was checked against the hard limit already). Quiet when `quiet`. */
+static void fd_limit_setup(struct hub_config *cfg, int quiet)
+{
+	struct rlimit rl;
+	long fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit want = rl;
+		want.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl = want;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || cfg->max_total_connections_set ||
+	    (rlim_t)cfg->max_total_connections + HUB_FD_RESERVE <= rl.rlim_cur)
+		return;
+	fit = rl.rlim_cur > HUB_FD_RESERVE + 16 ? (long)(rl.rlim_cur - HUB_FD_RESERVE) : 16;
+	if (!quiet)
+		log_warn("hubd", "outbound.max_total_connections lowered from %ld to %ld: the open-files limit is %llu "
+			 "(raise it with ulimit -n or LimitNOFILE=)", cfg->max_total_connections, fit,
+			 (unsigned long long)rl.rlim_cur);
+	cfg->max_total_connections = fit;
+	if (cfg->max_host_connections > fit)
+		cfg->max_host_connections = fit;
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct hub *hub = arg;
@@ -225,6 +256,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	if (strcmp(fresh.listen, hub->cfg.listen) != 0 || strcmp(fresh.store, hub->cfg.store) != 0 ||
 	    strcmp(fresh.state_dir, hub->cfg.state_dir) != 0)
 		log_warn("hubd", "listen, store and state_dir changes take effect at the next restart");
+	fd_limit_setup(&fresh, 1);
 	if (fresh.max_in_flight != hub->cfg.max_in_flight || fresh.max_host_connections != hub->cfg.max_host_connections ||
 	    fresh.max_total_connections != hub->cfg.max_total_connections)
 		log_warn("hubd", "outbound.max_in_flight, max_host_connections and max_total_connections changes "
@@ -650,6 +682,7 @@ int hub_start(struct hub *hub, const char *config_path)
 		goto out;
 	}
 	log_setup(hub->cfg.log_level, hub->cfg.log_format);
+	fd_limit_setup(&hub->cfg, 0);
 
 	hub->base = event_base_new();
 	hub->metrics = metrics_new();

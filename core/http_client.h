@@ -48,7 +48,7 @@ struct http_client_opts {
 	long max_host_connections;    /* connections per host, and requests handed to curl per
 				       * host at once (default 64) */
 	long max_total_connections;   /* connections open at once, all hosts, idle ones kept for
-				       * reuse included (default 256) */
+				       * reuse included (default 1024) */
 	long max_in_flight;           /* requests handed to curl at once (default 256) */
 };
 

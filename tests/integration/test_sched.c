@@ -9,8 +9,10 @@
  * of all at once, while an on-demand sync runs at once. And SIGHUP applies
  * the file's changes to declared connectors (hubd keeps only fingerprints
  * of the declarations, not the file's JSON): unchanged ones are left alone,
- * changed ones updated, removed ones deleted, new ones started. Every wait
- * is bounded; the bounds on concurrency hold whatever the machine's speed.
+ * changed ones updated, removed ones deleted, new ones started. Under a low
+ * open-files limit, the default connection limit is lowered to fit. Every
+ * wait is bounded; the bounds on concurrency hold whatever the machine's
+ * speed.
  */
 #include "config.h"
 
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -489,6 +492,48 @@ static void declared_connectors_reloaded(void **state)
 	}
 }
 
+/* hubd with a hard limit of 600 open files (set in the child before exec):
+ * it starts, and says it lowered outbound.max_total_connections. */
+static void connection_default_fits_open_files(void **state)
+{
+	char cfg_path[600], logp[600], url[128], text[1024], *log = NULL;
+	pid_t pid;
+	int64_t deadline;
+	(void)state;
+
+	hub_port = proc_free_port();
+	snprintf(text, sizeof(text), "{\"listen\":\"127.0.0.1:%d\",\"state_dir\":\"%s/state\",\"plugin_dir\":\"%s\"}",
+		 hub_port, dir, plugins);
+	snprintf(cfg_path, sizeof(cfg_path), "%s/hubd.json", dir);
+	assert_int_equal(proc_write_file(cfg_path, text), 0);
+	snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl = {600, 600};
+		char *argv[] = {hubd_bin, "--config", cfg_path, NULL};
+		FILE *out = freopen(logp, "a", stderr);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (!out || setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			_exit(3);
+		execv(hubd_bin, argv);
+		_exit(4);
+	}
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", hub_port);
+	deadline = wall_ms() + 30000;
+	while (th_wait_ok(url, 200) < 0 && wall_ms() < deadline && waitpid(pid, NULL, WNOHANG) == 0)
+		;
+	log = proc_read_file(logp);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	assert_non_null(log);
+	if (!strstr(log, "outbound.max_total_connections lowered from 1024 to 472"))
+		fail_msg("no warning in the log:\n%s", log);
+	assert_non_null(strstr(log, "listening on"));
+	free(log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -496,6 +541,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(host_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(first_syncs_spread, setup, teardown),
 		cmocka_unit_test_setup_teardown(declared_connectors_reloaded, setup, teardown),
+		cmocka_unit_test_setup_teardown(connection_default_fits_open_files, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

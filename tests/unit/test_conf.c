@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -95,7 +96,8 @@ static void good_config_gets_defaults(void **state)
 	assert_true(cfg.http_max_body > 0);
 	assert_int_equal(cfg.max_in_flight, 256);
 	assert_int_equal(cfg.max_host_connections, 64);
-	assert_int_equal(cfg.max_total_connections, 256);
+	assert_int_equal(cfg.max_total_connections, 1024);
+	assert_int_equal(cfg.max_total_connections_set, 0);
 	assert_int_equal(cfg.start_spread_s, 900);
 	free(msg);
 	config_release(&cfg);
@@ -165,9 +167,9 @@ static void bad_configs_refused(void **state)
 	refused("{\"state_dir\":\"/x\",\"outbound\":{\"max_total_connections\":32}}",
 		"outbound.max_total_connections: max_total_connections (32) must be at least "
 		"max_host_connections (64)");
-	refused("{\"state_dir\":\"/x\",\"outbound\":{\"max_host_connections\":300}}",
-		"outbound.max_host_connections: max_total_connections (256) must be at least "
-		"max_host_connections (300)");
+	refused("{\"state_dir\":\"/x\",\"outbound\":{\"max_host_connections\":3000}}",
+		"outbound.max_host_connections: max_total_connections (1024) must be at least "
+		"max_host_connections (3000)");
 	refused("{\"state_dir\":\"/x\",\"outbound\":{\"max_connections\":3}}",
 		"outbound.max_connections: unknown key (allowed here: ca_file, proxy, timeout_ms, "
 		"max_response_bytes, max_in_flight, max_host_connections, max_total_connections)");
@@ -243,35 +245,62 @@ static void paths_checked(void **state)
 	config_release(&cfg);
 }
 
-/* More connections than the process may open files is refused at start. */
+/* Checks `text` with the hard limit of open files lowered to `hard` (in a
+ * child: a lowered hard limit cannot be raised again). Returns the child's
+ * exit: 0 valid, 1 refused with `want` in the one problem, 2 otherwise. */
+static int check_with_hard_limit(const char *text, rlim_t hard, const char *want)
+{
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct hub_config cfg;
+		struct cfg_problems p = {0};
+		struct rlimit rl;
+		int rc;
+		char *msg = load(text, &rc, &cfg);
+
+		free(msg);
+		if (rc != 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+			_exit(2);
+		if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > hard) {
+			rl.rlim_max = hard;
+			if (rl.rlim_cur > hard)
+				rl.rlim_cur = hard;
+			if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+				_exit(2);
+		}
+		rc = config_check_paths(&cfg, &p);
+		if (rc == 0)
+			_exit(0);
+		if (p.n == 1 && strstr(p.lines[0], want))
+			_exit(1);
+		fprintf(stderr, "unexpected: %s\n", p.n ? p.lines[0] : "(none)");
+		_exit(2);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* A connection limit set above what the process may open is refused at
+ * start; the default one is not (hubd lowers it to fit instead). */
 static void connections_checked_against_open_files(void **state)
 {
-	struct hub_config cfg;
-	struct cfg_problems p = {0};
-	struct rlimit old, low;
 	char text[512];
-	int rc;
-	char *msg;
 
 	snprintf(text, sizeof(text), "{\"state_dir\":\"%s/st\",\"plugin_dir\":\"%s\","
 		 "\"outbound\":{\"max_total_connections\":5000}}", dir, dir);
-	msg = load(text, &rc, &cfg);
-	assert_int_equal(rc, 0);
-	free(msg);
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-	low = old;
-	low.rlim_cur = 1024;
-	if (old.rlim_cur != RLIM_INFINITY && old.rlim_cur < 1024)
-		low.rlim_cur = old.rlim_cur;
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-	rc = config_check_paths(&cfg, &p);
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
-	assert_int_equal(rc, -1);
-	assert_int_equal(p.n, 1);
-	assert_non_null(strstr(p.lines[0], "hubd.json: outbound.max_total_connections: 5000 connections need more "
-					   "open files than this process may have (ulimit -n is"));
-	cfg_problems_release(&p);
-	config_release(&cfg);
+	assert_int_equal(check_with_hard_limit(text, 1024,
+					       "hubd.json: outbound.max_total_connections: 5000 connections need more "
+					       "open files than this process may have (ulimit -Hn is 1024, of which "
+					       "hubd keeps 128 for itself)"),
+			 1);
+	assert_int_equal(check_with_hard_limit(text, 8192, "-"), 0);
+	snprintf(text, sizeof(text), "{\"state_dir\":\"%s/st\",\"plugin_dir\":\"%s\"}", dir, dir);
+	assert_int_equal(check_with_hard_limit(text, 512, "-"), 0);
 }
 
 int main(void)
