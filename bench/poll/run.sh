@@ -8,7 +8,11 @@
 #   one    - 1 connector, 1 shop;
 #   many   - 1,000 connectors at once, 1,000 shops (each its own bucket);
 #   redis  - two hubd sharing one Redis, each with the same connector on
-#            the same shop (one budget between them).
+#            the same shop (one budget between them);
+#   onehost - as many, but every shop reached through one host:port
+#            (127.0.0.1), as connectors share Amazon SP-API's regional
+#            endpoint or a carrier's API: what outbound.max_host_connections
+#            allows (not in the default cases).
 # Figures per shop: requests the sandbox received in the window divided by
 # what the bucket allows (2/s x window), and the 429s (sandbox's count in
 # the window, and hubd's count over the whole run). The shops start empty
@@ -82,16 +86,19 @@ sandbox_start() {
 # shops FIRST..FIRST+COUNT-1, polling every 60 s when not kicked. Each shop
 # is reached through its own host name, shop-<n>.localhost (libcurl resolves
 # *.localhost to the loopback address itself), as real shops are distinct
-# hosts: hubd's HTTP client keeps at most 8 connections per host, so 1,000
-# shops behind one host:port would measure that cap, not the rate limiter.
+# hosts; with ONE_HOST=1 all through 127.0.0.1 (case onehost).
+ONE_HOST=0
 connectors_json() {
-	awk -v first="$1" -v n="$2" -v sbport="${SB_URL##*:}" 'BEGIN {
+	awk -v first="$1" -v n="$2" -v sbport="${SB_URL##*:}" -v one="$ONE_HOST" 'BEGIN {
 		printf "\"connectors\": ["
 		for (i = first; i < first + n; i++) {
 			printf "%s\n {\"name\": \"shopify_%d\", \"plugin\": \"shopify\", \"merchant\": \"m%d\", ", (i > first ? "," : ""), i, i
 			printf "\"poll_interval_s\": 60, \"config\": {\"shop\": \"shop-%d.myshopify.com\", ", i
 			printf "\"access_token\": \"shpat_sandbox_%d\", \"webhook_secret\": \"shopify-secret-%d\", ", i, i
-			printf "\"api_base\": \"http://shop-%d.localhost:%s/shops/shop-%d.myshopify.com\"}}", i, sbport, i
+			if (one)
+				printf "\"api_base\": \"http://127.0.0.1:%s/shops/shop-%d.myshopify.com\"}}", sbport, i
+			else
+				printf "\"api_base\": \"http://shop-%d.localhost:%s/shops/shop-%d.myshopify.com\"}}", i, sbport, i
 		}
 		printf "]"
 	}'
@@ -205,7 +212,8 @@ for c in $CASES; do
 	one) run_case one 1 1 ;;
 	many) run_case many "$MANY" 1 ;;
 	redis) run_case redis 1 2 ;;
-	*) die "unknown case $c (one, many, redis)" ;;
+	onehost) ONE_HOST=1; run_case onehost "$MANY" 1; ONE_HOST=0 ;;
+	*) die "unknown case $c (one, many, redis, onehost)" ;;
 	esac
 done
 
