@@ -280,6 +280,11 @@ enum store_op {
 	STORE_OP_PRUNE = 26,
 	/* {} -> {"orders": n, "shipments": n, "jobs": n, "dead_letters": n, "schema_version": n} */
 	STORE_OP_STATS = 27,
+	/* {carrier, numbers: [..], next_check_ms?} -> {"released": n shipments}: gives
+	 * back the lease of numbers whose check failed, so they are due again
+	 * at next_check_ms (default now) instead of when the lease ends. A
+	 * number due earlier than that keeps its time. */
+	STORE_OP_TRACKING_RELEASE = 28,
 };
 
 /* Called on the loop thread with the op's outcome. `result` (borrowed, may

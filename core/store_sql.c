@@ -228,6 +228,11 @@ const struct sql_def sql_defs[SQL_SLOT_COUNT] = {
 	    "UPDATE shipment_tracking SET not_found_count = not_found_count + 1, "
 	    "last_checked_ms = $3, next_check_ms = $4 WHERE carrier = $1 AND tracking_number = $2 "
 	    "AND shipment_id IN (SELECT id FROM shipments WHERE merchant = $5)"),
+	/* Gives back a lease early: only ever moves the next check closer. */
+	DEF(SQL_TRACKING_RELEASE,
+	    "UPDATE shipment_tracking SET next_check_ms = $3 "
+	    "WHERE carrier = $1 AND tracking_number = $2 AND next_check_ms > $3 "
+	    "RETURNING tracking_number"),
 
 	DEF(SQL_CURSOR_UPSERT,
 	    "INSERT INTO cursors (connector, stream, cursor, updated_at_ms) VALUES ($1, $2, $3, $4) "

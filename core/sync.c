@@ -39,6 +39,9 @@
 #define HINT_DELAY_MS 2000
 #define MAX_JOBS_IN_FLIGHT 32
 #define BODY_EXCERPT 512
+/* How long a tracking step holds its numbers: longer than any step with its
+ * retries takes, so that two steps (or two hubd) never check one number. */
+#define TRACKING_LEASE_MS 600000
 
 enum sr_state {
 	SR_IDLE,
@@ -86,6 +89,7 @@ struct stream_run {
 	struct hub_msg req;
 	json_t *cursor;
 	json_t *leased;
+	char carrier[64]; /* the carrier the numbers were leased for */
 	int64_t wait_started_ms;
 };
 
@@ -582,6 +586,25 @@ static void step_end(struct stream_run *sr, int64_t next_delay_ms)
 	schedule(sr, next_delay_ms);
 }
 
+/* Gives back the lease of a failed tracking step's numbers so that they are
+ * due again now instead of when their lease (TRACKING_LEASE_MS) runs out.
+ * Fire and forget: if it is lost, the lease still ends. */
+static void release_leased(struct stream_run *sr)
+{
+	json_t *numbers = json_array(), *it, *params;
+	struct hub_error err;
+	size_t i;
+
+	json_array_foreach(sr->leased, i, it)
+		json_array_append(numbers, json_object_get(it, "tracking_number"));
+	params = json_pack("{s:s,s:o,s:I}", "carrier", sr->carrier, "numbers", numbers, "next_check_ms",
+			   (json_int_t)now_ms());
+	memset(&err, 0, sizeof(err));
+	if (!params || store_call(sr->cs->sy->o.store, STORE_OP_TRACKING_RELEASE, params, NULL, NULL, &err) < 0)
+		log_warn("sync", "%s/%s: cannot give back %zu leased number(s): %s", connector_name(sr->cs->c),
+			 sr->name, json_array_size(sr->leased), params ? err.message : "out of memory");
+}
+
 /* A failed attempt: retry the same step with backoff, or give up this round. */
 static void step_failed(struct stream_run *sr, enum retry_verdict v, int64_t retry_after_ms)
 {
@@ -614,8 +637,13 @@ static void step_failed(struct stream_run *sr, enum retry_verdict v, int64_t ret
 			return;
 		}
 	}
-	/* Permanent, or retries exhausted: this round is over. */
+	/* Permanent, or retries exhausted: this round is over. After transient
+	 * failures (the circuit guards against an outage) its numbers are due
+	 * again next round; after a permanent one (a dead letter) they wait out
+	 * their lease. */
 	sr->attempt = 0;
+	if (sr->tracking && v != RETRY_PERMANENT && json_array_size(sr->leased) > 0)
+		release_leased(sr);
 	if (sr->sync_active) {
 		sr->sync_active = 0;
 		sr->sync_state = "failed";
@@ -1036,11 +1064,12 @@ static void step_lease(struct stream_run *sr)
 		sr->inst = connector_acquire(cs->c);
 	if (sr->inst && sr->inst->gen->desc.tracking_batch_max > 1)
 		batch = sr->inst->gen->desc.tracking_batch_max;
+	snprintf(sr->carrier, sizeof(sr->carrier), "%s", sr->inst ? sr->inst->gen->desc.name : "");
 	sr->step_started_ms = now_ms();
 	/* The carrier account belongs to a merchant: it follows that merchant's
 	 * shipments, whatever marketplace they came from. */
-	params = json_pack("{s:s,s:s,s:i,s:i}", "carrier", sr->inst ? sr->inst->gen->desc.name : "",
-			   "merchant", cs->c->merchant, "limit", (int)batch, "lease_ms", 600000);
+	params = json_pack("{s:s,s:s,s:i,s:i}", "carrier", sr->carrier,
+			   "merchant", cs->c->merchant, "limit", (int)batch, "lease_ms", TRACKING_LEASE_MS);
 	/* An on-demand sync rechecks every active number once, due or not. */
 	if (sr->sync_active)
 		json_object_set_new(params, "checked_before_ms", json_integer(sr->sync_started_ms));
