@@ -170,13 +170,66 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Truth per tracking number: delivered? and number of scan events. */
+/* Truth per tracking number: delivered? and its scan events, as a sorted
+ * list of "carrier code|description" lines. */
 struct truth {
 	char number[64];
 	char carrier[8];
 	int delivered;
 	size_t events;
+	char *scans;
 };
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Joins "code|description" of every event of `events`, sorted; code and
+ * description are read at the given paths (a '.' descends one object). A
+ * remark at extra_path (FedEx's exception, DHL's remark) that differs from
+ * the description is appended as " - remark", as the plugins document. */
+static char *scan_list(const json_t *events, const char *code_path, const char *desc_path,
+		       const char *extra_path)
+{
+	size_t n = json_array_size(events), len = 1, i;
+	char **lines = calloc(n + 1, sizeof(*lines)), *out;
+	const char *paths[3] = {code_path, desc_path, extra_path};
+
+	assert_non_null(lines);
+	for (i = 0; i < n; i++) {
+		const char *v[3] = {"", "", ""};
+		for (int k = 0; k < 3 && paths[k]; k++) {
+			const json_t *j = json_array_get(events, i);
+			char key[64];
+			const char *p = paths[k], *dot;
+			while ((dot = strchr(p, '.'))) {
+				snprintf(key, sizeof(key), "%.*s", (int)(dot - p), p);
+				j = json_object_get(j, key);
+				p = dot + 1;
+			}
+			v[k] = json_string_value(json_object_get(j, p)) ?: "";
+		}
+		int extra = v[2][0] && strcmp(v[1], v[2]) != 0;
+		size_t sz = strlen(v[0]) + strlen(v[1]) + strlen(v[2]) + 5;
+		lines[i] = malloc(sz);
+		assert_non_null(lines[i]);
+		snprintf(lines[i], sz, "%s|%s%s%s", v[0], v[1], extra ? " - " : "", extra ? v[2] : "");
+		len += sz;
+	}
+	qsort(lines, n, sizeof(*lines), cmp_str);
+	out = calloc(1, len);
+	assert_non_null(out);
+	for (i = 0, len = 0; i < n; i++) {
+		size_t l = strlen(lines[i]);
+		memcpy(out + len, lines[i], l);
+		out[len + l] = '\n';
+		len += l + 1;
+		free(lines[i]);
+	}
+	free(lines);
+	return out;
+}
 
 static size_t load_truth(struct truth *t, size_t max)
 {
@@ -193,6 +246,7 @@ static size_t load_truth(struct truth *t, size_t max)
 			const char *num = NULL;
 			int delivered = 0;
 			size_t events = 0;
+			char *scans = NULL;
 			if (c == 0) {
 				json_t *p = json_array_get(json_object_get(json_array_get(json_object_get(
 					json_object_get(s, "trackResponse"), "shipment"), 0), "package"), 0);
@@ -200,6 +254,7 @@ static size_t load_truth(struct truth *t, size_t max)
 				delivered = strcmp(json_string_value(json_object_get(json_object_get(p, "currentStatus"),
 										     "type")) ?: "", "D") == 0;
 				events = json_array_size(json_object_get(p, "activity"));
+				scans = scan_list(json_object_get(p, "activity"), "status.statusCode", "status.description", NULL);
 			} else if (c == 1) {
 				json_t *r = json_array_get(json_object_get(json_array_get(json_object_get(
 					json_object_get(s, "output"), "completeTrackResults"), 0), "trackResults"), 0);
@@ -208,24 +263,31 @@ static size_t load_truth(struct truth *t, size_t max)
 				delivered = strcmp(json_string_value(json_object_get(json_object_get(r, "latestStatusDetail"),
 										     "code")) ?: "", "DL") == 0;
 				events = json_array_size(json_object_get(r, "scanEvents"));
+				scans = scan_list(json_object_get(r, "scanEvents"), "eventType", "eventDescription",
+						  "exceptionDescription");
 			} else if (c == 2) {
 				num = json_string_value(json_object_get(s, "trackingNumber"));
 				delivered = strcmp(json_string_value(json_object_get(s, "statusCategory")) ?: "",
 						   "Delivered") == 0;
 				events = json_array_size(json_object_get(s, "trackingEvents"));
+				scans = scan_list(json_object_get(s, "trackingEvents"), "eventCode", "eventType", NULL);
 			} else {
 				json_t *d = json_array_get(json_object_get(s, "shipments"), 0);
 				num = json_string_value(json_object_get(d, "id"));
 				delivered = strcmp(json_string_value(json_object_get(json_object_get(d, "status"),
 										     "statusCode")) ?: "", "delivered") == 0;
 				events = json_array_size(json_object_get(d, "events"));
+				scans = scan_list(json_object_get(d, "events"), "statusCode", "description", "remark");
 			}
-			if (!num || n == max)
+			if (!num || n == max) {
+				free(scans);
 				continue;
+			}
 			snprintf(t[n].number, sizeof(t[n].number), "%s", num);
 			snprintf(t[n].carrier, sizeof(t[n].carrier), "%s", carriers[c]);
 			t[n].delivered = delivered;
 			t[n].events = events;
+			t[n].scans = scans;
 			n++;
 		}
 		json_decref(all);
@@ -271,6 +333,7 @@ static int compare(size_t *delivered, char *why, size_t size)
 		one = hub_get(path);
 		assert_non_null(one);
 		events = json_array_size(json_object_get(one, "events"));
+		char *scans = scan_list(json_object_get(one, "events"), "carrier_code", "description", NULL);
 		const char *status = json_string_value(json_object_get(json_object_get(one, "shipment"), "status"));
 		if (!status)
 			status = json_string_value(json_object_get(s, "status"));
@@ -278,13 +341,20 @@ static int compare(size_t *delivered, char *why, size_t size)
 			if (!diffs++)
 				snprintf(why, size, "%s %s: hub %s with %zu events, truth %s with %zu events", tr->carrier,
 					 num, status, events, tr->delivered ? "delivered" : "not delivered", tr->events);
+		} else if (strcmp(scans, tr->scans) != 0) {
+			if (!diffs++)
+				snprintf(why, size, "%s %s: events differ: hub\n%struth\n%s", tr->carrier, num, scans,
+					 tr->scans);
 		}
+		free(scans);
 		if (tr->delivered)
 			(*delivered)++;
 		matched++;
 		json_decref(one);
 	}
 	json_decref(list);
+	for (i = 0; i < nt; i++)
+		free(t[i].scans);
 	/* Every parcel the carriers carry came from the shops: none missing. */
 	if (matched != nt && !diffs++)
 		snprintf(why, size, "the hub follows %zu of the carriers' %zu shipments", matched, nt);
@@ -380,7 +450,7 @@ static void check_pushed(void)
 
 static void followed_to_delivery(void **state)
 {
-	char why[512] = "", url[160];
+	char why[4096] = "", url[160];
 	size_t delivered = 0;
 	int diffs = 1;
 
