@@ -355,18 +355,3 @@ int carrier_retry_after_ms(const char *value, int64_t now_ms, int64_t *out)
 		return 0;
 	}
 }
-
-/*
- * carrier_read_limits - report a Retry-After on the request's bucket.
- */
-void carrier_read_limits(const struct carrier_conn *cc, const char *operation,
-			 const struct hub_msg *resp, struct hub_call *call)
-{
-	const struct hub_host *h = cc->host;
-	const char *value = h->msg_header(resp, "Retry-After");
-	int64_t ms;
-
-	if (!value || carrier_retry_after_ms(value, h->now_ms(), &ms) != 0 || ms <= 0)
-		return;
-	h->observe_limit(call, operation, 0, 0, 0, ms);
-}

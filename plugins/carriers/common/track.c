@@ -71,8 +71,7 @@ int carrier_conf_str(const json_t *config, const char *key, int required, const 
  * carrier.h. On failure the caller still calls carrier_conn_release().
  */
 int carrier_conn_init(struct carrier_conn *cc, const struct hub_host *host, struct hub_conn *conn,
-		      const char *carrier, const char *label, const json_t *config,
-		      const char *default_base, unsigned need, struct hub_error *err)
+		      const struct carrier_def *def, const json_t *config, struct hub_error *err)
 {
 	size_t len;
 	int rc;
@@ -80,14 +79,15 @@ int carrier_conn_init(struct carrier_conn *cc, const struct hub_host *host, stru
 	memset(cc, 0, sizeof(*cc));
 	cc->host = host;
 	cc->conn = conn;
-	cc->carrier = carrier;
-	cc->label = label;
+	cc->def = def;
+	cc->carrier = def->carrier;
+	cc->label = def->label;
 
 	if (config && !json_is_object(config)) {
 		hub_error_set(err, NULL, "the config must be a JSON object");
 		return HUB_INVALID;
 	}
-	rc = carrier_conf_str(config, "api_base", 0, default_base, &cc->api_base, err);
+	rc = carrier_conf_str(config, "api_base", 0, def->default_base, &cc->api_base, err);
 	if (rc != HUB_OK)
 		return rc;
 	if (strncmp(cc->api_base, "https://", 8) != 0 && strncmp(cc->api_base, "http://", 7) != 0) {
@@ -98,7 +98,7 @@ int carrier_conn_init(struct carrier_conn *cc, const struct hub_host *host, stru
 	while (len > 0 && cc->api_base[len - 1] == '/')
 		cc->api_base[--len] = '\0';
 
-	if (need & CARRIER_NEED_OAUTH) {
+	if (def->need & CARRIER_NEED_OAUTH) {
 		rc = carrier_conf_str(config, "client_id", 1, NULL, &cc->client_id, err);
 		if (rc != HUB_OK)
 			return rc;
@@ -106,7 +106,7 @@ int carrier_conn_init(struct carrier_conn *cc, const struct hub_host *host, stru
 		if (rc != HUB_OK)
 			return rc;
 	}
-	if (need & CARRIER_NEED_API_KEY) {
+	if (def->need & CARRIER_NEED_API_KEY) {
 		rc = carrier_conf_str(config, "api_key", 1, NULL, &cc->api_key, err);
 		if (rc != HUB_OK)
 			return rc;

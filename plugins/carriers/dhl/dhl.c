@@ -32,15 +32,19 @@ struct dhl {
 	char *language; /* optional ISO 639-1 language of descriptions */
 };
 
+static const struct carrier_def dhl_def = {
+	.carrier = "dhl",
+	.label = "DHL",
+	.default_base = DHL_DEFAULT_BASE,
+	.need = CARRIER_NEED_API_KEY,
+};
+
 static const char dhl_config_schema[] =
 	"{\"type\":\"object\","
 	"\"required\":[\"api_key\"],"
 	"\"properties\":{"
-	"\"api_key\":{\"type\":\"string\",\"minLength\":1,\"x-secret\":true,"
-	"\"description\":\"API key (consumer key) of the DHL developer app\"},"
-	"\"api_base\":{\"type\":\"string\",\"pattern\":\"^https?://\","
-	"\"default\":\"" DHL_DEFAULT_BASE "\","
-	"\"description\":\"API root\"},"
+	CARRIER_SCHEMA_API_KEY("API key (consumer key) of the DHL developer app") ","
+	CARRIER_SCHEMA_API_BASE(DHL_DEFAULT_BASE, "API root") ","
 	"\"service\":{\"type\":\"string\",\"pattern\":\"^[a-z][a-z-]*$\",\"maxLength\":32,"
 	"\"description\":\"Restrict lookups to one DHL service (express, parcel-de, ecommerce, "
 	"freight, ...) when numbers are ambiguous\"},"
@@ -61,44 +65,35 @@ static const struct hub_bucket_def dhl_buckets[] = {
 	{NULL, 0, 0, {0}},
 };
 
-static int dhl_create(const struct hub_host *host, struct hub_conn *conn, const json_t *config,
-		      void **state, struct hub_error *err)
-{
-	struct dhl *d = calloc(1, sizeof(*d));
-	int rc;
-
-	*state = NULL;
-	if (!d) {
-		hub_error_set(err, NULL, "out of memory");
-		return HUB_FATAL;
-	}
-	rc = carrier_conn_init(&d->cc, host, conn, "dhl", "DHL", config, DHL_DEFAULT_BASE,
-			       CARRIER_NEED_API_KEY, err);
-	if (rc == HUB_OK)
-		rc = carrier_conf_str(config, "service", 0, NULL, &d->service, err);
-	if (rc == HUB_OK)
-		rc = carrier_conf_str(config, "language", 0, NULL, &d->language, err);
-	if (rc != HUB_OK) {
-		carrier_conn_release(&d->cc);
-		free(d->service);
-		free(d->language);
-		free(d);
-		return rc;
-	}
-	*state = d;
-	return HUB_OK;
-}
-
 static void dhl_destroy(void *state)
 {
 	struct dhl *d = state;
 
-	if (!d)
-		return;
-	carrier_conn_release(&d->cc);
-	free(d->service);
-	free(d->language);
-	free(d);
+	if (d) {
+		free(d->service);
+		free(d->language);
+	}
+	carrier_destroy(d);
+}
+
+static int dhl_create(const struct hub_host *host, struct hub_conn *conn, const json_t *config,
+		      void **state, struct hub_error *err)
+{
+	struct dhl *d;
+	int rc;
+
+	rc = carrier_create(&dhl_def, sizeof(*d), host, conn, config, state, err);
+	if (rc != HUB_OK)
+		return rc;
+	d = *state;
+	rc = carrier_conf_str(config, "service", 0, NULL, &d->service, err);
+	if (rc == HUB_OK)
+		rc = carrier_conf_str(config, "language", 0, NULL, &d->language, err);
+	if (rc != HUB_OK) {
+		dhl_destroy(d);
+		*state = NULL;
+	}
+	return rc;
 }
 
 static int dhl_build_request(void *state, const char *stream, const json_t *cursor,
@@ -110,15 +105,9 @@ static int dhl_build_request(void *state, const char *stream, const json_t *curs
 	size_t n;
 	int rc;
 
-	if (strcmp(stream, "tracking") != 0) {
-		hub_error_set(err, "stream", "DHL serves only the tracking stream, not '%s'", stream);
-		return HUB_INVALID;
-	}
-	rc = carrier_cursor_numbers(cursor, numbers, 1, &n, err);
+	rc = carrier_request_numbers(&d->cc, stream, cursor, numbers, 1, &n, err);
 	if (rc != HUB_OK)
 		return rc;
-	if (n == 0)
-		return HUB_DONE;
 	hub_url_init(&url, d->cc.api_base);
 	hub_url_path(&url, "/track/shipments");
 	hub_url_query(&url, "trackingNumber", numbers[0]);
@@ -340,14 +329,6 @@ static int dhl_read_response(void *state, const char *stream, const json_t *curs
 	return rc;
 }
 
-static void dhl_read_limits(void *state, const char *operation, const struct hub_msg *resp,
-			    struct hub_call *call)
-{
-	struct dhl *d = state;
-
-	carrier_read_limits(&d->cc, operation, resp, call);
-}
-
 HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.abi_version = HUB_ABI_VERSION,
 	.struct_size = sizeof(struct hub_plugin),
@@ -363,5 +344,5 @@ HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.destroy = dhl_destroy,
 	.build_request = dhl_build_request,
 	.read_response = dhl_read_response,
-	.read_limits = dhl_read_limits,
+	.read_limits = carrier_read_limits,
 };
