@@ -215,16 +215,34 @@ struct carrier_record {
 	enum carrier_status latest_status;
 	int have_delivered;
 	int64_t delivered_ms; /* latest event mapped to delivered */
+	int failed; /* a setter or add ran out of memory: emit refuses the record */
 };
 
 /* Starts a record with every optional key present and null, not_found
  * false, status "unknown" and no events. Returns 0 or -1 (allocation). */
 int carrier_record_init(struct carrier_record *r, const char *carrier, const char *number);
+/* carrier_record_init for cc's carrier, with the error a plugin returns:
+ * HUB_OK, or HUB_FATAL with err "out of memory building a <label> tracking
+ * record" (nothing to release then). */
+int carrier_record_start(const struct carrier_conn *cc, struct carrier_record *r,
+			 const char *number, struct hub_error *err);
 /* Appends an event built by carrier_event_new (steals it) that occurred at
  * utc_ms with `status`. The latest event wins the record status; on equal
  * times the one added first wins (carriers list newest first). */
 int carrier_record_add_event(struct carrier_record *r, json_t *event, int64_t utc_ms,
 			     enum carrier_status status);
+/* carrier_event_new + carrier_record_add_event for one scan of a plugin
+ * (arguments as theirs). Returns HUB_OK, or HUB_FATAL with err "out of
+ * memory building a <label> tracking event"; the record stays the
+ * caller's to release or emit. */
+int carrier_record_add_scan(const struct carrier_conn *cc, struct carrier_record *r,
+			    const struct carrier_time *t, enum carrier_status status,
+			    const char *carrier_code, const char *carrier_status,
+			    const char *description, const struct carrier_loc *loc,
+			    struct hub_error *err);
+/* The setters return 0 or -1 (out of memory); a failure also marks the
+ * record failed, so a plugin may set all it has and let
+ * carrier_record_emit() report it. */
 /* Sets a string field ("service", "signed_by"); NULL/empty leaves null. */
 int carrier_record_set_str(struct carrier_record *r, const char *key, const char *value);
 /* Sets a time field ("estimated_delivery_at", "delivered_at"). */
@@ -238,8 +256,10 @@ void carrier_record_release(struct carrier_record *r);
  * `block_status` (the carrier's current-status block) when there is no
  * event or the latest one is unknown; delivered_at, when not set from an
  * explicit carrier field, becomes the time of the latest delivered event if
- * the record status is delivered. Returns HUB_OK or HUB_FATAL (emit
- * refused). The record is consumed either way. */
+ * the record status is delivered. Returns HUB_OK, or HUB_FATAL when the
+ * record is marked failed, memory runs out ("out of memory building a
+ * <label> tracking record") or the host refuses it. The record is consumed
+ * either way. */
 int carrier_record_emit(const struct carrier_conn *cc, struct hub_call *call,
 			struct carrier_record *r, enum carrier_status block_status,
 			struct hub_error *err);
@@ -247,6 +267,11 @@ int carrier_record_emit(const struct carrier_conn *cc, struct hub_call *call,
 /* Emits {"not_found": true, "status": "unknown", "events": []} for number. */
 int carrier_emit_not_found(const struct carrier_conn *cc, struct hub_call *call,
 			   const char *number, struct hub_error *err);
+
+/* Joins a scan's two texts (a description and a remark or exception):
+ * "first - second" when both are given and differ, else the one given, or
+ * NULL. Returns first, second or buf (cut to size). */
+const char *carrier_join_text(const char *first, const char *second, char *buf, size_t size);
 
 /* ---- the tracking stream cursor (track.c) ----------------------------- */
 
@@ -266,6 +291,18 @@ int carrier_numbers_has(const char *const *numbers, size_t n, const char *number
  * "status" and "<label> <what> failed with HTTP <n>: <body excerpt>". */
 int carrier_http_error(const struct carrier_conn *cc, const struct hub_msg *resp,
 		       const char *what, struct hub_error *err);
+
+/* Fills err for a response that refuses the connector's credentials:
+ * field `field`, the upstream status and "<label> refused <what> (<label>
+ * <request> failed with HTTP <n>: <body excerpt>)"; `what` says what to
+ * check ("the API key: check api_key in the connector config"). */
+void carrier_http_refused(const struct carrier_conn *cc, const struct hub_msg *resp,
+			  const char *request, const char *field, const char *what,
+			  struct hub_error *err);
+
+/* The response body as JSON (new reference), or NULL when it is not JSON:
+ * for a look at an error envelope (is a 404 "no such number"?). */
+json_t *carrier_body_peek(const struct carrier_conn *cc, const struct hub_msg *resp);
 
 /* Parses a response body as JSON (new reference in *out). A body that is
  * not JSON returns HUB_RETRY (truncated or a proxy's page; the host retries

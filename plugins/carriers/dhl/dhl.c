@@ -143,24 +143,13 @@ static int dhl_add_event(const struct dhl *d, struct carrier_record *rec, const 
 		return HUB_OK;
 	}
 	s = carrier_map(&d->cc, &carrier_dhl_status_codes, "statusCode", code, number);
-	if (!desc)
-		desc = carrier_jstr(ev, "status");
-	if (desc && remark && strcmp(desc, remark) != 0) {
-		snprintf(text, sizeof(text), "%s - %s", desc, remark);
-		desc = text;
-	} else if (!desc) {
-		desc = remark;
-	}
+	desc = carrier_join_text(desc ? desc : carrier_jstr(ev, "status"), remark, text,
+				 sizeof(text));
 	loc.city = carrier_jstr(addr, "addressLocality");
 	loc.postal_code = carrier_jstr(addr, "postalCode");
 	loc.country_code = carrier_jstr(addr, "countryCode");
-	if (carrier_record_add_event(rec, carrier_event_new(&t, s, code, carrier_jstr(ev, "status"),
-							    desc, &loc),
-				     t.utc_ms, s) != 0) {
-		hub_error_set(err, NULL, "out of memory building a DHL tracking event");
-		return HUB_FATAL;
-	}
-	return HUB_OK;
+	return carrier_record_add_scan(&d->cc, rec, &t, s, code, carrier_jstr(ev, "status"), desc,
+				       &loc, err);
 }
 
 /* The signer of a proof of delivery: name, else given + family name. */
@@ -193,10 +182,9 @@ static int dhl_emit_shipment(const struct dhl *d, const json_t *sh, const char *
 	size_t i;
 	int rc;
 
-	if (carrier_record_init(&rec, "dhl", number) != 0) {
-		hub_error_set(err, NULL, "out of memory building a DHL tracking record");
-		return HUB_FATAL;
-	}
+	rc = carrier_record_start(&d->cc, &rec, number, err);
+	if (rc != HUB_OK)
+		return rc;
 	for (i = 0; i < json_array_size(events); i++) {
 		rc = dhl_add_event(d, &rec, json_array_get(events, i), number, err);
 		if (rc != HUB_OK) {
@@ -204,23 +192,18 @@ static int dhl_emit_shipment(const struct dhl *d, const json_t *sh, const char *
 			return rc;
 		}
 	}
-	rc = carrier_record_set_str(&rec, "service", product ? product : carrier_jstr(sh, "service"));
-	rc |= carrier_record_set_str(&rec, "signed_by",
-				     dhl_signer(carrier_jobj(pod, "signed"), signer, sizeof(signer)));
+	carrier_record_set_str(&rec, "service", product ? product : carrier_jstr(sh, "service"));
+	carrier_record_set_str(&rec, "signed_by",
+			       dhl_signer(carrier_jobj(pod, "signed"), signer, sizeof(signer)));
 	if (carrier_time_iso(carrier_jstr(sh, "estimatedTimeOfDelivery"), &t) == 0 ||
 	    carrier_time_iso(carrier_jstr(frame, "estimatedThrough"), &t) == 0 ||
 	    carrier_time_iso(carrier_jstr(frame, "estimatedFrom"), &t) == 0)
-		rc |= carrier_record_set_time(&rec, "estimated_delivery_at", t.utc_ms);
+		carrier_record_set_time(&rec, "estimated_delivery_at", t.utc_ms);
 	/* The proof of delivery time with its zone is exact; without one it is
 	 * local time, less exact than a delivered event. */
 	if (carrier_time_iso(carrier_jstr(pod, "timestamp"), &t) == 0 &&
 	    (t.has_offset || !rec.have_delivered))
-		rc |= carrier_record_set_time(&rec, "delivered_at", t.utc_ms);
-	if (rc) {
-		carrier_record_release(&rec);
-		hub_error_set(err, NULL, "out of memory building a DHL tracking record");
-		return HUB_FATAL;
-	}
+		carrier_record_set_time(&rec, "delivered_at", t.utc_ms);
 	return carrier_record_emit(&d->cc, call, &rec,
 				   carrier_map(&d->cc, &carrier_dhl_status_codes, "statusCode",
 					       carrier_jstr(carrier_jobj(sh, "status"), "statusCode"),
@@ -246,9 +229,7 @@ static const char *dhl_id(const json_t *sh, char *buf, size_t size)
  * DHL's "no result found"; another 404 (wrong api_base) is not. */
 static int dhl_is_not_found(const struct dhl *d, const struct hub_msg *resp)
 {
-	size_t len = 0;
-	const char *body = d->cc.host->msg_body(resp, &len);
-	json_t *doc = json_loadb(body, len, 0, NULL);
+	json_t *doc = carrier_body_peek(&d->cc, resp);
 	int yes = json_integer_value(json_object_get(doc, "status")) == 404 ||
 		  carrier_jstr(doc, "title") != NULL;
 
@@ -281,15 +262,9 @@ static int dhl_read_response(void *state, const char *stream, const json_t *curs
 	if (status == 404 && dhl_is_not_found(d, resp))
 		return carrier_emit_not_found(&d->cc, call, numbers[0], err);
 	if (status == 401 || status == 403) {
-		struct hub_error detail;
-
-		memset(&detail, 0, sizeof(detail));
-		carrier_http_error(&d->cc, resp, "tracking request", &detail);
-		hub_error_set(err, "api_key",
-			      "DHL refused the API key: check api_key in the connector config and "
-			      "that the app has Shipment Tracking - Unified (%s)", detail.message);
-		if (err)
-			err->upstream_status = status;
+		carrier_http_refused(&d->cc, resp, "tracking request", "api_key",
+				     "the API key: check api_key in the connector config and that "
+				     "the app has Shipment Tracking - Unified", err);
 		return status == 401 ? HUB_AUTH_EXPIRED : HUB_FATAL;
 	}
 	if (status < 200 || status > 299)

@@ -154,7 +154,6 @@ static int fedex_add_scan(const struct fedex *f, struct carrier_record *rec, con
 	struct carrier_loc loc;
 	enum carrier_status s;
 	char text[1100];
-	json_t *ev;
 
 	if (carrier_time_iso(carrier_jstr(scan, "date"), &t) != 0) {
 		carrier_log(&f->cc, HUB_LOG_WARN,
@@ -162,24 +161,13 @@ static int fedex_add_scan(const struct fedex *f, struct carrier_record *rec, con
 		return HUB_OK;
 	}
 	s = fedex_status(f, type, derived, number);
-	if (!desc)
-		desc = carrier_jstr(scan, "derivedStatus");
-	if (desc && exc && strcmp(desc, exc) != 0) {
-		snprintf(text, sizeof(text), "%s - %s", desc, exc);
-		desc = text;
-	} else if (!desc) {
-		desc = exc;
-	}
+	desc = carrier_join_text(desc ? desc : carrier_jstr(scan, "derivedStatus"), exc, text,
+				 sizeof(text));
 	loc.city = carrier_jstr(where, "city");
 	loc.state = carrier_jstr(where, "stateOrProvinceCode");
 	loc.postal_code = carrier_jstr(where, "postalCode");
 	loc.country_code = carrier_jstr(where, "countryCode");
-	ev = carrier_event_new(&t, s, type, derived, desc, &loc);
-	if (carrier_record_add_event(rec, ev, t.utc_ms, s) != 0) {
-		hub_error_set(err, NULL, "out of memory building a FedEx tracking event");
-		return HUB_FATAL;
-	}
-	return HUB_OK;
+	return carrier_record_add_scan(&f->cc, rec, &t, s, type, derived, desc, &loc, err);
 }
 
 /* dateAndTimes[] entry of `type`, parsed. */
@@ -213,10 +201,9 @@ static int fedex_emit_result(const struct fedex *f, const json_t *result, const 
 	size_t i;
 	int rc;
 
-	if (carrier_record_init(&rec, "fedex", number) != 0) {
-		hub_error_set(err, NULL, "out of memory building a FedEx tracking record");
-		return HUB_FATAL;
-	}
+	rc = carrier_record_start(&f->cc, &rec, number, err);
+	if (rc != HUB_OK)
+		return rc;
 	for (i = 0; i < json_array_size(scans); i++) {
 		rc = fedex_add_scan(f, &rec, json_array_get(scans, i), number, err);
 		if (rc != HUB_OK) {
@@ -224,25 +211,20 @@ static int fedex_emit_result(const struct fedex *f, const json_t *result, const 
 			return rc;
 		}
 	}
-	rc = carrier_record_set_str(&rec, "service", carrier_jstr(service, "description")
-							     ? carrier_jstr(service, "description")
-							     : carrier_jstr(service, "type"));
+	carrier_record_set_str(&rec, "service", carrier_jstr(service, "description")
+							? carrier_jstr(service, "description")
+							: carrier_jstr(service, "type"));
 	signed_by = carrier_jstr(delivery, "signedByName");
-	rc |= carrier_record_set_str(&rec, "signed_by",
-				     signed_by ? signed_by : carrier_jstr(delivery, "receivedByName"));
+	carrier_record_set_str(&rec, "signed_by",
+			       signed_by ? signed_by : carrier_jstr(delivery, "receivedByName"));
 	if (fedex_date(result, "ESTIMATED_DELIVERY", &t) == 0 ||
 	    carrier_time_iso(carrier_jstr(window, "ends"), &t) == 0 ||
 	    carrier_time_iso(carrier_jstr(window, "begins"), &t) == 0)
-		rc |= carrier_record_set_time(&rec, "estimated_delivery_at", t.utc_ms);
+		carrier_record_set_time(&rec, "estimated_delivery_at", t.utc_ms);
 	/* ACTUAL_DELIVERY with its zone is exact; without one it is local time,
 	 * less exact than a delivered scan (which always has an offset). */
 	if (fedex_date(result, "ACTUAL_DELIVERY", &t) == 0 && (t.has_offset || !rec.have_delivered))
-		rc |= carrier_record_set_time(&rec, "delivered_at", t.utc_ms);
-	if (rc) {
-		carrier_record_release(&rec);
-		hub_error_set(err, NULL, "out of memory building a FedEx tracking record");
-		return HUB_FATAL;
-	}
+		carrier_record_set_time(&rec, "delivered_at", t.utc_ms);
 	return carrier_record_emit(&f->cc, call, &rec,
 				   fedex_status(f, carrier_jstr(latest, "code"),
 						carrier_jstr(latest, "derivedCode"), number),

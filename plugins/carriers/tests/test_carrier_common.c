@@ -2,8 +2,9 @@
  * test_carrier_common.c - unit tests of plugins/carriers/common/: the
  * mapping tables (well formed, and identical to docs/carriers.md), time and
  * offset parsing, Retry-After, record building (latest event wins, status
- * fallback, delivered_at, schema bounds), unknown-code logging, the
- * tracking cursor and the shared descriptor callbacks (create, the start
+ * fallback, delivered_at, schema bounds, a failed record refused),
+ * unknown-code logging, refused credentials, the tracking cursor and the
+ * shared descriptor callbacks (create, the start
  * of build_request, action dispatch). The plugins' request/response
  * behaviour is covered by their kit cases.
  */
@@ -49,6 +50,21 @@ static int fake_emit(struct hub_call *call, enum hub_record_kind kind, json_t *r
 	return 0;
 }
 
+/* A response: the fake host reads these for any message handle. */
+static int resp_status;
+static const char *resp_body;
+
+static int fake_msg_status(const struct hub_msg *msg)
+{
+	return resp_status;
+}
+
+static const char *fake_msg_body(const struct hub_msg *msg, size_t *len)
+{
+	*len = strlen(resp_body);
+	return resp_body;
+}
+
 static struct hub_host fake_host;
 static struct carrier_conn cc;
 
@@ -75,6 +91,8 @@ static int setup(void **state)
 	fake_host.struct_size = sizeof(fake_host);
 	fake_host.log = fake_log;
 	fake_host.emit = fake_emit;
+	fake_host.msg_status = fake_msg_status;
+	fake_host.msg_body = fake_msg_body;
 	memset(&cc, 0, sizeof(cc));
 	cc.host = &fake_host;
 	cc.def = &ups_def;
@@ -414,6 +432,68 @@ static void test_event_bounds(void **state)
 	json_decref(ev);
 }
 
+static void test_join_text(void **state)
+{
+	char buf[16];
+
+	assert_string_equal(carrier_join_text("Delivered", "Left at door", buf, sizeof(buf)),
+			    "Delivered - Lef"); /* cut to the buffer */
+	assert_string_equal(carrier_join_text("Delivered", "Delivered", buf, sizeof(buf)),
+			    "Delivered");
+	assert_string_equal(carrier_join_text("Delivered", NULL, buf, sizeof(buf)), "Delivered");
+	assert_string_equal(carrier_join_text(NULL, "Left", buf, sizeof(buf)), "Left");
+	assert_null(carrier_join_text(NULL, NULL, buf, sizeof(buf)));
+}
+
+/* A record whose setter failed is refused by emit, with the plugin's
+ * message, and consumed; scans go in through carrier_record_add_scan. */
+static void test_failed_record_refused(void **state)
+{
+	struct carrier_record r;
+	struct carrier_time t;
+	struct carrier_loc loc = {"Wayne", "NJ", "07470", "US"};
+	struct hub_error err;
+
+	assert_int_equal(carrier_record_start(&cc, &r, "1Z9", &err), HUB_OK);
+	assert_int_equal(carrier_time_iso("2026-06-30T09:00:00Z", &t), 0);
+	assert_int_equal(carrier_record_add_scan(&cc, &r, &t, CARRIER_IN_TRANSIT, "I", "X", "scan",
+						 &loc, &err),
+			 HUB_OK);
+	assert_int_equal(json_array_size(r.events), 1);
+	assert_int_equal(r.failed, 0);
+	/* a failing add: the event could not be built */
+	assert_int_equal(carrier_record_add_event(&r, NULL, t.utc_ms, CARRIER_IN_TRANSIT), -1);
+	assert_int_equal(r.failed, 1);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(carrier_record_emit(&cc, NULL, &r, CARRIER_UNKNOWN, &err), HUB_FATAL);
+	assert_null(r.obj);
+	assert_string_equal(err.message, "out of memory building a UPS tracking record");
+	assert_int_equal(json_array_size(emitted), 0);
+}
+
+/* ---- HTTP ---------------------------------------------------------------------- */
+
+static void test_refused_and_peek(void **state)
+{
+	struct hub_error err;
+	json_t *doc;
+
+	resp_status = 403;
+	resp_body = "{\"title\": \"Forbidden\"}";
+	memset(&err, 0, sizeof(err));
+	carrier_http_refused(&cc, NULL, "tracking request", "api_key", "the API key: check it", &err);
+	assert_string_equal(err.field, "api_key");
+	assert_int_equal(err.upstream_status, 403);
+	assert_non_null(strstr(err.message, "UPS refused the API key: check it (UPS tracking "
+					    "request failed with HTTP 403: {"));
+	doc = carrier_body_peek(&cc, NULL);
+	assert_non_null(doc);
+	assert_string_equal(carrier_jstr(doc, "title"), "Forbidden");
+	json_decref(doc);
+	resp_body = "<html>";
+	assert_null(carrier_body_peek(&cc, NULL));
+}
+
 /* ---- cursor and config ---------------------------------------------------------- */
 
 static void test_cursor_numbers(void **state)
@@ -550,6 +630,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_latest_event_wins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delivered_at_and_fallback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_join_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_record_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_and_peek, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cursor_numbers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_init, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_and_request_numbers, setup, teardown),

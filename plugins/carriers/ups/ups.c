@@ -204,7 +204,6 @@ static int ups_add_activity(const struct ups *u, struct carrier_record *rec, con
 	struct carrier_loc loc;
 	enum carrier_status s;
 	const char *desc;
-	json_t *ev;
 
 	if (gmt_date && gmt_time && carrier_time_compact(gmt_date, gmt_time, &t.utc_ms) == 0) {
 		t.has_offset = gmt_offset && carrier_offset_parse(gmt_offset, &t.offset_min) == 0;
@@ -224,13 +223,8 @@ static int ups_add_activity(const struct ups *u, struct carrier_record *rec, con
 	loc.country_code = carrier_jstr(addr, "countryCode");
 	if (!loc.country_code)
 		loc.country_code = carrier_jstr(addr, "country");
-	ev = carrier_event_new(&t, s, carrier_jstr(st, "statusCode"), carrier_jstr(st, "type"),
-			       desc, &loc);
-	if (carrier_record_add_event(rec, ev, t.utc_ms, s) != 0) {
-		hub_error_set(err, NULL, "out of memory building a UPS tracking event");
-		return HUB_FATAL;
-	}
-	return HUB_OK;
+	return carrier_record_add_scan(&u->cc, rec, &t, s, carrier_jstr(st, "statusCode"),
+				       carrier_jstr(st, "type"), desc, &loc, err);
 }
 
 /* deliveryDate[] of `type` ("SDD", "RDD", "DEL"), with the deliveryTime
@@ -270,10 +264,9 @@ static int ups_emit_package(const struct ups *u, const json_t *pkg, const char *
 	size_t i;
 	int rc;
 
-	if (carrier_record_init(&rec, "ups", number) != 0) {
-		hub_error_set(err, NULL, "out of memory building a UPS tracking record");
-		return HUB_FATAL;
-	}
+	rc = carrier_record_start(&u->cc, &rec, number, err);
+	if (rc != HUB_OK)
+		return rc;
 	for (i = 0; i < json_array_size(acts); i++) {
 		rc = ups_add_activity(u, &rec, json_array_get(acts, i), number, err);
 		if (rc != HUB_OK) {
@@ -281,22 +274,16 @@ static int ups_emit_package(const struct ups *u, const json_t *pkg, const char *
 			return rc;
 		}
 	}
-	rc = carrier_record_set_str(&rec, "service",
-				    carrier_jstr(carrier_jobj(pkg, "service"), "description"));
-	rc |= carrier_record_set_str(&rec, "signed_by",
-				     carrier_jstr(carrier_jobj(pkg, "deliveryInformation"),
-						  "receivedBy"));
+	carrier_record_set_str(&rec, "service",
+			       carrier_jstr(carrier_jobj(pkg, "service"), "description"));
+	carrier_record_set_str(&rec, "signed_by",
+			       carrier_jstr(carrier_jobj(pkg, "deliveryInformation"), "receivedBy"));
 	if (ups_delivery_date(pkg, "RDD", window_types, &ms) == 0 ||
 	    ups_delivery_date(pkg, "SDD", window_types, &ms) == 0)
-		rc |= carrier_record_set_time(&rec, "estimated_delivery_at", ms);
+		carrier_record_set_time(&rec, "estimated_delivery_at", ms);
 	/* A delivered activity carries the exact time; the DEL date is local. */
 	if (!rec.have_delivered && ups_delivery_date(pkg, "DEL", delivered_types, &ms) == 0)
-		rc |= carrier_record_set_time(&rec, "delivered_at", ms);
-	if (rc) {
-		carrier_record_release(&rec);
-		hub_error_set(err, NULL, "out of memory building a UPS tracking record");
-		return HUB_FATAL;
-	}
+		carrier_record_set_time(&rec, "delivered_at", ms);
 	return carrier_record_emit(&u->cc, call, &rec,
 				   ups_status(u, carrier_jobj(pkg, "currentStatus"), number), err);
 }
@@ -338,9 +325,7 @@ static int ups_emit_shipment(const struct ups *u, const json_t *shipment, const 
 /* A 404 whose body is UPS's error envelope means "no such number". */
 static int ups_is_not_found(const struct ups *u, const struct hub_msg *resp)
 {
-	size_t len = 0;
-	const char *body = u->cc.host->msg_body(resp, &len);
-	json_t *doc = json_loadb(body, len, 0, NULL);
+	json_t *doc = carrier_body_peek(&u->cc, resp);
 	int yes = carrier_jarr(carrier_jobj(doc, "response"), "errors") != NULL;
 
 	json_decref(doc);

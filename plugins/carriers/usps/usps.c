@@ -154,12 +154,11 @@ static int usps_emit(const struct usps *u, const json_t *doc, const char *number
 	struct carrier_time t;
 	char service[256];
 	size_t i;
-	int rc = 0;
+	int rc;
 
-	if (carrier_record_init(&rec, "usps", number) != 0) {
-		hub_error_set(err, NULL, "out of memory building a USPS tracking record");
-		return HUB_FATAL;
-	}
+	rc = carrier_record_start(&u->cc, &rec, number, err);
+	if (rc != HUB_OK)
+		return rc;
 	for (i = 0; i < json_array_size(events); i++) {
 		const json_t *ev = json_array_get(events, i);
 		const char *code = carrier_jstr(ev, "eventCode");
@@ -178,27 +177,20 @@ static int usps_emit(const struct usps *u, const json_t *doc, const char *number
 		loc.state = carrier_jstr(ev, "eventState");
 		loc.postal_code = carrier_jstr(ev, "eventZIP");
 		loc.country_code = carrier_jstr(ev, "eventCountry");
-		if (carrier_record_add_event(&rec, carrier_event_new(&t, s, code, NULL,
-								     carrier_jstr(ev, "eventType"),
-								     &loc),
-					     t.utc_ms, s) != 0) {
+		rc = carrier_record_add_scan(&u->cc, &rec, &t, s, code, NULL,
+					     carrier_jstr(ev, "eventType"), &loc, err);
+		if (rc != HUB_OK) {
 			carrier_record_release(&rec);
-			hub_error_set(err, NULL, "out of memory building a USPS tracking event");
-			return HUB_FATAL;
+			return rc;
 		}
 	}
 	usps_plain(carrier_jstr(doc, "mailClass"), service, sizeof(service));
-	rc |= carrier_record_set_str(&rec, "service", service);
-	rc |= carrier_record_set_str(&rec, "signed_by", signer);
+	carrier_record_set_str(&rec, "service", service);
+	carrier_record_set_str(&rec, "signed_by", signer);
 	if (carrier_time_iso(carrier_jstr(doc, "expectedDeliveryTimeStamp"), &t) == 0 ||
 	    carrier_time_iso(carrier_jstr(doc, "guaranteedDeliveryTimeStamp"), &t) == 0 ||
 	    carrier_time_iso(carrier_jstr(doc, "predictedDeliveryDate"), &t) == 0)
-		rc |= carrier_record_set_time(&rec, "estimated_delivery_at", t.utc_ms);
-	if (rc) {
-		carrier_record_release(&rec);
-		hub_error_set(err, NULL, "out of memory building a USPS tracking record");
-		return HUB_FATAL;
-	}
+		carrier_record_set_time(&rec, "estimated_delivery_at", t.utc_ms);
 	return carrier_record_emit(&u->cc, call, &rec,
 				   carrier_map(&u->cc, &carrier_usps_categories, "statusCategory",
 					       carrier_jstr(doc, "statusCategory"), number),
@@ -209,9 +201,7 @@ static int usps_emit(const struct usps *u, const json_t *doc, const char *number
  * number is unknown; another 404 (wrong api_base) is not. */
 static int usps_is_not_found(const struct usps *u, const struct hub_msg *resp)
 {
-	size_t len = 0;
-	const char *body = u->cc.host->msg_body(resp, &len);
-	json_t *doc = json_loadb(body, len, 0, NULL);
+	json_t *doc = carrier_body_peek(&u->cc, resp);
 	int yes = carrier_jobj(doc, "error") != NULL;
 
 	json_decref(doc);
