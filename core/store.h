@@ -291,7 +291,7 @@ enum store_op {
 	 * hand back, idle ones first, through `release`). A lease another
 	 * owner holds unexpired is never taken. leave: drops every lease of
 	 * `owner` and its instance row, holds nothing. */
-	STORE_OP_LEASES_RENEW = 28,
+	STORE_OP_LEASES_RENEW = 29, /* 28 is STORE_OP_TRACKING_RELEASE on main */
 };
 
 /* Called on the loop thread with the op's outcome. `result` (borrowed, may
