@@ -140,7 +140,10 @@ static const struct key_spec top_keys[] = {
 	{"listen", K_STRING, 0},    {"state_dir", K_STRING, 1}, {"store", K_STRING, 0},
 	{"redis", K_STRING, 0},     {"plugin_dir", K_STRING, 0}, {"log", K_OBJECT, 0},
 	{"http", K_OBJECT, 0},      {"outbound", K_OBJECT, 0},  {"connectors", K_ARRAY, 0},
-	{NULL, 0, 0},
+	{"leases", K_OBJECT, 0},    {NULL, 0, 0},
+};
+static const struct key_spec lease_keys[] = {
+	{"enabled", K_BOOL, 0}, {"ttl_s", K_INT, 0}, {NULL, 0, 0},
 };
 static const struct key_spec log_keys[] = {
 	{"level", K_STRING, 0}, {"format", K_STRING, 0}, {NULL, 0, 0},
@@ -292,7 +295,7 @@ static int int_in(struct cfg_problems *p, const char *file, const json_t *obj, c
 int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p)
 {
 	json_error_t jerr;
-	json_t *root = NULL, *log, *http, *out;
+	json_t *root = NULL, *log, *http, *out, *leases;
 	const char *s;
 	size_t before = p->n;
 	long long v;
@@ -308,6 +311,8 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 	cfg->http_burst = 10000;
 	cfg->request_timeout_ms = 30000;
 	cfg->max_response_bytes = 32u << 20;
+	cfg->leases_enabled = 1;
+	cfg->lease_ttl_s = 30;
 
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
@@ -405,6 +410,16 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 		if (int_in(p, path, out, "max_response_bytes", "outbound.max_response_bytes", 4096,
 			   1LL << 30, &v) == 0 && json_object_get(out, "max_response_bytes"))
 			cfg->max_response_bytes = (size_t)v;
+	}
+
+	leases = json_object_get(root, "leases");
+	if (json_is_object(leases)) {
+		check_keys(p, path, "leases", leases, lease_keys);
+		if (json_is_boolean(json_object_get(leases, "enabled")))
+			cfg->leases_enabled = json_is_true(json_object_get(leases, "enabled"));
+		if (int_in(p, path, leases, "ttl_s", "leases.ttl_s", 2, 3600, &v) == 0 &&
+		    json_object_get(leases, "ttl_s"))
+			cfg->lease_ttl_s = (int)v;
 	}
 
 	cfg->connectors = json_object_get(root, "connectors");

@@ -647,6 +647,9 @@ int hub_start(struct hub *hub, const char *config_path)
 	syo.rl = hub->rl;
 	syo.metrics = hub->metrics;
 	syo.request_timeout_ms = hub->cfg.request_timeout_ms;
+	/* Several hubd may share a PostgreSQL store: each polls only what it leases. */
+	if (hub->cfg.leases_enabled && strcmp(store_backend(hub->store), "postgresql") == 0)
+		syo.lease_ttl_ms = hub->cfg.lease_ttl_s * 1000;
 	hub->sync = sync_new(&syo);
 	hub->auth = auth_new(hub->store, hub->server);
 	if (!hub->sync || !hub->auth) {

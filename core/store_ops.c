@@ -1494,6 +1494,8 @@ int store_op_build(struct store_exec *x, struct store_item *it, unsigned index,
 	case STORE_OP_PRUNE:
 	case STORE_OP_STATS:
 		return build_misc(x, it, index, s);
+	case STORE_OP_LEASES_RENEW:
+		return store_lease_build(x, it, index, s);
 	}
 	return refuse(it, NULL, "unknown store op");
 }
@@ -1558,6 +1560,9 @@ void store_op_done(struct store_exec *x, struct store_item *it)
 	case STORE_OP_TRACKING_RELEASE:
 		json_decref(it->result);
 		it->result = json_pack("{s:I}", "released", (json_int_t)(it->rows > 0 ? it->rows : 0));
+		break;
+	case STORE_OP_LEASES_RENEW:
+		store_lease_done(x, it);
 		break;
 	default:
 		break;

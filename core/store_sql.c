@@ -431,8 +431,22 @@ static const char *const migration_1[] = {
 	NULL,
 };
 
+/* Polling leases for several hubd on one database (core/lease.c): one row
+ * per connector names the process that polls it until expires_at_ms; each
+ * live process keeps a row in hub_instances, so that each can compute its
+ * fair share of the connectors. */
+static const char *const migration_2[] = {
+	"CREATE TABLE connector_leases (connector TEXT@C@ PRIMARY KEY, owner TEXT NOT NULL, "
+	"expires_at_ms BIGINT NOT NULL, acquired_at_ms BIGINT NOT NULL)",
+	"CREATE INDEX connector_leases_owner ON connector_leases (owner)",
+	"CREATE TABLE hub_instances (id TEXT@C@ PRIMARY KEY, expires_at_ms BIGINT NOT NULL, "
+	"started_at_ms BIGINT NOT NULL)",
+	NULL,
+};
+
 static const char *const *const migrations[] = {
 	migration_1,
+	migration_2,
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))

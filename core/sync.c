@@ -28,6 +28,7 @@
 #include "connector.h"
 #include "host.h"
 #include "http_client.h"
+#include "lease.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
@@ -107,6 +108,7 @@ struct csched {
 	char token_error[320];
 	int64_t token_failed_ms;
 	unsigned token_failures;
+	struct lease_entry *lease; /* NULL: polled without a lease (one hubd) */
 	struct csched *next, *prev;
 };
 
@@ -133,6 +135,7 @@ struct sync {
 	int jobs_in_flight;
 	int claiming;
 	struct event *job_timer;
+	struct lease_mgr *leases; /* several hubd on one store; NULL: one hubd */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -1085,12 +1088,14 @@ static void step_lease(struct stream_run *sr)
 	}
 }
 
+static int lease_parked(struct stream_run *sr);
+
 static void step_begin(struct stream_run *sr)
 {
 	struct csched *cs = sr->cs;
 	int64_t now = now_ms();
 
-	if (cs->detached || cs->sy->stopping)
+	if (cs->detached || cs->sy->stopping || lease_parked(sr))
 		return;
 	if (sr->state == SR_BACKOFF) {
 		/* Retry of the same step: same cursor, same leased numbers; not
@@ -1157,6 +1162,61 @@ static void stream_timer(evutil_socket_t fd, short what, void *arg)
 	step_begin(arg);
 }
 
+/* ---- polling leases (several hubd on one store, see lease.h) ------------------- */
+
+/* Whether the stream must wait for its connector's lease: another hubd
+ * polls it. The stream stays as it is (no timer) until lease_changed()
+ * wakes it; an on-demand sync asked of this process ends as "elsewhere". */
+static int lease_parked(struct stream_run *sr)
+{
+	struct csched *cs = sr->cs;
+
+	if (!cs->lease || lease_entry_held(cs->lease))
+		return 0;
+	if (sr->sync_active) {
+		sr->sync_active = 0;
+		sr->sync_state = "elsewhere";
+	}
+	return 1;
+}
+
+/* The lease was gained (with the cursors the last holder committed) or lost. */
+static void lease_changed(void *arg, void *user, int held, const json_t *cursors)
+{
+	struct csched *cs = user;
+	const char *stream;
+	json_t *v;
+	(void)arg;
+
+	if (!held || cs->detached)
+		return;
+	json_object_foreach((json_t *)cursors, stream, v) {
+		if (json_is_object(v) && !json_is_null(json_object_get(v, "cursor")))
+			connector_set_cursor(cs->c, stream, json_object_get(v, "cursor"));
+	}
+	for (size_t i = 0; i < cs->n; i++) {
+		enum sr_state st = cs->streams[i].state;
+		if (st == SR_IDLE || st == SR_BACKOFF || st == SR_WAIT_LIMIT)
+			schedule(&cs->streams[i], (int64_t)(rand() % 500));
+	}
+}
+
+/* Nothing of the connector in flight: its lease may be handed back. */
+static int lease_idle(void *arg, void *user)
+{
+	struct csched *cs = user;
+	(void)arg;
+
+	if (cs->refreshing)
+		return 0;
+	for (size_t i = 0; i < cs->n; i++) {
+		enum sr_state st = cs->streams[i].state;
+		if (st == SR_IN_FLIGHT || st == SR_COMMITTING || st == SR_LEASING)
+			return 0;
+	}
+	return 1;
+}
+
 /* ---- attach / detach / control ---------------------------------------------- */
 
 int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings *set)
@@ -1211,6 +1271,11 @@ int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings
 	c->user = cs;
 	circuit_gauge(cs);
 	instance_release(inst);
+	if (sy->leases && !(cs->lease = lease_want(sy->leases, connector_name(c), cs))) {
+		c->user = NULL;
+		cs_unref(cs);
+		return -1;
+	}
 	c->user = cs;
 	cs->next = sy->all;
 	if (sy->all)
@@ -1226,6 +1291,10 @@ void sync_detach(struct sync *sy, struct connector *c)
 	if (!cs)
 		return;
 	cs->detached = 1;
+	if (cs->lease) {
+		lease_unwant(sy->leases, cs->lease);
+		cs->lease = NULL;
+	}
 	for (size_t i = 0; i < cs->n; i++)
 		if (cs->streams[i].timer)
 			evtimer_del(cs->streams[i].timer);
@@ -1375,6 +1444,9 @@ json_t *sync_status(struct sync *sy, struct connector *c)
 		json_object_set_new(res, "access_token", tok);
 	}
 	json_object_set_new(res, "sync", sync ? sync : json_pack("{s:s}", "state", "idle"));
+	if (cs->lease)
+		json_object_set_new(res, "lease", json_pack("{s:s,s:s}", "state", lease_entry_state(cs->lease),
+							     "instance", lease_owner(sy->leases)));
 	return res;
 }
 
@@ -1706,6 +1778,15 @@ struct sync *sync_new(const struct sync_opts *opts)
 	}
 	evtimer_add(sy->job_timer, &tv);
 	srand((unsigned)time(NULL));
+	if (sy->o.lease_ttl_ms > 0) {
+		struct lease_opts lo = {sy->o.base, sy->o.store, sy->o.lease_ttl_ms, NULL, lease_changed, lease_idle, sy};
+		sy->leases = lease_new(&lo);
+		if (!sy->leases) {
+			event_free(sy->job_timer);
+			free(sy);
+			return NULL;
+		}
+	}
 	return sy;
 }
 
@@ -1713,6 +1794,7 @@ void sync_stop(struct sync *sy)
 {
 	sy->stopping = 1;
 	evtimer_del(sy->job_timer);
+	lease_stop(sy->leases);
 	for (struct csched *cs = sy->all; cs; cs = cs->next) {
 		for (size_t i = 0; i < cs->n; i++)
 			if (cs->streams[i].state == SR_IDLE || cs->streams[i].state == SR_BACKOFF ||
@@ -1735,6 +1817,7 @@ void sync_free(struct sync *sy)
 		struct csched *cs = sy->all;
 		sync_detach(sy, cs->c);
 	}
+	lease_free(sy->leases);
 	event_free(sy->job_timer);
 	free(sy);
 }

@@ -40,6 +40,8 @@ struct sync_opts {
 	int request_timeout_ms;   /* per upstream request */
 	int job_interval_ms;      /* job claim period (default 1000) */
 	int token_margin_s;       /* refresh tokens this long before expiry (default 120) */
+	int lease_ttl_ms;         /* > 0: several hubd share the store; poll only the connectors
+				   * whose lease this process holds (lease.h); 0: poll all */
 };
 
 struct sync;

@@ -92,6 +92,8 @@ static void good_config_gets_defaults(void **state)
 	assert_int_equal(cfg.log_level, LOG_INFO);
 	assert_int_equal(json_array_size(cfg.connectors), 0);
 	assert_true(cfg.http_max_body > 0);
+	assert_int_equal(cfg.leases_enabled, 1);
+	assert_int_equal(cfg.lease_ttl_s, 30);
 	free(msg);
 	config_release(&cfg);
 }
@@ -104,7 +106,7 @@ static void full_config_accepted(void **state)
 			 "\"store\":\"postgresql://hub@localhost/hub\",\"redis\":\"redis://127.0.0.1:6379/0\","
 			 "\"plugin_dir\":\"/opt/p\",\"log\":{\"level\":\"debug\",\"format\":\"json\"},"
 			 "\"http\":{\"max_body_bytes\":65536,\"timeout_s\":5},"
-			 "\"outbound\":{\"timeout_ms\":2000},"
+			 "\"outbound\":{\"timeout_ms\":2000},\"leases\":{\"enabled\":false,\"ttl_s\":5},"
 			 "\"connectors\":[{\"name\":\"acme_shop\",\"plugin\":\"shopify\",\"merchant\":\"acme\","
 			 "\"config\":{\"shop\":\"a.myshopify.com\"},\"poll_interval_s\":60,"
 			 "\"backfill_since\":\"2026-01-01T00:00:00Z\"}]}",
@@ -120,6 +122,8 @@ static void full_config_accepted(void **state)
 	assert_int_equal(cfg.log_format, LOG_JSON);
 	assert_int_equal(cfg.http_max_body, 65536);
 	assert_int_equal(cfg.request_timeout_ms, 2000);
+	assert_int_equal(cfg.leases_enabled, 0);
+	assert_int_equal(cfg.lease_ttl_s, 5);
 	assert_int_equal(json_array_size(cfg.connectors), 1);
 	free(msg);
 	config_release(&cfg);
@@ -144,6 +148,8 @@ static void bad_configs_refused(void **state)
 	refused("{\"state_dir\":\"/x\",\"http\":{\"tls_cert\":\"/c.pem\"}}", "http.tls_key: TLS needs both");
 	refused("{\"state_dir\":\"/x\",\"outbound\":{\"timeout_ms\":\"1s\"}}",
 		"outbound.timeout_ms: must be an integer, found a string");
+	refused("{\"state_dir\":\"/x\",\"leases\":{\"ttl_s\":1}}", "leases.ttl_s: must be between 2 and 3600");
+	refused("{\"state_dir\":\"/x\",\"leases\":{\"owner\":\"me\"}}", "leases.owner: unknown key");
 	refused("{\"state_dir\":\"/x\",\"connectors\":{}}", "connectors: must be an array, found an object");
 	refused("{\"state_dir\":\"/x\",\"connectors\":[3]}", "connectors[0]: must be an object");
 	refused("{\"state_dir\":\"/x\",\"connectors\":[{\"name\":\"a\",\"plugin\":\"shopify\"}]}",
