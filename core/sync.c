@@ -1779,7 +1779,8 @@ struct sync *sync_new(const struct sync_opts *opts)
 	evtimer_add(sy->job_timer, &tv);
 	srand((unsigned)time(NULL));
 	if (sy->o.lease_ttl_ms > 0) {
-		struct lease_opts lo = {sy->o.base, sy->o.store, sy->o.lease_ttl_ms, NULL, lease_changed, lease_idle, sy};
+		struct lease_opts lo = {sy->o.base, sy->o.store, sy->o.lease_ttl_ms, sy->o.lease_owner, lease_changed,
+					lease_idle, sy};
 		sy->leases = lease_new(&lo);
 		if (!sy->leases) {
 			event_free(sy->job_timer);

@@ -42,6 +42,8 @@ struct sync_opts {
 	int token_margin_s;       /* refresh tokens this long before expiry (default 120) */
 	int lease_ttl_ms;         /* > 0: several hubd share the store; poll only the connectors
 				   * whose lease this process holds (lease.h); 0: poll all */
+	const char *lease_owner;  /* this hubd's lease owner name, the same across restarts
+				   * (NULL: one made up per process, see lease.h) */
 };
 
 struct sync;

@@ -48,7 +48,7 @@ struct hubd {
 	char state[300];
 	char cfg[320];
 	char token[128];
-	char pid_tag[32]; /* ":<pid>:", as in its lease owner name */
+	char owner_tag[48]; /* ":<instance id>", the end of its lease owner name */
 };
 
 static char dir[256], hubd_bin[512];
@@ -128,7 +128,15 @@ static int start_hub(struct hubd *h)
 	t[strcspn(t, "\n")] = '\0';
 	snprintf(h->token, sizeof(h->token), "%s", t);
 	free(t);
-	snprintf(h->pid_tag, sizeof(h->pid_tag), ":%ld:", (long)h->p.pid);
+	/* The owner name is "<host>:<instance id>", the id from the state dir,
+	 * the same across restarts. */
+	snprintf(path, sizeof(path), "%s/instance.id", h->state);
+	t = proc_read_file(path);
+	if (t == NULL || strlen(t) < 9)
+		return -1;
+	t[strcspn(t, "\n")] = '\0';
+	snprintf(h->owner_tag, sizeof(h->owner_tag), ":%s", t);
+	free(t);
 	return 0;
 }
 
@@ -231,7 +239,7 @@ static void read_leases(struct lease_row rows[SHOPS + 1])
 		if (i < 1 || i > SHOPS)
 			continue;
 		for (int h = 0; h < 2; h++)
-			if (strstr(owner, hubs[h].pid_tag) != NULL)
+			if (strstr(owner, hubs[h].owner_tag) != NULL)
 				rows[i].owner = h;
 		rows[i].acquired_ms = strtoll(PQgetvalue(r, k, 2), NULL, 10);
 		rows[i].expires_ms = strtoll(PQgetvalue(r, k, 3), NULL, 10);
@@ -471,6 +479,33 @@ static void one_poller_per_connector_and_takeover(void **state)
 	assert_true(took_ms >= 0);
 	assert_true(took_ms <= 3 * TTL_S * 1000 + 3000);
 	converge(30);
+
+	/* hubd 1 dies and comes straight back on its state dir: the same owner
+	 * name (the state dir's instance id), so it renews the leases it held
+	 * rather than waiting for them to expire, and catches up. */
+	{
+		char before[sizeof(hubs[1].owner_tag)];
+		int64_t restarted_ms;
+		snprintf(before, sizeof(before), "%s", hubs[1].owner_tag);
+		proc_stop(&hubs[1].p, SIGKILL, 5000, NULL);
+		assert_int_equal(start_hub(&hubs[1]), 0);
+		restarted_ms = wall_ms();
+		assert_string_equal(hubs[1].owner_tag, before);
+		for (took_ms = -1; wall_ms() - restarted_ms <= 3 * TTL_S * 1000 + 3000; usleep(100000)) {
+			int mine = 0;
+			read_leases(cur);
+			for (int i = 1; i <= SHOPS; i++)
+				mine += cur[i].owner == 1 && cur[i].expires_ms > wall_ms();
+			if (mine == SHOPS) {
+				took_ms = wall_ms() - restarted_ms;
+				break;
+			}
+		}
+		printf("restarted hubd 1 held every lease again %lld ms after it was ready\n", (long long)took_ms);
+		assert_true(took_ms >= 0);
+		assert_int_equal(post(url, "{\"seconds\":3600}"), 200);
+		converge(30);
+	}
 
 	/* A clean stop: exit 0 (with the sanitizers: nothing leaked), and the
 	 * leases of idle connectors handed back rather than left to expire. */
