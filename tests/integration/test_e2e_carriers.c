@@ -32,13 +32,14 @@ static char dir[256], hubd_bin[512], sandbox_bin[512], plugins[512], cfg_path[60
 static int hub_port, sb_port;
 static struct proc hub, sandbox;
 
-static json_t *get_json(const char *url, const char *hdr)
+/* GET url with one extra header (Shopify's token): the 200 body, or NULL. */
+static json_t *get_json_hdr(const char *url, const char *hdr)
 {
 	struct th_response r;
 	const char *h[] = {hdr, NULL};
 	json_t *j = NULL;
 
-	if (th_http("GET", url, hdr ? h : NULL, NULL, 0, &r) == 0 && r.status == 200)
+	if (th_http("GET", url, h, NULL, 0, &r) == 0 && r.status == 200)
 		j = json_loads(r.body, 0, NULL);
 	th_response_release(&r);
 	return j;
@@ -46,23 +47,10 @@ static json_t *get_json(const char *url, const char *hdr)
 
 static json_t *hub_get(const char *path)
 {
-	char url[512], auth[200];
+	char url[512];
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", hub_port, path);
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-	return get_json(url, auth);
-}
-
-static int post(const char *url, const char *auth, const char *body)
-{
-	struct th_response r;
-	const char *h[] = {"Content-Type: application/json", auth, NULL};
-	int st;
-
-	th_http("POST", url, h, body, strlen(body), &r);
-	st = (int)r.status;
-	th_response_release(&r);
-	return st;
+	return th_get_json(url, token);
 }
 
 static int setup(void **state)
@@ -136,7 +124,7 @@ static int setup(void **state)
 	 * cool-downs). The hub honours a carrier 503's Retry-After for the whole
 	 * stream; 3 s instead of the sandbox's 30 keeps the rounds short (USPS
 	 * tracks one number per request, some 80 requests a round). */
-	if (post(url, NULL,
+	if (th_post_json(url, NULL,
 		 "[{\"api\":\"shopify\",\"rate_429\":0.1,\"rate_5xx\":0.1},"
 		 "{\"api\":\"ups\",\"rate_429\":0.05,\"rate_5xx\":0.05,\"retry_after_s\":3},"
 		 "{\"api\":\"fedex\",\"rate_429\":0.05,\"rate_5xx\":0.05,\"retry_after_s\":3},"
@@ -240,7 +228,7 @@ static size_t load_truth(struct truth *t, size_t max)
 		json_t *all, *s;
 		size_t i;
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/truth/%s/shipments", sb_port, carriers[c]);
-		all = get_json(url, NULL);
+		all = th_get_json(url, NULL);
 		assert_non_null(all);
 		json_array_foreach(json_object_get(all, "shipments"), i, s) {
 			const char *num = NULL;
@@ -364,13 +352,12 @@ static int compare(size_t *delivered, char *why, size_t size)
 /* Syncs every Shopify connector now and waits until each sync is done. */
 static void sync_shops(void)
 {
-	char auth[200], url[160], path[64];
+	char url[160], path[64];
 	time_t deadline = time(NULL) + 120;
 
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
 	for (int i = 1; i <= SHOPS; i++) {
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/connectors/s%d/sync", hub_port, i);
-		assert_int_equal(post(url, auth, "{}"), 202);
+		assert_int_equal(th_post_json(url, token, "{}"), 202);
 	}
 	for (int i = 1; i <= SHOPS; i++) {
 		for (;;) {
@@ -392,13 +379,10 @@ static void sync_shops(void)
 
 static void resync_carriers(void)
 {
-	char auth[200];
-
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
 	for (size_t c = 0; c < 4; c++) {
 		char url[160];
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/connectors/%s/sync", hub_port, carriers[c]);
-		assert_int_equal(post(url, auth, "{}"), 202);
+		assert_int_equal(th_post_json(url, token, "{}"), 202);
 	}
 }
 
@@ -426,7 +410,7 @@ static void check_pushed(void)
 		 * when refused, wait for it to drain a little. */
 		events = NULL;
 		for (int a = 0; a < 30 && !events; a++) {
-			events = get_json(url, auth);
+			events = get_json_hdr(url, auth);
 			if (!events)
 				usleep(700000);
 		}
@@ -459,7 +443,7 @@ static void followed_to_delivery(void **state)
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/tick", sb_port);
 	for (int round = 0; round < 6; round++) {
 		time_t deadline;
-		assert_int_equal(post(url, NULL, "{\"seconds\":86400}"), 200);
+		assert_int_equal(th_post_json(url, NULL, "{\"seconds\":86400}"), 200);
 		sync_shops(); /* new fulfillments reach the hub first */
 		resync_carriers();
 		/* Room for a circuit that opens under the injected faults (30 s

@@ -41,32 +41,6 @@ static int hub_port, sb_port;
 static struct proc hub, sandbox;
 static struct nginxserver ngx;
 
-static json_t *get_json(const char *url, const char *tok)
-{
-	struct th_response r;
-	char auth[200];
-	const char *h[] = { auth, NULL };
-	json_t *j = NULL;
-
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok ? tok : "");
-	if (th_http("GET", url, tok ? h : NULL, NULL, 0, &r) == 0 && r.status == 200)
-		j = json_loads(r.body, 0, NULL);
-	th_response_release(&r);
-	return j;
-}
-
-static int post(const char *url, const char *body)
-{
-	struct th_response r;
-	const char *h[] = { "Content-Type: application/json", NULL };
-	int st;
-
-	th_http("POST", url, h, body, strlen(body), &r);
-	st = (int)r.status;
-	th_response_release(&r);
-	return st;
-}
-
 static int setup(void **state)
 {
 	char err[4096], upstream[64], sbcfg[600], logp[600], url[160], port_s[32], hubd_bin[512],
@@ -106,7 +80,7 @@ static int setup(void **state)
 		return -1;
 	/* Every API response held 300 ms: concurrent polls overlap in time. */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/faults", sb_port);
-	if (post(url, "{\"api\":\"shopify\",\"slow\":1,\"slow_ms\":300}") != 200)
+	if (th_post_json(url, NULL, "{\"api\":\"shopify\",\"slow\":1,\"slow_ms\":300}") != 200)
 		return -1;
 
 	len = (size_t)snprintf(cfg, sizeof(cfg),
@@ -168,7 +142,7 @@ static json_t *hub_orders(int shop)
 		const char *next;
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/orders?connector=s%d&limit=500%s%s", hub_port,
 			 shop, after[0] ? "&after=" : "", after);
-		res = get_json(url, token);
+		res = th_get_json(url, token);
 		if (res == NULL)
 			break;
 		json_array_extend(all, json_object_get(res, "orders"));
@@ -205,7 +179,7 @@ static int compare_shop(int i, char *why, size_t size)
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/truth/shopify/shop-%d.myshopify.com/orders", sb_port,
 		 i);
-	truth = get_json(url, NULL);
+	truth = th_get_json(url, NULL);
 	if (truth == NULL) {
 		snprintf(why, size, "no truth for shop %d", i);
 		return 1;
@@ -263,7 +237,7 @@ static void tick(int seconds)
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/tick", sb_port);
 	snprintf(body, sizeof(body), "{\"seconds\":%d}", seconds);
-	assert_int_equal(post(url, body), 200);
+	assert_int_equal(th_post_json(url, NULL, body), 200);
 }
 
 /* Whether two requests on one connection were in flight at the same time. */
@@ -330,7 +304,7 @@ static void wrong_name_refused(void **state)
 	(void)state;
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/connectors/s%d/status", hub_port, BAD_SHOP);
-	st = get_json(url, token);
+	st = th_get_json(url, token);
 	assert_non_null(st);
 	text = json_dumps(st, JSON_COMPACT);
 	printf("s%d status: %s\n", BAD_SHOP, text);

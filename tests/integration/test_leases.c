@@ -65,32 +65,6 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static json_t *get_json(const char *url, const char *tok)
-{
-	struct th_response r;
-	char auth[200];
-	const char *h[] = { auth, NULL };
-	json_t *j = NULL;
-
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok ? tok : "");
-	if (th_http("GET", url, tok ? h : NULL, NULL, 0, &r) == 0 && r.status == 200)
-		j = json_loads(r.body, 0, NULL);
-	th_response_release(&r);
-	return j;
-}
-
-static int post(const char *url, const char *body)
-{
-	struct th_response r;
-	const char *h[] = { "Content-Type: application/json", NULL };
-	int st;
-
-	th_http("POST", url, h, body, strlen(body), &r);
-	st = (int)r.status;
-	th_response_release(&r);
-	return st;
-}
-
 static int copy_file(const char *from, const char *to)
 {
 	char buf[256];
@@ -281,7 +255,7 @@ static int64_t last_attempt(int h, int i)
 	int64_t ms = 0;
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/connectors/s%d/status", hubs[h].port, i);
-	st = get_json(url, hubs[h].token);
+	st = th_get_json(url, hubs[h].token);
 	assert_non_null(st);
 	json_array_foreach(json_object_get(st, "streams"), k, sr) {
 		const char *t = json_string_value(json_object_get(sr, "last_attempt"));
@@ -302,9 +276,9 @@ static int compare_shop(int i, char *why, size_t size)
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/truth/shopify/shop-%d.myshopify.com/orders", sb_port,
 		 i);
-	truth = get_json(url, NULL);
+	truth = th_get_json(url, NULL);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/orders?connector=s%d&limit=500", hubs[1].port, i);
-	res = get_json(url, hubs[1].token);
+	res = th_get_json(url, hubs[1].token);
 	if (truth == NULL || res == NULL) {
 		snprintf(why, size, "s%d: no truth or no answer from hubd", i);
 		json_decref(truth);
@@ -452,7 +426,7 @@ static void one_poller_per_connector_and_takeover(void **state)
 
 	/* New data, then hubd 0 dies: hubd 1 takes its connectors over. */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/tick", sb_port);
-	assert_int_equal(post(url, "{\"seconds\":3600}"), 200);
+	assert_int_equal(th_post_json(url, NULL, "{\"seconds\":3600}"), 200);
 	{
 		int status;
 		proc_stop(&hubs[0].p, SIGKILL, 5000, &status);
@@ -503,7 +477,7 @@ static void one_poller_per_connector_and_takeover(void **state)
 		}
 		printf("restarted hubd 1 held every lease again %lld ms after it was ready\n", (long long)took_ms);
 		assert_true(took_ms >= 0);
-		assert_int_equal(post(url, "{\"seconds\":3600}"), 200);
+		assert_int_equal(th_post_json(url, NULL, "{\"seconds\":3600}"), 200);
 		converge(30);
 	}
 
