@@ -3,11 +3,12 @@
  * proxy for tests (see nginxserver.h). The certificate is made by the
  * openssl command at start; nginx runs in the foreground without a master
  * process so that one PID is all there is to stop. Every started PID is
- * recorded in a small table that an atexit handler and the signal handlers
- * use to kill what is still running, so no nginx outlives a test run.
+ * tracked by the process harness (proc_track), whose exit and signal
+ * handlers kill what is still running, so no nginx outlives a test run.
  */
 #include "config.h"
 #include "nginxserver.h"
+#include "proc.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -30,70 +31,6 @@
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
-
-#define MAX_SERVERS 4
-
-/* PIDs to kill at exit; written from the test thread, read in handlers. */
-static volatile pid_t running[MAX_SERVERS];
-static bool hooks_installed;
-
-static void kill_all(void)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		pid_t pid = running[i];
-		if (pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			running[i] = 0;
-		}
-	}
-}
-
-static void on_signal(int sig)
-{
-	/* kill() is async-signal-safe. */
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (running[i] > 0)
-			kill(running[i], SIGKILL);
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void install_hooks(void)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-
-	if (hooks_installed)
-		return;
-	hooks_installed = true;
-	atexit(kill_all);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_signal;
-		sigemptyset(&sa.sa_mask);
-		sigaction(sigs[i], &sa, NULL);
-	}
-}
-
-static void track(pid_t pid)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (running[i] == 0) {
-			running[i] = pid;
-			return;
-		}
-	}
-}
-
-static void untrack(pid_t pid)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (running[i] == pid)
-			running[i] = 0;
-	}
-}
 
 static int64_t now_ms(void)
 {
@@ -199,76 +136,22 @@ static void append_file(char *err, size_t size, const char *path)
 	fclose(fp);
 }
 
-/* Runs argv to completion within timeout_ms, output to log_path. Returns
- * the exit code, or -1 when it could not run or was killed. */
-static int run(char *const argv[], const char *log_path, int timeout_ms)
-{
-	int64_t deadline = now_ms() + timeout_ms;
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, WNOHANG) == 0) {
-		if (now_ms() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -1;
-		}
-		usleep(10000);
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* Removes the temp dir: its files and one level of subdirectories. */
-static void remove_dir(const char *dir, int depth)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[600];
-	struct stat st;
-
-	if (d != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && depth < 3)
-				remove_dir(path, depth + 1);
-			else
-				unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 /* Makes the key and the self-signed certificate for 127.0.0.1. */
 static int make_cert(struct nginxserver *ns, const char *openssl, char *err, size_t size)
 {
-	char key[320], log_path[320];
+	char key[320], *out = NULL;
 	char *argv[] = { (char *)openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
 			 "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", ns->ca_path,
 			 "-days", "2", "-subj", "/CN=hub test 127.0.0.1", "-addext",
 			 "subjectAltName=IP:127.0.0.1", NULL };
 
 	snprintf(key, sizeof(key), "%s/key.pem", ns->dir);
-	snprintf(log_path, sizeof(log_path), "%s/openssl.log", ns->dir);
-	if (run(argv, log_path, 20000) != 0) {
-		say(err, size, "nginxserver: %s could not make a certificate", openssl);
-		append_file(err, size, log_path);
+	if (proc_run(argv, &out, 20000) != 0) {
+		say(err, size, "nginxserver: %s could not make a certificate: %.400s", openssl, out ? out : "");
+		free(out);
 		return -1;
 	}
+	free(out);
 	return 0;
 }
 
@@ -367,12 +250,12 @@ static int spawn(struct nginxserver *ns, const char *bin, const struct passwd *p
 		_exit(127);
 	}
 	ns->pid = pid;
-	track(pid);
+	proc_track(pid);
 	deadline = now_ms() + timeout_ms;
 	while (now_ms() < deadline) {
 		int status;
 		if (waitpid(pid, &status, WNOHANG) == pid) {
-			untrack(pid);
+			proc_untrack(pid);
 			ns->pid = 0;
 			return -1; /* exited: port taken, bad configuration... */
 		}
@@ -382,7 +265,7 @@ static int spawn(struct nginxserver *ns, const char *bin, const struct passwd *p
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
-	untrack(pid);
+	proc_untrack(pid);
 	ns->pid = 0;
 	return -1;
 }
@@ -404,7 +287,6 @@ int nginxserver_start(struct nginxserver *ns, const char *upstream, int timeout_
 		    nginx == NULL ? "nginx" : "openssl", nginx == NULL ? "nginx" : "openssl");
 		return 1;
 	}
-	install_hooks();
 	snprintf(ns->dir, sizeof(ns->dir), "%s/hub-nginx-XXXXXX", tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
 	if (mkdtemp(ns->dir) == NULL) {
 		say(err, size, "nginxserver: mkdtemp %s: %s", ns->dir, strerror(errno));
@@ -499,10 +381,10 @@ void nginxserver_stop(struct nginxserver *ns)
 			}
 			usleep(10000);
 		}
-		untrack(ns->pid);
+		proc_untrack(ns->pid);
 		ns->pid = 0;
 	}
 	if (ns->dir[0] != '\0')
-		remove_dir(ns->dir, 0);
+		proc_rmtree(ns->dir);
 	ns->dir[0] = '\0';
 }
