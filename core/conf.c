@@ -141,7 +141,10 @@ static const struct key_spec top_keys[] = {
 	{"listen", K_STRING, 0},    {"state_dir", K_STRING, 1}, {"store", K_STRING, 0},
 	{"redis", K_STRING, 0},     {"plugin_dir", K_STRING, 0}, {"log", K_OBJECT, 0},
 	{"http", K_OBJECT, 0},      {"outbound", K_OBJECT, 0},  {"connectors", K_ARRAY, 0},
-	{"sync", K_OBJECT, 0},      {NULL, 0, 0},
+	{"sync", K_OBJECT, 0},      {"leases", K_OBJECT, 0},    {NULL, 0, 0},
+};
+static const struct key_spec lease_keys[] = {
+	{"enabled", K_BOOL, 0}, {"ttl_s", K_INT, 0}, {NULL, 0, 0},
 };
 static const struct key_spec log_keys[] = {
 	{"level", K_STRING, 0}, {"format", K_STRING, 0}, {NULL, 0, 0},
@@ -301,7 +304,7 @@ static int int_in(struct cfg_problems *p, const char *file, const json_t *obj, c
 int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p)
 {
 	json_error_t jerr;
-	json_t *root = NULL, *log, *http, *out, *sync;
+	json_t *root = NULL, *log, *http, *out, *sync, *leases;
 	const char *s;
 	size_t before = p->n;
 	long long v;
@@ -321,6 +324,8 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 	cfg->max_host_connections = 64;
 	cfg->max_total_connections = 1024;
 	cfg->start_spread_s = 900;
+	cfg->leases_enabled = 1;
+	cfg->lease_ttl_s = 30;
 
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
@@ -443,6 +448,16 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 		if (int_in(p, path, sync, "start_spread_s", "sync.start_spread_s", 0, 86400, &v) == 0 &&
 		    json_object_get(sync, "start_spread_s"))
 			cfg->start_spread_s = (int)v;
+	}
+
+	leases = json_object_get(root, "leases");
+	if (json_is_object(leases)) {
+		check_keys(p, path, "leases", leases, lease_keys);
+		if (json_is_boolean(json_object_get(leases, "enabled")))
+			cfg->leases_enabled = json_is_true(json_object_get(leases, "enabled"));
+		if (int_in(p, path, leases, "ttl_s", "leases.ttl_s", 2, 3600, &v) == 0 &&
+		    json_object_get(leases, "ttl_s"))
+			cfg->lease_ttl_s = (int)v;
 	}
 
 	cfg->connectors = json_object_get(root, "connectors");

@@ -61,6 +61,10 @@ struct hub_config {
 	/* Scheduling. */
 	int start_spread_s;          /* first syncs after start-up spread over at most this */
 
+	/* Polling leases, when several hubd share a PostgreSQL store. */
+	int leases_enabled;       /* default 1; ignored with SQLite (one process) */
+	int lease_ttl_s;          /* default 30 */
+
 	/* Declared connectors: array of {name, plugin, merchant, config, ...},
 	 * validated for shape here; each plugin validates its own config. */
 	json_t *connectors;

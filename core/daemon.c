@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -29,6 +31,7 @@
 #include "admin.h"
 #include "auth.h"
 #include "connector.h"
+#include "crypto.h"
 #include "http_client.h"
 #include "jsonschema.h"
 #include "plugin.h"
@@ -661,6 +664,83 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 	return remove(path);
 }
 
+/*
+ * Claims the state dir for this process: an exclusive flock on
+ * <state_dir>/hubd.lock (held until exit; a second hubd on the same state
+ * dir is refused, naming the holder's PID), then reads this hubd's
+ * instance id from <state_dir>/instance.id, creating it (16 random hex
+ * digits, mode 0600) on first start. The id names the process in polling
+ * leases, so a restarted hubd takes its own leases straight back. Returns 0,
+ * or -1 with err.
+ */
+static int state_claim(struct hub *hub, char *err, size_t size)
+{
+	char path[4096], buf[64];
+	unsigned char rnd[8];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/hubd.lock", hub->cfg.state_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, size, "%.300s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		close(fd);
+		if (e == EWOULDBLOCK)
+			snprintf(err, size, "%.300s is in use by another hubd (pid %s); give each hubd its own state_dir",
+				 hub->cfg.state_dir, buf[0] ? buf : "?");
+		else
+			snprintf(err, size, "%.300s: cannot lock: %s", path, strerror(e));
+		return -1;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n)
+		log_warn("hubd", "%s: cannot record the pid: %s", path, strerror(errno));
+	hub->state_lock_fd = fd;
+
+	snprintf(path, sizeof(path), "%s/instance.id", hub->cfg.state_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		if (strlen(buf) >= 8 && strlen(buf) <= 32 && strspn(buf, "0123456789abcdef") == strlen(buf)) {
+			snprintf(hub->instance_id, sizeof(hub->instance_id), "%.32s", buf);
+			return 0;
+		}
+		log_warn("hubd", "%s is not an instance id; writing a new one", path);
+	}
+	if (crypto_random(rnd, sizeof(rnd)) < 0) {
+		snprintf(err, size, "%.300s: no random bytes for an instance id", path);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(hub->instance_id + 2 * i, 3, "%02x", rnd[i]);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, size, "%.300s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = snprintf(buf, sizeof(buf), "%s\n", hub->instance_id);
+	if (write(fd, buf, (size_t)n) != n) {
+		snprintf(err, size, "%.300s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (close(fd) != 0) {
+		snprintf(err, size, "%.300s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int hub_start(struct hub *hub, const char *config_path)
 {
 	struct cfg_problems problems = {0};
@@ -671,10 +751,11 @@ int hub_start(struct hub *hub, const char *config_path)
 	struct sync_opts syo;
 	struct hub_error herr;
 	struct stat st;
-	char err[512];
+	char err[512], owner_name[200];
 	int rc = -1;
 
 	memset(hub, 0, sizeof(*hub));
+	hub->state_lock_fd = -1;
 	hub->started_ms = hub_mono_ms();
 	if (config_load(config_path, &hub->cfg, &problems) < 0 ||
 	    config_check_paths(&hub->cfg, &problems) < 0) {
@@ -720,7 +801,7 @@ int hub_start(struct hub *hub, const char *config_path)
 		goto out;
 	}
 	hub->created_state_dir = stat(hub->cfg.state_dir, &st) != 0;
-	if (make_dirs(hub->cfg.state_dir, err, sizeof(err)) < 0) {
+	if (make_dirs(hub->cfg.state_dir, err, sizeof(err)) < 0 || state_claim(hub, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s: state_dir: %s\n", config_path, err);
 		goto out;
 	}
@@ -779,6 +860,17 @@ int hub_start(struct hub *hub, const char *config_path)
 	syo.metrics = hub->metrics;
 	syo.request_timeout_ms = hub->cfg.request_timeout_ms;
 	syo.start_spread_s = hub->cfg.start_spread_s;
+	/* Several hubd may share a PostgreSQL store: each polls only what it leases. */
+	if (hub->cfg.leases_enabled && strcmp(store_backend(hub->store), "postgresql") == 0) {
+		/* Named after the state dir's instance id: a restarted hubd renews
+		 * its own leases at once instead of waiting for them to expire. */
+		char host[128] = "hubd";
+		gethostname(host, sizeof(host) - 1);
+		host[sizeof(host) - 1] = '\0';
+		snprintf(owner_name, sizeof(owner_name), "%s:%s", host, hub->instance_id);
+		syo.lease_ttl_ms = hub->cfg.lease_ttl_s * 1000;
+		syo.lease_owner = owner_name;
+	}
 	hub->sync = sync_new(&syo);
 	hub->auth = auth_new(hub->store, hub->server);
 	if (!hub->sync || !hub->auth) {
@@ -854,5 +946,7 @@ void hub_release(struct hub *hub)
 	json_decref(hub->declared);
 	if (hub->base)
 		event_base_free(hub->base);
+	if (hub->state_lock_fd >= 0)
+		close(hub->state_lock_fd); /* drops the lock */
 	config_release(&hub->cfg);
 }

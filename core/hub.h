@@ -38,6 +38,8 @@ struct hub {
 	json_t *declared;              /* {name: fingerprint} of the connectors declared in the
 					* config file (its JSON is let go after start) */
 	int created_state_dir;         /* removed again if start-up fails */
+	int state_lock_fd;             /* flock on <state_dir>/hubd.lock, -1 when none */
+	char instance_id[40];          /* <state_dir>/instance.id: this hubd's name across restarts */
 	struct event *sig_term, *sig_int, *sig_hup, *drain_timer, *stats_timer;
 	int stopping;            /* SIGTERM/SIGINT received */
 	long long stop_deadline_ms;

@@ -280,6 +280,23 @@ enum store_op {
 	STORE_OP_PRUNE = 26,
 	/* {} -> {"orders": n, "shipments": n, "jobs": n, "dead_letters": n, "schema_version": n} */
 	STORE_OP_STATS = 27,
+	/* {carrier, numbers: [..], next_check_ms?} -> {"released": n shipments}: gives
+	 * back the lease of numbers whose check failed, so they are due again
+	 * at next_check_ms (default now) instead of when the lease ends. A
+	 * number due earlier than that keeps its time. */
+	STORE_OP_TRACKING_RELEASE = 28,
+	/* Polling leases (several hubd on one database, see core/lease.h).
+	 * {owner, ttl_ms, connectors: [names wanted], release?: [names],
+	 * leave?: bool} -> {"held": [names], "instances": n, "share": n,
+	 * "excess": n}. Marks `owner` alive until now + ttl_ms, first drops its
+	 * leases named in `release`, then renews the leases it holds among
+	 * `connectors` and takes free or expired ones up to its fair share
+	 * (ceil(connectors / live instances)); "held" is what it holds now,
+	 * until now + ttl_ms, "excess" how many it holds above its share (to
+	 * hand back, idle ones first, through `release`). A lease another
+	 * owner holds unexpired is never taken. leave: drops every lease of
+	 * `owner` and its instance row, holds nothing. */
+	STORE_OP_LEASES_RENEW = 29,
 };
 
 /* Called on the loop thread with the op's outcome. `result` (borrowed, may

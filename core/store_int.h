@@ -155,6 +155,12 @@ int store_op_build(struct store_exec *x, struct store_item *it, unsigned index,
  * STORE_NOT_FOUND). Store thread. */
 void store_op_done(struct store_exec *x, struct store_item *it);
 
+/* STORE_OP_LEASES_RENEW (core/store_lease.c): the phases and the result,
+ * as store_op_build and store_op_done. */
+int store_lease_build(struct store_exec *x, struct store_item *it, unsigned index,
+		      struct sql_script *s);
+void store_lease_done(struct store_exec *x, struct store_item *it);
+
 /* Frees what an attempt produced so the item can run again. */
 void store_item_reset(struct store_item *it);
 

@@ -1340,6 +1340,33 @@ static int build_tracking_due(struct store_exec *x, struct store_item *it, unsig
 	return 0;
 }
 
+static int build_tracking_release(struct store_exec *x, struct store_item *it, unsigned index,
+				  struct sql_script *s)
+{
+	const json_t *p = it->params, *numbers = json_object_get(p, "numbers"), *n;
+	int64_t at = p_int(p, "next_check_ms", x->now_ms);
+	size_t i;
+
+	if (!p_str(p, "carrier"))
+		return refuse(it, "carrier", "carrier is required");
+	if (!json_is_array(numbers))
+		return refuse(it, "numbers", "numbers must be an array of tracking numbers");
+	json_array_foreach(numbers, i, n) {
+		struct sql_stmt *st;
+		if (!json_is_string(n))
+			return refuse(it, "numbers", "numbers must be an array of tracking numbers");
+		st = sql_script_add(s, SQL_DEF(SQL_TRACKING_RELEASE), 3, index);
+		if (!st)
+			return oom(it);
+		sql_bind_text(s, st, 1, p_str(p, "carrier"));
+		sql_bind_text(s, st, 2, json_string_value(n));
+		sql_bind_int(s, st, 3, at);
+		st->on_row = count_row;
+		st->ctx = it;
+	}
+	return 0;
+}
+
 /* ---- merchants, maintenance, stats ------------------------------------------------------ */
 
 static int merchant_row(void *ctx, const struct sql_row *row)
@@ -1460,11 +1487,15 @@ int store_op_build(struct store_exec *x, struct store_item *it, unsigned index,
 		return build_jobs(x, it, index, s);
 	case STORE_OP_TRACKING_DUE:
 		return build_tracking_due(x, it, index, s);
+	case STORE_OP_TRACKING_RELEASE:
+		return build_tracking_release(x, it, index, s);
 	case STORE_OP_MERCHANT_PUT:
 	case STORE_OP_MERCHANTS_LIST:
 	case STORE_OP_PRUNE:
 	case STORE_OP_STATS:
 		return build_misc(x, it, index, s);
+	case STORE_OP_LEASES_RENEW:
+		return store_lease_build(x, it, index, s);
 	}
 	return refuse(it, NULL, "unknown store op");
 }
@@ -1525,6 +1556,13 @@ void store_op_done(struct store_exec *x, struct store_item *it)
 	case STORE_OP_PRUNE:
 		json_decref(it->result);
 		it->result = json_pack("{s:I}", "receipts", (json_int_t)it->rows);
+		break;
+	case STORE_OP_TRACKING_RELEASE:
+		json_decref(it->result);
+		it->result = json_pack("{s:I}", "released", (json_int_t)(it->rows > 0 ? it->rows : 0));
+		break;
+	case STORE_OP_LEASES_RENEW:
+		store_lease_done(x, it);
 		break;
 	default:
 		break;

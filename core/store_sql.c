@@ -228,6 +228,11 @@ const struct sql_def sql_defs[SQL_SLOT_COUNT] = {
 	    "UPDATE shipment_tracking SET not_found_count = not_found_count + 1, "
 	    "last_checked_ms = $3, next_check_ms = $4 WHERE carrier = $1 AND tracking_number = $2 "
 	    "AND shipment_id IN (SELECT id FROM shipments WHERE merchant = $5)"),
+	/* Gives back a lease early: only ever moves the next check closer. */
+	DEF(SQL_TRACKING_RELEASE,
+	    "UPDATE shipment_tracking SET next_check_ms = $3 "
+	    "WHERE carrier = $1 AND tracking_number = $2 AND next_check_ms > $3 "
+	    "RETURNING tracking_number"),
 
 	DEF(SQL_CURSOR_UPSERT,
 	    "INSERT INTO cursors (connector, stream, cursor, updated_at_ms) VALUES ($1, $2, $3, $4) "
@@ -426,8 +431,22 @@ static const char *const migration_1[] = {
 	NULL,
 };
 
+/* Polling leases for several hubd on one database (core/lease.c): one row
+ * per connector names the process that polls it until expires_at_ms; each
+ * live process keeps a row in hub_instances, so that each can compute its
+ * fair share of the connectors. */
+static const char *const migration_2[] = {
+	"CREATE TABLE connector_leases (connector TEXT@C@ PRIMARY KEY, owner TEXT NOT NULL, "
+	"expires_at_ms BIGINT NOT NULL, acquired_at_ms BIGINT NOT NULL)",
+	"CREATE INDEX connector_leases_owner ON connector_leases (owner)",
+	"CREATE TABLE hub_instances (id TEXT@C@ PRIMARY KEY, expires_at_ms BIGINT NOT NULL, "
+	"started_at_ms BIGINT NOT NULL)",
+	NULL,
+};
+
 static const char *const *const migrations[] = {
 	migration_1,
+	migration_2,
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))

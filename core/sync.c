@@ -28,6 +28,7 @@
 #include "connector.h"
 #include "host.h"
 #include "http_client.h"
+#include "lease.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
@@ -39,6 +40,9 @@
 #define HINT_DELAY_MS 2000
 #define MAX_JOBS_IN_FLIGHT 32
 #define BODY_EXCERPT 512
+/* How long a tracking step holds its numbers: longer than any step with its
+ * retries takes, so that two steps (or two hubd) never check one number. */
+#define TRACKING_LEASE_MS 600000
 
 enum sr_state {
 	SR_IDLE,
@@ -70,6 +74,7 @@ struct stream_run {
 	int auth_retried;
 	int64_t last_success_ms, last_attempt_ms, next_run_ms;
 	int64_t start_offset_ms; /* >= 0: first run not scheduled yet, this long after sync_start() */
+	int spread_pending;      /* its spread first run has not begun yet */
 	char *last_error; /* no_error, or malloc'd (set_error) */
 	uint64_t records, pages, rl_waits, retries;
 	int64_t rl_wait_ms_total;
@@ -87,6 +92,7 @@ struct stream_run {
 	struct hub_msg req;
 	json_t *cursor;
 	json_t *leased;
+	char carrier[64]; /* the carrier the numbers were leased for */
 	int64_t wait_started_ms;
 };
 
@@ -104,6 +110,7 @@ struct csched {
 	char *token_error; /* no_error, or malloc'd (token_failed) */
 	int64_t token_failed_ms;
 	unsigned token_failures;
+	struct lease_entry *lease; /* NULL: polled without a lease (one hubd) */
 	struct csched *next, *prev;
 };
 
@@ -132,6 +139,7 @@ struct sync {
 	struct event *job_timer;
 	uint64_t spread_seq; /* streams given a spread first run so far */
 	int started;         /* sync_start() was called */
+	struct lease_mgr *leases; /* several hubd on one store; NULL: one hubd */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -612,6 +620,25 @@ static void step_end(struct stream_run *sr, int64_t next_delay_ms)
 	schedule(sr, next_delay_ms);
 }
 
+/* Gives back the lease of a failed tracking step's numbers so that they are
+ * due again now instead of when their lease (TRACKING_LEASE_MS) runs out.
+ * Fire and forget: if it is lost, the lease still ends. */
+static void release_leased(struct stream_run *sr)
+{
+	json_t *numbers = json_array(), *it, *params;
+	struct hub_error err;
+	size_t i;
+
+	json_array_foreach(sr->leased, i, it)
+		json_array_append(numbers, json_object_get(it, "tracking_number"));
+	params = json_pack("{s:s,s:o,s:I}", "carrier", sr->carrier, "numbers", numbers, "next_check_ms",
+			   (json_int_t)now_ms());
+	memset(&err, 0, sizeof(err));
+	if (!params || store_call(sr->cs->sy->o.store, STORE_OP_TRACKING_RELEASE, params, NULL, NULL, &err) < 0)
+		log_warn("sync", "%s/%s: cannot give back %zu leased number(s): %s", connector_name(sr->cs->c),
+			 sr->name, json_array_size(sr->leased), params ? err.message : "out of memory");
+}
+
 /* A failed attempt: retry the same step with backoff, or give up this round. */
 static void step_failed(struct stream_run *sr, enum retry_verdict v, int64_t retry_after_ms)
 {
@@ -644,8 +671,13 @@ static void step_failed(struct stream_run *sr, enum retry_verdict v, int64_t ret
 			return;
 		}
 	}
-	/* Permanent, or retries exhausted: this round is over. */
+	/* Permanent, or retries exhausted: this round is over. After transient
+	 * failures (the circuit guards against an outage) its numbers are due
+	 * again next round; after a permanent one (a dead letter) they wait out
+	 * their lease. */
 	sr->attempt = 0;
+	if (sr->tracking && v != RETRY_PERMANENT && json_array_size(sr->leased) > 0)
+		release_leased(sr);
 	if (sr->sync_active) {
 		sr->sync_active = 0;
 		sr->sync_state = "failed";
@@ -1066,11 +1098,12 @@ static void step_lease(struct stream_run *sr)
 		sr->inst = connector_acquire(cs->c);
 	if (sr->inst && sr->inst->gen->desc.tracking_batch_max > 1)
 		batch = sr->inst->gen->desc.tracking_batch_max;
+	snprintf(sr->carrier, sizeof(sr->carrier), "%s", sr->inst ? sr->inst->gen->desc.name : "");
 	sr->step_started_ms = now_ms();
 	/* The carrier account belongs to a merchant: it follows that merchant's
 	 * shipments, whatever marketplace they came from. */
-	params = json_pack("{s:s,s:s,s:i,s:i}", "carrier", sr->inst ? sr->inst->gen->desc.name : "",
-			   "merchant", cs->c->merchant, "limit", (int)batch, "lease_ms", 600000);
+	params = json_pack("{s:s,s:s,s:i,s:i}", "carrier", sr->carrier,
+			   "merchant", cs->c->merchant, "limit", (int)batch, "lease_ms", TRACKING_LEASE_MS);
 	/* An on-demand sync rechecks every active number once, due or not. */
 	if (sr->sync_active)
 		json_object_set_new(params, "checked_before_ms", json_integer(sr->sync_started_ms));
@@ -1086,12 +1119,15 @@ static void step_lease(struct stream_run *sr)
 	}
 }
 
+static int lease_parked(struct stream_run *sr);
+
 static void step_begin(struct stream_run *sr)
 {
 	struct csched *cs = sr->cs;
 	int64_t now = now_ms();
 
-	if (cs->detached || cs->sy->stopping)
+	sr->spread_pending = 0;
+	if (cs->detached || cs->sy->stopping || lease_parked(sr))
 		return;
 	if (sr->state == SR_BACKOFF) {
 		/* Retry of the same step: same cursor, same leased numbers; not
@@ -1156,6 +1192,65 @@ static void step_begin(struct stream_run *sr)
 static void stream_timer(evutil_socket_t fd, short what, void *arg)
 {
 	step_begin(arg);
+}
+
+/* ---- polling leases (several hubd on one store, see lease.h) ------------------- */
+
+/* Whether the stream must wait for its connector's lease: another hubd
+ * polls it. The stream stays as it is (no timer) until lease_changed()
+ * wakes it; an on-demand sync asked of this process ends as "elsewhere". */
+static int lease_parked(struct stream_run *sr)
+{
+	struct csched *cs = sr->cs;
+
+	if (!cs->lease || lease_entry_held(cs->lease))
+		return 0;
+	if (sr->sync_active) {
+		sr->sync_active = 0;
+		sr->sync_state = "elsewhere";
+	}
+	return 1;
+}
+
+/* The lease was gained (with the cursors the last holder committed) or lost. */
+static void lease_changed(void *arg, void *user, int held, const json_t *cursors)
+{
+	struct csched *cs = user;
+	const char *stream;
+	json_t *v;
+	(void)arg;
+
+	if (!held || cs->detached)
+		return;
+	json_object_foreach((json_t *)cursors, stream, v) {
+		if (json_is_object(v) && !json_is_null(json_object_get(v, "cursor")))
+			connector_set_cursor(cs->c, stream, json_object_get(v, "cursor"));
+	}
+	for (size_t i = 0; i < cs->n; i++) {
+		enum sr_state st = cs->streams[i].state;
+		/* A first run spread over start-up keeps its place: hubd's leases
+		 * all arrive in its first seconds. */
+		if (cs->streams[i].spread_pending)
+			continue;
+		if (st == SR_IDLE || st == SR_BACKOFF || st == SR_WAIT_LIMIT)
+			schedule(&cs->streams[i], (int64_t)(rand() % 500));
+	}
+}
+
+/* Nothing of the connector in flight: its lease may be handed back. */
+static int lease_idle(void *arg, void *user)
+{
+	struct csched *cs = user;
+	(void)arg;
+
+	if (cs->refreshing)
+		return 0;
+	for (size_t i = 0; i < cs->n; i++) {
+		enum sr_state st = cs->streams[i].state;
+		if (st == SR_IN_FLIGHT || st == SR_COMMITTING || st == SR_LEASING)
+			return 0;
+	}
+	return 1;
 }
 
 /* ---- attach / detach / control ---------------------------------------------- */
@@ -1228,14 +1323,20 @@ int sync_attach(struct sync *sy, struct connector *c, const struct sync_settings
 		sr->start_offset_ms = -1;
 		if (set->paused)
 			continue;
-		if (set->spread_start && sy->o.start_spread_s > 0 && !sy->started)
+		if (set->spread_start && sy->o.start_spread_s > 0 && !sy->started) {
 			sr->start_offset_ms = first_run_delay(sy, sr, set);
-		else
+			sr->spread_pending = 1;
+		} else
 			schedule(sr, first_run_delay(sy, sr, set));
 	}
 	c->user = cs;
 	circuit_gauge(cs);
 	instance_release(inst);
+	if (sy->leases && !(cs->lease = lease_want(sy->leases, connector_name(c), cs))) {
+		c->user = NULL;
+		cs_unref(cs);
+		return -1;
+	}
 	c->user = cs;
 	cs->next = sy->all;
 	if (sy->all)
@@ -1266,6 +1367,10 @@ void sync_detach(struct sync *sy, struct connector *c)
 	if (!cs)
 		return;
 	cs->detached = 1;
+	if (cs->lease) {
+		lease_unwant(sy->leases, cs->lease);
+		cs->lease = NULL;
+	}
 	for (size_t i = 0; i < cs->n; i++)
 		if (cs->streams[i].timer)
 			evtimer_del(cs->streams[i].timer);
@@ -1419,6 +1524,9 @@ json_t *sync_status(struct sync *sy, struct connector *c)
 		json_object_set_new(res, "access_token", tok);
 	}
 	json_object_set_new(res, "sync", sync ? sync : json_pack("{s:s}", "state", "idle"));
+	if (cs->lease)
+		json_object_set_new(res, "lease", json_pack("{s:s,s:s}", "state", lease_entry_state(cs->lease),
+							     "instance", lease_owner(sy->leases)));
 	return res;
 }
 
@@ -1750,6 +1858,16 @@ struct sync *sync_new(const struct sync_opts *opts)
 	}
 	evtimer_add(sy->job_timer, &tv);
 	srand((unsigned)time(NULL));
+	if (sy->o.lease_ttl_ms > 0) {
+		struct lease_opts lo = {sy->o.base, sy->o.store, sy->o.lease_ttl_ms, sy->o.lease_owner, lease_changed,
+					lease_idle, sy};
+		sy->leases = lease_new(&lo);
+		if (!sy->leases) {
+			event_free(sy->job_timer);
+			free(sy);
+			return NULL;
+		}
+	}
 	return sy;
 }
 
@@ -1757,6 +1875,7 @@ void sync_stop(struct sync *sy)
 {
 	sy->stopping = 1;
 	evtimer_del(sy->job_timer);
+	lease_stop(sy->leases);
 	for (struct csched *cs = sy->all; cs; cs = cs->next) {
 		for (size_t i = 0; i < cs->n; i++)
 			if (cs->streams[i].state == SR_IDLE || cs->streams[i].state == SR_BACKOFF ||
@@ -1780,6 +1899,7 @@ void sync_free(struct sync *sy)
 		struct csched *cs = sy->all;
 		sync_detach(sy, cs->c);
 	}
+	lease_free(sy->leases);
 	event_free(sy->job_timer);
 	free(sy);
 }

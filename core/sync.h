@@ -45,6 +45,10 @@ struct sync_opts {
 	int job_interval_ms;      /* job claim period (default 1000) */
 	int token_margin_s;       /* refresh tokens this long before expiry (default 120) */
 	int start_spread_s;       /* most a first sync at start-up waits (0: within a second) */
+	int lease_ttl_ms;         /* > 0: several hubd share the store; poll only the connectors
+				   * whose lease this process holds (lease.h); 0: poll all */
+	const char *lease_owner;  /* this hubd's lease owner name, the same across restarts
+				   * (NULL: one made up per process, see lease.h) */
 };
 
 struct sync;

@@ -137,8 +137,13 @@ static void problem(struct sb_req *r, int status, const char *title, const char 
 void sb_carrier_fault(struct sb_req *r, int api, int status)
 {
 	int is429 = status == 429;
-	if (is429 || status == 503)
-		sb_set_header(r, "Retry-After", is429 ? "1" : "30");
+	if (is429) {
+		sb_set_header(r, "Retry-After", "1");
+	} else if (status == 503) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%d", r->srv->cfg.faults[api].retry_after_s);
+		sb_set_header(r, "Retry-After", ra);
+	}
 	switch (api) {
 	case SB_UPS:
 		ups_error(r, status, is429 ? "10429" : status == 503 ? "10503" : "10500",

@@ -61,7 +61,14 @@ void sb_config_defaults(struct sb_config *c)
 	c->hook_timeout_s = 10;
 	c->hook_conns = 4;
 	for (int i = 0; i < SB_API_COUNT; i++)
-		c->faults[i].timeout_ms = 30000;
+		sb_faults_reset(&c->faults[i]);
+}
+
+void sb_faults_reset(struct sb_faults *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->timeout_ms = 30000;
+	f->retry_after_s = 30;
 }
 
 static int fail(char *err, size_t errsz, const char *what, const char *key)
@@ -136,6 +143,9 @@ static int apply_faults_one(struct sb_faults *f, const json_t *j, char *err, siz
 				continue;
 			if (get_share(v, &f->expire, k, err, errsz))
 				return -1;
+		} else if (strcmp(k, "retry_after_s") == 0) {
+			if (get_int(v, &f->retry_after_s, 0, 3600, k, err, errsz))
+				return -1;
 		} else if (strcmp(k, "slow_ms") == 0 || strcmp(k, "timeout_ms") == 0) {
 			int x;
 			if (get_int(v, &x, 0, 600000, k, err, errsz))
@@ -195,10 +205,8 @@ int sb_faults_apply(struct sb_config *c, const json_t *j, char *err, size_t errs
 	int reset = json_is_true(json_object_get(j, "reset"));
 	for (int a = lo; a < hi; a++) {
 		struct sb_faults f = c->faults[a];
-		if (reset) {
-			memset(&f, 0, sizeof(f));
-			f.timeout_ms = 30000;
-		}
+		if (reset)
+			sb_faults_reset(&f);
 		if (apply_faults_one(&f, j, err, errsz))
 			return -1;
 		c->faults[a] = f;
@@ -213,11 +221,11 @@ json_t *sb_faults_json(const struct sb_config *c)
 		const struct sb_faults *f = &c->faults[a];
 		json_object_set_new(
 			o, sb_api_name(a),
-			json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:i,s:i}", "rate_429",
+			json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:i,s:i,s:i}", "rate_429",
 				  f->rate_429, "rate_5xx", f->rate_5xx, "drop", f->drop, "timeout",
 				  f->timeout, "truncate", f->truncate, "malformed", f->malformed,
 				  "expire_tokens", f->expire, "slow", f->slow, "slow_ms", f->slow_ms,
-				  "timeout_ms", f->timeout_ms));
+				  "timeout_ms", f->timeout_ms, "retry_after_s", f->retry_after_s));
 	}
 	return o;
 }

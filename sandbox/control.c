@@ -113,10 +113,8 @@ static void faults(struct sb_req *r)
 {
 	struct sb_server *srv = r->srv;
 	if (r->method == EVHTTP_REQ_DELETE) {
-		for (int a = 0; a < SB_API_COUNT; a++) {
-			memset(&srv->cfg.faults[a], 0, sizeof(srv->cfg.faults[a]));
-			srv->cfg.faults[a].timeout_ms = 30000;
-		}
+		for (int a = 0; a < SB_API_COUNT; a++)
+			sb_faults_reset(&srv->cfg.faults[a]);
 	} else if (r->method == EVHTTP_REQ_POST) {
 		json_t *b = sb_body_json(r, 0);
 		char msg[256] = "expected a JSON object or array";

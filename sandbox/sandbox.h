@@ -197,6 +197,7 @@ struct sb_faults {
 	double slow;          /* share of responses delayed by slow_ms */
 	int slow_ms;
 	int timeout_ms;       /* how long a "timeout" holds the request */
+	int retry_after_s;    /* Retry-After of an injected 503 (carrier APIs) */
 };
 
 struct sb_config {
@@ -237,6 +238,8 @@ void sb_config_defaults(struct sb_config *c);
 int sb_config_apply(struct sb_config *c, const json_t *j, char *err, size_t errsz);
 /* Applies one fault object {"api":"shopify"|"*", "rate_429":..}; 0 or -1. */
 int sb_faults_apply(struct sb_config *c, const json_t *j, char *err, size_t errsz);
+/* Sets one API's faults back to none, with the default durations. */
+void sb_faults_reset(struct sb_faults *f);
 json_t *sb_faults_json(const struct sb_config *c);
 
 /* ---- the world (world.c) --------------------------------------------- */

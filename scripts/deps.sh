@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential autoconf automake libtool pkg-config
 libevent-dev libcurl4-openssl-dev libjansson-dev libssl-dev libltdl-dev
 libpq-dev libhiredis-dev libsqlite3-dev libcmocka-dev
-postgresql redis-server valgrind curl ca-certificates procps"
+postgresql redis-server nginx openssl valgrind curl ca-certificates procps"
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
 missing=

@@ -82,18 +82,6 @@ static const char *currency_of_marketplace(const char *id)
 	return NULL;
 }
 
-/* Reads an optional string; "" gives NULL. */
-static int opt_str(const json_t *obj, const char *key, const char **out, const char *ctx,
-		   struct hub_error *err)
-{
-	*out = NULL;
-	if (hub_json_str_opt(obj, key, out, ctx, err) < 0)
-		return -1;
-	if (*out != NULL && **out == '\0')
-		*out = NULL;
-	return 0;
-}
-
 /* Reads the Money object obj[key]. Returns 1 with *minor set (and
  * *currency pointing into obj) when present, 0 when absent, -1 on error.
  * `want` (may be NULL) is the order's currency: another one is an error. */
@@ -172,69 +160,37 @@ static int set_sum(json_t *rec, const char *key, const struct sums *s, int c)
 	return json_object_set_new(rec, key, json_integer(v));
 }
 
-/* Whether s looks like a subdivision code ("WA", "SP") rather than text. */
-static int is_region_code(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 10)
-		return 0;
-	for (const char *p = s; *p != '\0'; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
-			return 0;
-	return 1;
-}
-
-static int is_country_code(const char *s)
-{
-	return strlen(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z';
-}
-
 /* Maps recipient.deliveryAddress to a canonical address (json null when
  * absent). Returns NULL with err on a type error. */
 static json_t *map_address(const json_t *addr, const char *ctx, struct hub_error *err)
 {
-	const char *name, *company, *l1, *l2, *l3, *city, *state, *zip, *country, *phone;
+	struct hub_address a = {0};
+	const char *l2, *l3;
 	char line2[1040];
 	json_t *out;
 
 	if (addr == NULL)
 		return json_null();
-	if (opt_str(addr, "name", &name, ctx, err) < 0 ||
-	    opt_str(addr, "companyName", &company, ctx, err) < 0 ||
-	    opt_str(addr, "addressLine1", &l1, ctx, err) < 0 ||
-	    opt_str(addr, "addressLine2", &l2, ctx, err) < 0 ||
-	    opt_str(addr, "addressLine3", &l3, ctx, err) < 0 ||
-	    opt_str(addr, "city", &city, ctx, err) < 0 ||
-	    opt_str(addr, "stateOrRegion", &state, ctx, err) < 0 ||
-	    opt_str(addr, "postalCode", &zip, ctx, err) < 0 ||
-	    opt_str(addr, "countryCode", &country, ctx, err) < 0 ||
-	    opt_str(addr, "phone", &phone, ctx, err) < 0)
+	if (hub_json_str_or_null(addr, "name", &a.name, ctx, err) < 0 ||
+	    hub_json_str_or_null(addr, "companyName", &a.company, ctx, err) < 0 ||
+	    hub_json_str_or_null(addr, "addressLine1", &a.address1, ctx, err) < 0 ||
+	    hub_json_str_or_null(addr, "addressLine2", &l2, ctx, err) < 0 ||
+	    hub_json_str_or_null(addr, "addressLine3", &l3, ctx, err) < 0 ||
+	    hub_json_str_or_null(addr, "city", &a.city, ctx, err) < 0 ||
+	    hub_json_str_or_null(addr, "stateOrRegion", &a.region, ctx, err) < 0 ||
+	    hub_json_str_or_null(addr, "postalCode", &a.zip, ctx, err) < 0 ||
+	    hub_json_str_or_null(addr, "countryCode", &a.country, ctx, err) < 0 ||
+	    hub_json_str_or_null(addr, "phone", &a.phone, ctx, err) < 0)
 		return NULL;
 	/* The canonical address has two street lines: a third joins the
 	 * second. */
 	if (snprintf(line2, sizeof(line2), "%s%s%s", l2 ? l2 : "", l2 && l3 ? ", " : "",
 		     l3 ? l3 : "") < 0)
 		line2[0] = '\0';
-	out = json_object();
-	if (out == NULL ||
-	    hub_json_set_str(out, "name", name) < 0 ||
-	    json_object_set_new(out, "first_name", json_null()) < 0 ||
-	    json_object_set_new(out, "last_name", json_null()) < 0 ||
-	    hub_json_set_str(out, "company", company) < 0 ||
-	    hub_json_set_str(out, "address1", l1) < 0 ||
-	    hub_json_set_str(out, "address2", line2) < 0 ||
-	    hub_json_set_str(out, "city", city) < 0 ||
-	    hub_json_set_str(out, "province", state && !is_region_code(state) ? state : NULL) < 0 ||
-	    hub_json_set_str(out, "province_code", state && is_region_code(state) ? state : NULL) < 0 ||
-	    hub_json_set_str(out, "zip", zip) < 0 ||
-	    hub_json_set_str(out, "country", country && !is_country_code(country) ? country : NULL) < 0 ||
-	    hub_json_set_str(out, "country_code", country && is_country_code(country) ? country : NULL) < 0 ||
-	    hub_json_set_str(out, "phone", phone) < 0) {
-		json_decref(out);
+	a.address2 = line2;
+	out = hub_address_new(&a);
+	if (out == NULL)
 		hub_error_set(err, ctx, "%s: out of memory (or text that is not UTF-8)", ctx);
-		return NULL;
-	}
 	return out;
 }
 
@@ -248,8 +204,8 @@ static json_t *map_customer(const json_t *buyer, const char *ctx, struct hub_err
 
 	if (buyer == NULL)
 		return json_null();
-	if (opt_str(buyer, "buyerName", &name, ctx, err) < 0 ||
-	    opt_str(buyer, "buyerEmail", &email, ctx, err) < 0)
+	if (hub_json_str_or_null(buyer, "buyerName", &name, ctx, err) < 0 ||
+	    hub_json_str_or_null(buyer, "buyerEmail", &email, ctx, err) < 0)
 		return NULL;
 	space = name != NULL ? strchr(name, ' ') : NULL;
 	if (space != NULL) {
@@ -309,9 +265,9 @@ static int read_item(const json_t *it, const char **currency, struct item *out,
 		return hub_error_set(err, ctx, "%s.quantityOrdered: negative", ctx);
 	if (snprintf(path, sizeof(path), "%s.product", ctx) < 0)
 		path[0] = '\0';
-	if (opt_str(product, "sellerSku", &out->sku, path, err) < 0 ||
-	    opt_str(product, "title", &out->title, path, err) < 0 ||
-	    opt_str(product, "asin", &out->asin, path, err) < 0 ||
+	if (hub_json_str_or_null(product, "sellerSku", &out->sku, path, err) < 0 ||
+	    hub_json_str_or_null(product, "title", &out->title, path, err) < 0 ||
+	    hub_json_str_or_null(product, "asin", &out->asin, path, err) < 0 ||
 	    hub_json_object_opt(product, "price", &price, path, err) < 0)
 		return -1;
 	if (price != NULL) {
@@ -357,10 +313,11 @@ static int read_item(const json_t *it, const char **currency, struct item *out,
 		if (hub_json_object_opt(canc, "cancellationExecution", &exec, path, err) < 0 ||
 		    hub_json_object_opt(canc, "cancellationRequest", &req, path, err) < 0)
 			return -1;
-		if (exec != NULL && opt_str(exec, "cancelReason", &out->cancel_reason, path, err) < 0)
+		if (exec != NULL &&
+		    hub_json_str_or_null(exec, "cancelReason", &out->cancel_reason, path, err) < 0)
 			return -1;
 		if (out->cancel_reason == NULL && req != NULL &&
-		    opt_str(req, "cancelReason", &out->cancel_reason, path, err) < 0)
+		    hub_json_str_or_null(req, "cancelReason", &out->cancel_reason, path, err) < 0)
 			return -1;
 	}
 	/* Without a unit price, the ITEM proceeds spread over the units. */
@@ -509,13 +466,13 @@ json_t *amz_map_order(const json_t *order, const char *ctx, int64_t *updated_ms,
 	}
 	if (ful != NULL) {
 		snprintf(path, sizeof(path), "%s.fulfillment", ctx);
-		if (opt_str(ful, "fulfillmentStatus", &fs, path, err) < 0 ||
-		    opt_str(ful, "fulfilledBy", &fulfilled_by, path, err) < 0 ||
-		    opt_str(ful, "fulfillmentServiceLevel", &level, path, err) < 0)
+		if (hub_json_str_or_null(ful, "fulfillmentStatus", &fs, path, err) < 0 ||
+		    hub_json_str_or_null(ful, "fulfilledBy", &fulfilled_by, path, err) < 0 ||
+		    hub_json_str_or_null(ful, "fulfillmentServiceLevel", &level, path, err) < 0)
 			return NULL;
 	}
 	if (channel != NULL &&
-	    opt_str(channel, "marketplaceId", &marketplace, ctx, err) < 0)
+	    hub_json_str_or_null(channel, "marketplaceId", &marketplace, ctx, err) < 0)
 		return NULL;
 	json_array_foreach(aliases, i, v) {
 		const char *type = json_string_value(json_object_get(v, "aliasType"));
@@ -532,7 +489,7 @@ json_t *amz_map_order(const json_t *order, const char *ctx, int64_t *updated_ms,
 		if (hub_json_object_opt(recipient, "deliveryAddress", &addr, path, err) < 0 ||
 		    hub_json_object_opt(recipient, "deliveryPreference", &pref, path, err) < 0)
 			return NULL;
-		if (pref != NULL && opt_str(pref, "addressInstruction", &note, path, err) < 0)
+		if (pref != NULL && hub_json_str_or_null(pref, "addressInstruction", &note, path, err) < 0)
 			return NULL;
 	}
 	if (proceeds != NULL) {
@@ -642,9 +599,9 @@ json_t *amz_map_order(const json_t *order, const char *ctx, int64_t *updated_ms,
 	{
 		const char *email = NULL, *phone = NULL;
 
-		if (buyer != NULL && opt_str(buyer, "buyerEmail", &email, ctx, err) < 0)
+		if (buyer != NULL && hub_json_str_or_null(buyer, "buyerEmail", &email, ctx, err) < 0)
 			goto fail;
-		if (addr != NULL && opt_str(addr, "phone", &phone, ctx, err) < 0)
+		if (addr != NULL && hub_json_str_or_null(addr, "phone", &phone, ctx, err) < 0)
 			goto fail;
 		if (hub_json_set_str(rec, "email", email) < 0 ||
 		    hub_json_set_str(rec, "phone", phone) < 0)

@@ -20,7 +20,8 @@
  *    the line items' totals (after line discounts, before tax and shipping).
  *  - Addresses: "state" is a code for countries WooCommerce knows states of
  *    ("CA") and free text otherwise: upper-case codes go to province_code,
- *    other text to province. An address whose fields are all empty is null.
+ *    other text to province (hub_address_new). An address whose fields are
+ *    all empty is null.
  */
 #include "config.h"
 
@@ -34,18 +35,6 @@
 
 /* Marks "not present" for optional times. */
 #define NO_TIME INT64_MIN
-
-/* Reads an optional string; "" and null both give NULL. Returns 0 or -1. */
-static int opt_str(const json_t *obj, const char *key, const char **out, const char *ctx,
-		   struct hub_error *err)
-{
-	*out = NULL;
-	if (hub_json_str_opt(obj, key, out, ctx, err) < 0)
-		return -1;
-	if (*out != NULL && **out == '\0')
-		*out = NULL;
-	return 0;
-}
 
 /* Sets rec[key] to the amount obj[key] in minor units, or null when the
  * field is missing, null or "". Returns 0 or -1 with err set. */
@@ -186,32 +175,12 @@ static int money(const json_t *obj, const char *key, const char *currency, int64
 	return hub_money_from_json(json_object_get(obj, key), currency, minor, path, err);
 }
 
-/* Whether s looks like a subdivision code ("CA", "JP13", "TH-10") rather
- * than a free-text region ("England"). */
-static int is_region_code(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 10)
-		return 0;
-	for (const char *p = s; *p != '\0'; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
-			return 0;
-	return 1;
-}
-
-/* Whether s is an ISO 3166-1 alpha-2 code. */
-static int is_country_code(const char *s)
-{
-	return strlen(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z';
-}
-
 /* Maps a billing or shipping object to a canonical address, or json null
  * when absent or entirely empty. Returns NULL with err on a type error. */
 static json_t *map_address(const json_t *order, const char *key, const char *octx,
 			   struct hub_error *err)
 {
-	const char *first, *last, *company, *a1, *a2, *city, *state, *zip, *country, *phone;
+	struct hub_address a = {0};
 	json_t *src = NULL, *addr;
 	char ctx[128], name[520];
 
@@ -220,46 +189,28 @@ static json_t *map_address(const json_t *order, const char *key, const char *oct
 	if (src == NULL)
 		return json_null();
 	snprintf(ctx, sizeof(ctx), "%s.%s", octx, key);
-	if (opt_str(src, "first_name", &first, ctx, err) < 0 ||
-	    opt_str(src, "last_name", &last, ctx, err) < 0 ||
-	    opt_str(src, "company", &company, ctx, err) < 0 ||
-	    opt_str(src, "address_1", &a1, ctx, err) < 0 ||
-	    opt_str(src, "address_2", &a2, ctx, err) < 0 ||
-	    opt_str(src, "city", &city, ctx, err) < 0 ||
-	    opt_str(src, "state", &state, ctx, err) < 0 ||
-	    opt_str(src, "postcode", &zip, ctx, err) < 0 ||
-	    opt_str(src, "country", &country, ctx, err) < 0 ||
-	    opt_str(src, "phone", &phone, ctx, err) < 0)
+	if (hub_json_str_or_null(src, "first_name", &a.first_name, ctx, err) < 0 ||
+	    hub_json_str_or_null(src, "last_name", &a.last_name, ctx, err) < 0 ||
+	    hub_json_str_or_null(src, "company", &a.company, ctx, err) < 0 ||
+	    hub_json_str_or_null(src, "address_1", &a.address1, ctx, err) < 0 ||
+	    hub_json_str_or_null(src, "address_2", &a.address2, ctx, err) < 0 ||
+	    hub_json_str_or_null(src, "city", &a.city, ctx, err) < 0 ||
+	    hub_json_str_or_null(src, "state", &a.region, ctx, err) < 0 ||
+	    hub_json_str_or_null(src, "postcode", &a.zip, ctx, err) < 0 ||
+	    hub_json_str_or_null(src, "country", &a.country, ctx, err) < 0 ||
+	    hub_json_str_or_null(src, "phone", &a.phone, ctx, err) < 0)
 		return NULL;
-	if (!first && !last && !company && !a1 && !a2 && !city && !state && !zip && !country &&
-	    !phone)
+	if (!a.first_name && !a.last_name && !a.company && !a.address1 && !a.address2 &&
+	    !a.city && !a.region && !a.zip && !a.country && !a.phone)
 		return json_null();
 
-	snprintf(name, sizeof(name), "%s%s%s", first ? first : "", first && last ? " " : "",
-		 last ? last : "");
-	addr = json_object();
+	snprintf(name, sizeof(name), "%s%s%s", a.first_name ? a.first_name : "",
+		 a.first_name && a.last_name ? " " : "", a.last_name ? a.last_name : "");
+	a.name = name;
+	addr = hub_address_new(&a);
 	if (addr == NULL)
-		goto oom;
-	if (hub_json_set_str(addr, "name", name) < 0 ||
-	    hub_json_set_str(addr, "first_name", first) < 0 ||
-	    hub_json_set_str(addr, "last_name", last) < 0 ||
-	    hub_json_set_str(addr, "company", company) < 0 ||
-	    hub_json_set_str(addr, "address1", a1) < 0 ||
-	    hub_json_set_str(addr, "address2", a2) < 0 ||
-	    hub_json_set_str(addr, "city", city) < 0 ||
-	    hub_json_set_str(addr, "province", state && !is_region_code(state) ? state : NULL) < 0 ||
-	    hub_json_set_str(addr, "province_code", state && is_region_code(state) ? state : NULL) < 0 ||
-	    hub_json_set_str(addr, "zip", zip) < 0 ||
-	    hub_json_set_str(addr, "country", country && !is_country_code(country) ? country : NULL) < 0 ||
-	    hub_json_set_str(addr, "country_code", country && is_country_code(country) ? country : NULL) < 0 ||
-	    hub_json_set_str(addr, "phone", phone) < 0) {
-		json_decref(addr);
-		goto oom;
-	}
+		hub_error_set(err, ctx, "%s: out of memory", ctx);
 	return addr;
-oom:
-	hub_error_set(err, ctx, "%s: out of memory", ctx);
-	return NULL;
 }
 
 /* Sets rec[key] to the string of a positive integer id, or null for 0. */
@@ -288,8 +239,8 @@ static json_t *map_line(const json_t *li, const char *currency, const char *ctx,
 	json_t *line = NULL;
 
 	if (hub_json_id(li, "id", id, sizeof(id), ctx, err) < 0 ||
-	    opt_str(li, "sku", &sku, ctx, err) < 0 ||
-	    opt_str(li, "name", &name, ctx, err) < 0 ||
+	    hub_json_str_or_null(li, "sku", &sku, ctx, err) < 0 ||
+	    hub_json_str_or_null(li, "name", &name, ctx, err) < 0 ||
 	    hub_json_int(li, "quantity", &qty, ctx, err) < 0)
 		return NULL;
 	if (qty < 0) {
@@ -334,8 +285,8 @@ static json_t *map_shipping_line(const json_t *sl, const char *currency, const c
 	int64_t price;
 	json_t *out;
 
-	if (opt_str(sl, "method_title", &title, ctx, err) < 0 ||
-	    opt_str(sl, "method_id", &code, ctx, err) < 0 ||
+	if (hub_json_str_or_null(sl, "method_title", &title, ctx, err) < 0 ||
+	    hub_json_str_or_null(sl, "method_id", &code, ctx, err) < 0 ||
 	    money(sl, "total", currency, &price, ctx, err) < 0)
 		return NULL;
 	/* title is a required string: an untitled method stays "". */
@@ -409,10 +360,10 @@ static json_t *map_customer(const json_t *order, const char *ctx, struct hub_err
 		return NULL;
 	snprintf(bctx, sizeof(bctx), "%s.billing", ctx);
 	if (billing != NULL &&
-	    (opt_str(billing, "email", &email, bctx, err) < 0 ||
-	     opt_str(billing, "first_name", &first, bctx, err) < 0 ||
-	     opt_str(billing, "last_name", &last, bctx, err) < 0 ||
-	     opt_str(billing, "phone", &phone, bctx, err) < 0))
+	    (hub_json_str_or_null(billing, "email", &email, bctx, err) < 0 ||
+	     hub_json_str_or_null(billing, "first_name", &first, bctx, err) < 0 ||
+	     hub_json_str_or_null(billing, "last_name", &last, bctx, err) < 0 ||
+	     hub_json_str_or_null(billing, "phone", &phone, bctx, err) < 0))
 		return NULL;
 	c = json_object();
 	if (c == NULL ||
@@ -447,10 +398,10 @@ json_t *woo_map_order(const json_t *order, const char *ctx, int64_t *modified_ms
 		return NULL;
 	}
 	if (hub_json_id(order, "id", id, sizeof(id), ctx, err) < 0 ||
-	    opt_str(order, "number", &number, ctx, err) < 0 ||
+	    hub_json_str_or_null(order, "number", &number, ctx, err) < 0 ||
 	    hub_json_str(order, "status", &status, ctx, err) < 0 ||
 	    hub_json_str(order, "currency", &currency, ctx, err) < 0 ||
-	    opt_str(order, "customer_note", &note, ctx, err) < 0 ||
+	    hub_json_str_or_null(order, "customer_note", &note, ctx, err) < 0 ||
 	    hub_json_time_opt(order, "date_created_gmt", 1, &created, ctx, err) < 0 ||
 	    hub_json_time_opt(order, "date_modified_gmt", 1, &modified, ctx, err) < 0 ||
 	    hub_json_time_opt(order, "date_paid_gmt", 1, &paid, ctx, err) < 0 ||

@@ -275,3 +275,15 @@ int hub_json_set_str(json_t *obj, const char *key, const char *str)
 		return -1;   /* not valid UTF-8 */
 	return json_object_set_new(obj, key, v);
 }
+
+/* A string field, NULL when missing, null or empty. See sdk.h. */
+int hub_json_str_or_null(const json_t *obj, const char *key, const char **out,
+			 const char *ctx, struct hub_error *err)
+{
+	*out = NULL;
+	if (hub_json_str_opt(obj, key, out, ctx, err) < 0)
+		return -1;
+	if (*out != NULL && **out == '\0')
+		*out = NULL;
+	return 0;
+}

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include <jansson.h>
 
 const char *th_http_cainfo;
 
@@ -128,4 +129,48 @@ int th_wait_ok(const char *url, int timeout_ms)
 			return -1;
 		usleep(20000);
 	}
+}
+
+/* "Authorization: Bearer <token>" into buf, then the header list h. */
+static const char *const *auth_headers(const char *token, const char *content_type, char *buf, size_t size,
+				       const char *h[3])
+{
+	int n = 0;
+
+	if (content_type)
+		h[n++] = content_type;
+	if (token) {
+		snprintf(buf, size, "Authorization: Bearer %s", token);
+		h[n++] = buf;
+	}
+	h[n] = NULL;
+	return n ? h : NULL;
+}
+
+json_t *th_get_json(const char *url, const char *token)
+{
+	struct th_response r;
+	char auth[300];
+	const char *h[3];
+	json_t *j = NULL;
+
+	if (th_http("GET", url, auth_headers(token, NULL, auth, sizeof(auth), h), NULL, 0, &r) == 0 &&
+	    r.status == 200)
+		j = json_loads(r.body, 0, NULL);
+	th_response_release(&r);
+	return j;
+}
+
+long th_post_json(const char *url, const char *token, const char *body)
+{
+	struct th_response r;
+	char auth[300];
+	const char *h[3];
+	long st;
+
+	th_http("POST", url, auth_headers(token, "Content-Type: application/json", auth, sizeof(auth), h), body,
+		strlen(body), &r);
+	st = r.status;
+	th_response_release(&r);
+	return st;
 }

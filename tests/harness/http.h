@@ -31,4 +31,14 @@ void th_response_release(struct th_response *r);
 /* Polls GET url until it answers 200, up to timeout_ms. 0 or -1. */
 int th_wait_ok(const char *url, int timeout_ms);
 
+struct json_t;
+
+/* GET url (with "Authorization: Bearer <token>" when token is not NULL):
+ * the parsed body of a 200 answer (the caller decrefs it), else NULL. */
+struct json_t *th_get_json(const char *url, const char *token);
+
+/* POST body as application/json (Bearer token when not NULL); returns the
+ * status, 0 when no answer came. */
+long th_post_json(const char *url, const char *token, const char *body);
+
 #endif

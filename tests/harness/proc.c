@@ -41,7 +41,7 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
-static void track(pid_t pid)
+void proc_track(pid_t pid)
 {
 	if (!cleanup_installed) {
 		atexit(kill_tracked);
@@ -58,7 +58,7 @@ static void track(pid_t pid)
 	}
 }
 
-static void untrack(pid_t pid)
+void proc_untrack(pid_t pid)
 {
 	for (int i = 0; i < MAX_TRACKED; i++)
 		if (tracked[i] == pid)
@@ -99,7 +99,7 @@ int proc_start(struct proc *p, char *const argv[], const char *log_path)
 	}
 	close(fd);
 	p->pid = pid;
-	track(pid);
+	proc_track(pid);
 	return 0;
 }
 
@@ -110,7 +110,7 @@ int proc_alive(struct proc *p)
 	if (p->pid <= 0)
 		return 0;
 	if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
-		untrack(p->pid);
+		proc_untrack(p->pid);
 		p->pid = -p->pid; /* remember it exited */
 		return 0;
 	}
@@ -137,7 +137,7 @@ int proc_stop(struct proc *p, int sig, int timeout_ms, int *status)
 		}
 		usleep(10000);
 	}
-	untrack(p->pid);
+	proc_untrack(p->pid);
 	p->pid = 0;
 	if (status)
 		*status = st;
@@ -167,14 +167,14 @@ int proc_run(char *const argv[], char **output, int timeout_ms)
 		if (now_ms() >= deadline) {
 			kill(p.pid, SIGKILL);
 			waitpid(p.pid, &st, 0);
-			untrack(p.pid);
+			proc_untrack(p.pid);
 			*output = proc_read_file(path);
 			unlink(path);
 			return -1;
 		}
 		usleep(5000);
 	}
-	untrack(p.pid);
+	proc_untrack(p.pid);
 	*output = proc_read_file(path);
 	unlink(path);
 	rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;

@@ -25,6 +25,12 @@ int proc_start(struct proc *p, char *const argv[], const char *log_path);
  * the time, -1 when it had to be killed. */
 int proc_stop(struct proc *p, int sig, int timeout_ms, int *status);
 
+/* Records a child started some other way so that it is killed (SIGKILL)
+ * if the test exits or dies on SIGINT, SIGTERM or SIGABRT; proc_untrack
+ * forgets it once it was stopped. proc_start does this itself. */
+void proc_track(pid_t pid);
+void proc_untrack(pid_t pid);
+
 /* Whether the process is still running. */
 int proc_alive(struct proc *p);
 

@@ -43,32 +43,6 @@ static int atoi_like(const char *s)
 	return *end || v < 0 || v > 100000 ? 0 : (int)v;
 }
 
-static json_t *get_json(const char *url, const char *tok)
-{
-	struct th_response r;
-	char auth[200];
-	const char *h[] = {auth, NULL};
-	json_t *j = NULL;
-
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok ? tok : "");
-	if (th_http("GET", url, tok ? h : NULL, NULL, 0, &r) == 0 && r.status == 200)
-		j = json_loads(r.body, 0, NULL);
-	th_response_release(&r);
-	return j;
-}
-
-static int post(const char *url, const char *body)
-{
-	struct th_response r;
-	const char *h[] = {"Content-Type: application/json", NULL};
-	int st;
-
-	th_http("POST", url, h, body, strlen(body), &r);
-	st = (int)r.status;
-	th_response_release(&r);
-	return st;
-}
-
 static void start_hub(void)
 {
 	char logp[600], url[128];
@@ -147,7 +121,7 @@ static int setup(void **state)
 	free(cfg);
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/faults", sb_port);
-	if (post(url, "{\"api\":\"shopify\",\"rate_429\":0.1,\"rate_5xx\":0.1,\"drop\":0.03}") != 200)
+	if (th_post_json(url, NULL, "{\"api\":\"shopify\",\"rate_429\":0.1,\"rate_5xx\":0.1,\"drop\":0.03}") != 200)
 		return -1;
 	return 0;
 }
@@ -170,7 +144,7 @@ static json_t *hub_list(const char *what, const char *connector)
 		json_t *res;
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/%s?connector=%s&limit=500%s%s", hub_port, what,
 			 connector, after[0] ? "&after=" : "", after);
-		res = get_json(url, token);
+		res = th_get_json(url, token);
 		if (!res)
 			break;
 		json_array_extend(all, json_object_get(res, what));
@@ -208,7 +182,7 @@ static int compare_shop(int i, char *why, size_t size)
 	int diffs = 0, nship = 0;
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/truth/shopify/shop-%d.myshopify.com/orders", sb_port, i);
-	truth = get_json(url, NULL);
+	truth = th_get_json(url, NULL);
 	snprintf(conn, sizeof(conn), "s%d", i);
 	orders = hub_list("orders", conn);
 	ships = hub_list("shipments", conn);
@@ -309,7 +283,7 @@ static void tick(int seconds)
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/tick", sb_port);
 	snprintf(body, sizeof(body), "{\"seconds\":%d}", seconds);
-	assert_int_equal(post(url, body), 200);
+	assert_int_equal(th_post_json(url, NULL, body), 200);
 }
 
 static void assert_no_pacing_429(void)
@@ -318,7 +292,7 @@ static void assert_no_pacing_429(void)
 	json_t *st;
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/stats", sb_port);
-	st = get_json(url, NULL);
+	st = th_get_json(url, NULL);
 	assert_non_null(st);
 	json_t *s = json_object_get(json_object_get(st, "apis"), "shopify");
 	/* The sandbox counts every 429 it sends as throttled, injected ones

@@ -231,6 +231,35 @@ static void serves_and_stops_gracefully(void **state)
 	assert_non_null(strstr(r.body, "method_not_allowed"));
 	th_response_release(&r);
 
+	/* A second hubd on the same state dir (another port): refused in one
+	 * line naming the first one's PID; the first keeps serving and its
+	 * state dir keeps its instance id. */
+	{
+		char path2[512], idpath[600], *id1, *id2, pidtext[32];
+		char *argv2[] = {hubd, "--config", path2, NULL};
+		int lines;
+		snprintf(idpath, sizeof(idpath), "%s/instance.id", state_dir);
+		id1 = proc_read_file(idpath);
+		assert_non_null(id1);
+		assert_int_equal(strlen(id1), 17); /* 16 hex digits and a newline */
+		snprintf(path2, sizeof(path2), "%s", write_config("second.json", proc_free_port(), state_dir, NULL));
+		assert_int_equal(proc_run(argv2, &log, 10000), 1);
+		count_lines(log, &lines);
+		assert_int_equal(lines, 1);
+		assert_non_null(strstr(log, "second.json: state_dir: "));
+		assert_non_null(strstr(log, "is in use by another hubd"));
+		snprintf(pidtext, sizeof(pidtext), "(pid %ld)", (long)p.pid);
+		assert_non_null(strstr(log, pidtext));
+		free(log);
+		id2 = proc_read_file(idpath);
+		assert_string_equal(id1, id2);
+		free(id1);
+		free(id2);
+		assert_int_equal(th_http("GET", url, NULL, NULL, 0, &r), 0);
+		assert_int_equal(r.status, 200);
+		th_response_release(&r);
+	}
+
 	/* SIGHUP with a broken config: refused, still serving. */
 	proc_write_file(path, "{\"state_dir\":");
 	kill(p.pid, SIGHUP);

@@ -2,15 +2,28 @@
  * bad_record.c - loads fine, but its orders stream emits an order whose
  * total is a decimal string instead of minor units. The host must refuse the
  * record, and hub-plugin-kit must fail naming order.total and the reason.
+ *
+ * Built with -DBAD_LEAK it is bad_leak.so: the same plugin, except that
+ * every instance leaks 256 bytes (destroy() frees the state but not its
+ * buffer). The kit's load/unload cycles must notice the heap growing in
+ * both halves of the run.
  */
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "minimal.h"
 
+#ifdef BAD_LEAK
+#define BAD_NAME "bad_leak"
+#else
+#define BAD_NAME "bad_record"
+#endif
+
 struct bad {
 	const struct hub_host *host;
+	char *scratch; /* bad_leak: never freed */
 };
 
 static int bad_create(const struct hub_host *host, struct hub_conn *conn, const json_t *config,
@@ -25,6 +38,11 @@ static int bad_create(const struct hub_host *host, struct hub_conn *conn, const 
 		return HUB_FATAL;
 	}
 	b->host = host;
+#ifdef BAD_LEAK
+	b->scratch = malloc(256);
+	if (b->scratch)
+		memset(b->scratch, 1, 256);
+#endif
 	*state = b;
 	return HUB_OK;
 }
@@ -68,7 +86,7 @@ static const struct hub_stream_def streams[] = {
 HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.abi_version = HUB_ABI_VERSION,
 	.struct_size = sizeof(struct hub_plugin),
-	.name = "bad_record",
+	.name = BAD_NAME,
 	.version = "1.0.0",
 	.capabilities = HUB_CAP_ORDERS,
 	.config_schema = MINIMAL_SCHEMA,

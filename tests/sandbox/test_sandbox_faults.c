@@ -165,6 +165,27 @@ static void test_kinds_on_the_wire(void **state)
 	assert_true(json_is_array(json_object_get(j, "errors")));
 	json_decref(j);
 	sbt_free(&r);
+	/* a carrier's injected 503 says when to come back: 30 s unless set */
+	post_faults(&t, "{\"api\":\"*\",\"reset\":true}", 200);
+	int got503 = 0;
+	for (int i = 0; i < 2; i++) {
+		post_faults(&t, i ? "{\"api\":\"dhl\",\"rate_5xx\":1,\"retry_after_s\":2}"
+				  : "{\"api\":\"dhl\",\"rate_5xx\":1}", 200);
+		for (int k = 0; k < 40; k++) {
+			assert_int_equal(sbt_req(&t, "GET", "/track/shipments?trackingNumber=1", dhl_key, NULL, &r), 0);
+			assert_true(r.status == 500 || r.status == 503);
+			if (r.status == 503) {
+				assert_non_null(sbt_hdr(&r, "Retry-After", buf, sizeof(buf)));
+				assert_string_equal(buf, i ? "2" : "30");
+				got503++;
+				sbt_free(&r);
+				break;
+			}
+			sbt_free(&r);
+		}
+	}
+	assert_int_equal(got503, 2);
+	post_faults(&t, "{\"api\":\"dhl\",\"retry_after_s\":-1}", 400);
 	/* a held request: the client gives up first */
 	post_faults(&t, "{\"api\":\"*\",\"reset\":true}", 200);
 	post_faults(&t, "{\"api\":\"ups\",\"timeout\":1,\"timeout_ms\":2000}", 200);

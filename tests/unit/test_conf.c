@@ -99,6 +99,8 @@ static void good_config_gets_defaults(void **state)
 	assert_int_equal(cfg.max_total_connections, 1024);
 	assert_int_equal(cfg.max_total_connections_set, 0);
 	assert_int_equal(cfg.start_spread_s, 900);
+	assert_int_equal(cfg.leases_enabled, 1);
+	assert_int_equal(cfg.lease_ttl_s, 30);
 	free(msg);
 	config_release(&cfg);
 }
@@ -113,6 +115,7 @@ static void full_config_accepted(void **state)
 			 "\"http\":{\"max_body_bytes\":65536,\"timeout_s\":5},"
 			 "\"outbound\":{\"timeout_ms\":2000,\"max_in_flight\":1000,\"max_host_connections\":200,"
 			 "\"max_total_connections\":2000},\"sync\":{\"start_spread_s\":0},"
+			 "\"leases\":{\"enabled\":false,\"ttl_s\":5},"
 			 "\"connectors\":[{\"name\":\"acme_shop\",\"plugin\":\"shopify\",\"merchant\":\"acme\","
 			 "\"config\":{\"shop\":\"a.myshopify.com\"},\"poll_interval_s\":60,"
 			 "\"backfill_since\":\"2026-01-01T00:00:00Z\"}]}",
@@ -132,6 +135,8 @@ static void full_config_accepted(void **state)
 	assert_int_equal(cfg.max_host_connections, 200);
 	assert_int_equal(cfg.max_total_connections, 2000);
 	assert_int_equal(cfg.start_spread_s, 0);
+	assert_int_equal(cfg.leases_enabled, 0);
+	assert_int_equal(cfg.lease_ttl_s, 5);
 	assert_int_equal(json_array_size(cfg.connectors), 1);
 	free(msg);
 	config_release(&cfg);
@@ -176,6 +181,8 @@ static void bad_configs_refused(void **state)
 	refused("{\"state_dir\":\"/x\",\"sync\":{\"start_spread_s\":-5}}",
 		"sync.start_spread_s: must be between 0 and 86400, found -5");
 	refused("{\"state_dir\":\"/x\",\"sync\":{\"spread\":1}}", "sync.spread: unknown key");
+	refused("{\"state_dir\":\"/x\",\"leases\":{\"ttl_s\":1}}", "leases.ttl_s: must be between 2 and 3600");
+	refused("{\"state_dir\":\"/x\",\"leases\":{\"owner\":\"me\"}}", "leases.owner: unknown key");
 	refused("{\"state_dir\":\"/x\",\"connectors\":{}}", "connectors: must be an array, found an object");
 	refused("{\"state_dir\":\"/x\",\"connectors\":[3]}", "connectors[0]: must be an object");
 	refused("{\"state_dir\":\"/x\",\"connectors\":[{\"name\":\"a\",\"plugin\":\"shopify\"}]}",

@@ -1,7 +1,8 @@
 /*
  * test_sdk_json.c - libhubsdk JSON getters and setters: present, missing,
  * null and wrong-typed fields, with error messages that name "ctx.key" and
- * the type found; ids as integers or strings; times; UTF-8 in setters.
+ * the type found; ids as integers or strings; times; UTF-8 in setters;
+ * canonical addresses (codes and names of regions and countries apart).
  */
 #include "config.h"
 
@@ -76,6 +77,21 @@ static void test_str(void **state)
 	assert_int_equal(hub_json_str(NULL, "x", &s, "order", &err), -1);
 	/* err may be NULL. */
 	assert_int_equal(hub_json_str(doc, "qty", &s, "o", NULL), -1);
+
+	/* _or_null: missing, null and "" are all NULL; *out always set. */
+	assert_int_equal(hub_json_str_or_null(doc, "sku", &s, "order", &err), 0);
+	assert_string_equal(s, "AB-1");
+	s = "default";
+	assert_int_equal(hub_json_str_or_null(doc, "absent", &s, "order", &err), 0);
+	assert_null(s);
+	s = "default";
+	assert_int_equal(hub_json_str_or_null(doc, "nothing", &s, "order", &err), 0);
+	assert_null(s);
+	s = "default";
+	assert_int_equal(hub_json_str_or_null(doc, "empty", &s, "order", &err), 0);
+	assert_null(s);
+	assert_int_equal(hub_json_str_or_null(doc, "qty", &s, "order", &err), -1);
+	expect_err(&err, "order.qty", "expected string, got integer");
 }
 
 static void test_int(void **state)
@@ -219,6 +235,71 @@ static void test_setters(void **state)
 	json_decref(o);
 }
 
+/* Expects obj[key] to be the string want, or null when want is NULL. */
+static void expect_str(const json_t *obj, const char *key, const char *want)
+{
+	const json_t *v = json_object_get(obj, key);
+
+	assert_non_null(v); /* every key is present */
+	if (want == NULL) {
+		if (!json_is_null(v))
+			fail_msg("%s: expected null, got %s", key, json_string_value(v));
+	} else {
+		assert_string_equal(json_string_value(v), want);
+	}
+}
+
+static void test_address(void **state)
+{
+	struct hub_address a = {0};
+	json_t *o;
+
+	(void)state;
+	a.name = "Ann Lee";
+	a.address1 = "1 Main St";
+	a.address2 = "";
+	a.region = "CA";
+	a.country = "US";
+	o = hub_address_new(&a);
+	assert_non_null(o);
+	assert_int_equal(json_object_size(o), 13);
+	expect_str(o, "name", "Ann Lee");
+	expect_str(o, "first_name", NULL);
+	expect_str(o, "address1", "1 Main St");
+	expect_str(o, "address2", NULL);
+	expect_str(o, "province", NULL);
+	expect_str(o, "province_code", "CA");
+	expect_str(o, "country", NULL);
+	expect_str(o, "country_code", "US");
+	expect_str(o, "phone", NULL);
+	json_decref(o);
+
+	/* names, not codes: a region in words, a lower-case or long country */
+	a.region = "England";
+	a.country = "United Kingdom";
+	o = hub_address_new(&a);
+	expect_str(o, "province", "England");
+	expect_str(o, "province_code", NULL);
+	expect_str(o, "country", "United Kingdom");
+	expect_str(o, "country_code", NULL);
+	json_decref(o);
+	a.region = "TH-10";
+	a.country = "gb";
+	o = hub_address_new(&a);
+	expect_str(o, "province_code", "TH-10");
+	expect_str(o, "country", "gb");
+	expect_str(o, "country_code", NULL);
+	json_decref(o);
+	a.region = "ABCDEFGHIJK"; /* 11 characters: too long for a code */
+	o = hub_address_new(&a);
+	expect_str(o, "province", "ABCDEFGHIJK");
+	json_decref(o);
+
+	/* text that is not UTF-8 */
+	a.city = "S\xe3o Paulo";
+	assert_null(hub_address_new(&a));
+}
+
 /* Texts cut inside a character, or not UTF-8 at all, end at the last whole
  * character, so they can go into JSON. */
 static void test_utf8_trim(void **state)
@@ -261,6 +342,7 @@ int main(void)
 		cmocka_unit_test(test_id),
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_setters),
+		cmocka_unit_test(test_address),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1022,6 +1022,38 @@ static void test_tracking(void **state)
 	assert_int_equal(json_array_size(json_object_get(due, "items")), 0);
 	json_decref(due);
 
+	/* A failed check gives its lease back: due again at once, only the
+	 * numbers given back (1Z999: two shipments); a release never pushes a
+	 * due number later. */
+	assert_int_equal(call(f, STORE_OP_TRACKING_RELEASE,
+			      json_pack("{s:s, s:[s, s]}", "carrier", "ups", "numbers", "1Z999", "1ZNONE"),
+			      &got),
+			 STORE_OK);
+	assert_int_equal(json_integer_value(json_object_get(got, "released")), 2);
+	json_decref(got);
+	assert_int_equal(call(f, STORE_OP_TRACKING_RELEASE,
+			      json_pack("{s:s, s:[s], s:I}", "carrier", "ups", "numbers", "1Z999",
+					"next_check_ms", (json_int_t)(now_ms() + 3600000)),
+			      &got),
+			 STORE_OK);
+	assert_int_equal(json_integer_value(json_object_get(got, "released")), 0);
+	json_decref(got);
+	assert_int_equal(call(f, STORE_OP_TRACKING_DUE, json_pack("{s:s}", "carrier", "ups"), &due),
+			 STORE_OK);
+	assert_int_equal(json_array_size(json_object_get(due, "items")), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(due, "items"), 0),
+							      "tracking_number")),
+			    "1Z999");
+	json_decref(due);
+	/* Bad input is refused, naming the field. */
+	assert_int_equal(call(f, STORE_OP_TRACKING_RELEASE, json_pack("{s:s}", "carrier", "ups"), NULL),
+			 STORE_INVALID);
+	assert_int_equal(call(f, STORE_OP_TRACKING_RELEASE,
+			      json_pack("{s:s, s:[i]}", "carrier", "ups", "numbers", 7), NULL),
+			 STORE_INVALID);
+	assert_int_equal(call(f, STORE_OP_TRACKING_RELEASE, json_pack("{s:[s]}", "numbers", "1Z999"), NULL),
+			 STORE_INVALID);
+
 	/* Events in any order; the latest decides; applied to both shipments. */
 	for (int round = 0; round < 2; round++) {
 		u = store_unit_new("acme", "ups-acct");

@@ -1,15 +1,6 @@
 #!/bin/sh
 # kit.sh - runs hub-plugin-kit on amazon.so with its cases from
-# plugins/amazon/cases, with the kit's 1,000 load/unload cycles. HUB_FIXTURES
-# comes from tests/local.am's AM_TESTS_ENVIRONMENT. Exit 77 (skip) when the
-# plugin or the kit was not built; 1 when a check fails.
-set -u
-build=${HUB_BUILDDIR:-$(pwd)}
-src=${HUB_SRCDIR:-${srcdir:-.}}
-HUB_FIXTURES=${HUB_FIXTURES:-$src/../shared/fixtures}
-export HUB_FIXTURES
-[ -x "$build/hub-plugin-kit" ] || { echo "hub-plugin-kit not built: skipped"; exit 77; }
-[ -f "$build/.libs/amazon.so" ] || { echo "amazon.so not built (configure --disable-amazon?): skipped"; exit 77; }
-# libtool's wrapper lets the uninstalled kit find libhubsdk.
-exec "$build/libtool" --mode=execute "$build/hub-plugin-kit" "$build/.libs/amazon.so" \
-	"$src/plugins/amazon/cases"
+# plugins/amazon/cases, including the kit's 1,000 load/unload cycles
+# (tests/harness/run-kit.sh). Exit 77 (skip) when the plugin or the kit was
+# not built; 1 when a check fails.
+exec sh "${HUB_SRCDIR:-${srcdir:-.}}/tests/harness/run-kit.sh" amazon

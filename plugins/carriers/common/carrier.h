@@ -4,9 +4,12 @@
  * The four carrier plugins differ in URLs and JSON shapes but agree on
  * everything around them: one canonical status vocabulary with a documented
  * mapping table per carrier (status_map.c), tracking records built the same
- * way (track.c: times, events, latest-event status, not-found records), and
+ * way (track.c: times, events, latest-event status, not-found records),
  * the same HTTP conventions (http.c: status classification, OAuth client
- * credentials, Retry-After). These sources are compiled into each plugin
+ * credentials, Retry-After), and the descriptor callbacks that need none of
+ * a carrier's JSON (plugin.c: create/destroy, the start of build_request,
+ * read_limits, the "refresh_token" action), driven by a static struct
+ * carrier_def per plugin. These sources are compiled into each plugin
  * (hidden visibility), not copied and not exported: every plugin still
  * exports only its descriptor.
  *
@@ -82,31 +85,53 @@ int carrier_table_find(const struct carrier_table *table, const char *code,
 
 /* ---- a connector instance (track.c) ----------------------------------- */
 
+/* Which credentials carrier_conn_init() requires (flags). */
+enum carrier_need {
+	CARRIER_NEED_OAUTH = 1u << 0,   /* client_id and client_secret */
+	CARRIER_NEED_API_KEY = 1u << 1, /* api_key */
+};
+
+/* How an OAuth client-credentials request authenticates the client. */
+enum carrier_oauth_style {
+	CARRIER_OAUTH_BASIC, /* Authorization: Basic base64(id:secret) (UPS) */
+	CARRIER_OAUTH_FORM,  /* client_id and client_secret in the form (FedEx, USPS) */
+};
+
+/* What a carrier plugin declares once, as a static const: its names, its
+ * default API root, the credentials it needs and, for OAuth carriers, the
+ * token request of its "refresh_token" action. */
+struct carrier_def {
+	const char *carrier;      /* canonical carrier code: "ups" */
+	const char *label;        /* for messages: "UPS" */
+	const char *default_base; /* api_base when the config sets none */
+	unsigned need;            /* enum carrier_need flags */
+	const char *token_path;   /* token URL path under api_base; NULL: no token action */
+	enum carrier_oauth_style token_style;
+	const char *token_extra;  /* more form pairs, already encoded ("scope=tracking"), or NULL */
+};
+
 /* What every carrier plugin keeps per connector; plugins embed it first in
- * their own state. Strings are heap copies owned by the struct. */
+ * their own state (so the shared callbacks below can take their state as a
+ * carrier_conn). Strings are heap copies owned by the struct. */
 struct carrier_conn {
 	const struct hub_host *host;
 	struct hub_conn *conn;
-	const char *carrier; /* canonical carrier code: "ups" */
-	const char *label;   /* for messages: "UPS" */
+	const struct carrier_def *def; /* static, borrowed */
+	const char *carrier; /* def->carrier */
+	const char *label;   /* def->label */
 	char *api_base;      /* scheme://host[/prefix], no trailing '/' */
 	char *client_id;     /* OAuth carriers */
 	char *client_secret; /* OAuth carriers (secret) */
 	char *api_key;       /* DHL (secret) */
 };
 
-/* Fills cc from config: api_base (default `default_base`, trailing '/'
+/* Fills cc from config: api_base (default def->default_base, trailing '/'
  * removed, must start with http:// or https://) and, for each of
- * "client_id", "client_secret", "api_key" whose flag is set in `need`, the
- * required non-empty string. Returns HUB_OK or HUB_INVALID with err naming
- * the field. Call carrier_conn_release() in both cases. */
-enum carrier_need {
-	CARRIER_NEED_OAUTH = 1u << 0,
-	CARRIER_NEED_API_KEY = 1u << 1,
-};
+ * "client_id", "client_secret", "api_key" whose flag is set in def->need,
+ * the required non-empty string. Returns HUB_OK or HUB_INVALID with err
+ * naming the field. Call carrier_conn_release() in both cases. */
 int carrier_conn_init(struct carrier_conn *cc, const struct hub_host *host, struct hub_conn *conn,
-		      const char *carrier, const char *label, const json_t *config,
-		      const char *default_base, unsigned need, struct hub_error *err);
+		      const struct carrier_def *def, const json_t *config, struct hub_error *err);
 /* Frees the strings, wiping the secrets first. */
 void carrier_conn_release(struct carrier_conn *cc);
 
@@ -190,16 +215,34 @@ struct carrier_record {
 	enum carrier_status latest_status;
 	int have_delivered;
 	int64_t delivered_ms; /* latest event mapped to delivered */
+	int failed; /* a setter or add ran out of memory: emit refuses the record */
 };
 
 /* Starts a record with every optional key present and null, not_found
  * false, status "unknown" and no events. Returns 0 or -1 (allocation). */
 int carrier_record_init(struct carrier_record *r, const char *carrier, const char *number);
+/* carrier_record_init for cc's carrier, with the error a plugin returns:
+ * HUB_OK, or HUB_FATAL with err "out of memory building a <label> tracking
+ * record" (nothing to release then). */
+int carrier_record_start(const struct carrier_conn *cc, struct carrier_record *r,
+			 const char *number, struct hub_error *err);
 /* Appends an event built by carrier_event_new (steals it) that occurred at
  * utc_ms with `status`. The latest event wins the record status; on equal
  * times the one added first wins (carriers list newest first). */
 int carrier_record_add_event(struct carrier_record *r, json_t *event, int64_t utc_ms,
 			     enum carrier_status status);
+/* carrier_event_new + carrier_record_add_event for one scan of a plugin
+ * (arguments as theirs). Returns HUB_OK, or HUB_FATAL with err "out of
+ * memory building a <label> tracking event"; the record stays the
+ * caller's to release or emit. */
+int carrier_record_add_scan(const struct carrier_conn *cc, struct carrier_record *r,
+			    const struct carrier_time *t, enum carrier_status status,
+			    const char *carrier_code, const char *carrier_status,
+			    const char *description, const struct carrier_loc *loc,
+			    struct hub_error *err);
+/* The setters return 0 or -1 (out of memory); a failure also marks the
+ * record failed, so a plugin may set all it has and let
+ * carrier_record_emit() report it. */
 /* Sets a string field ("service", "signed_by"); NULL/empty leaves null. */
 int carrier_record_set_str(struct carrier_record *r, const char *key, const char *value);
 /* Sets a time field ("estimated_delivery_at", "delivered_at"). */
@@ -213,8 +256,10 @@ void carrier_record_release(struct carrier_record *r);
  * `block_status` (the carrier's current-status block) when there is no
  * event or the latest one is unknown; delivered_at, when not set from an
  * explicit carrier field, becomes the time of the latest delivered event if
- * the record status is delivered. Returns HUB_OK or HUB_FATAL (emit
- * refused). The record is consumed either way. */
+ * the record status is delivered. Returns HUB_OK, or HUB_FATAL when the
+ * record is marked failed, memory runs out ("out of memory building a
+ * <label> tracking record") or the host refuses it. The record is consumed
+ * either way. */
 int carrier_record_emit(const struct carrier_conn *cc, struct hub_call *call,
 			struct carrier_record *r, enum carrier_status block_status,
 			struct hub_error *err);
@@ -222,6 +267,11 @@ int carrier_record_emit(const struct carrier_conn *cc, struct hub_call *call,
 /* Emits {"not_found": true, "status": "unknown", "events": []} for number. */
 int carrier_emit_not_found(const struct carrier_conn *cc, struct hub_call *call,
 			   const char *number, struct hub_error *err);
+
+/* Joins a scan's two texts (a description and a remark or exception):
+ * "first - second" when both are given and differ, else the one given, or
+ * NULL. Returns first, second or buf (cut to size). */
+const char *carrier_join_text(const char *first, const char *second, char *buf, size_t size);
 
 /* ---- the tracking stream cursor (track.c) ----------------------------- */
 
@@ -242,6 +292,18 @@ int carrier_numbers_has(const char *const *numbers, size_t n, const char *number
 int carrier_http_error(const struct carrier_conn *cc, const struct hub_msg *resp,
 		       const char *what, struct hub_error *err);
 
+/* Fills err for a response that refuses the connector's credentials:
+ * field `field`, the upstream status and "<label> refused <what> (<label>
+ * <request> failed with HTTP <n>: <body excerpt>)"; `what` says what to
+ * check ("the API key: check api_key in the connector config"). */
+void carrier_http_refused(const struct carrier_conn *cc, const struct hub_msg *resp,
+			  const char *request, const char *field, const char *what,
+			  struct hub_error *err);
+
+/* The response body as JSON (new reference), or NULL when it is not JSON:
+ * for a look at an error envelope (is a 404 "no such number"?). */
+json_t *carrier_body_peek(const struct carrier_conn *cc, const struct hub_msg *resp);
+
 /* Parses a response body as JSON (new reference in *out). A body that is
  * not JSON returns HUB_RETRY (truncated or a proxy's page; the host retries
  * with backoff) with err filled. */
@@ -259,12 +321,6 @@ int carrier_request(const struct carrier_conn *cc, struct hub_msg *req, const ch
  * "refresh_token" action before polling an OAuth carrier and once more on
  * HUB_AUTH_EXPIRED. */
 int carrier_add_bearer(const struct carrier_conn *cc, struct hub_msg *req, struct hub_error *err);
-
-/* How an OAuth client-credentials request authenticates the client. */
-enum carrier_oauth_style {
-	CARRIER_OAUTH_BASIC, /* Authorization: Basic base64(id:secret) (UPS) */
-	CARRIER_OAUTH_FORM,  /* client_id and client_secret in the form (FedEx, USPS) */
-};
 
 /* Builds the "refresh_token" action request: POST api_base + path,
  * form-encoded grant_type=client_credentials (+ `extra`, already encoded,
@@ -284,9 +340,62 @@ int carrier_oauth_read(const struct carrier_conn *cc, const struct hub_msg *resp
  * now_ms (never negative). Returns 0 or -1. */
 int carrier_retry_after_ms(const char *value, int64_t now_ms, int64_t *out);
 
-/* read_limits for all carriers: reports a Retry-After on bucket
- * `operation`. None of the four APIs sends usage counters. */
-void carrier_read_limits(const struct carrier_conn *cc, const char *operation,
-			 const struct hub_msg *resp, struct hub_call *call);
+/* ---- the descriptor's shared parts (plugin.c) ------------------------- */
+
+/* Pieces of a carrier's config_schema for what carrier_conn_init() reads,
+ * so that the schema the host validates and the code agree: the OAuth
+ * client credentials, the DHL-style API key and api_base (its pattern is
+ * the scheme check of carrier_conn_init). Arguments are string literals
+ * (JSON-escaped). No trailing comma. */
+#define CARRIER_SCHEMA_OAUTH(id_text, secret_text) \
+	"\"client_id\":{\"type\":\"string\",\"minLength\":1," \
+	"\"description\":\"" id_text "\"}," \
+	"\"client_secret\":{\"type\":\"string\",\"minLength\":1,\"x-secret\":true," \
+	"\"description\":\"" secret_text "\"}"
+#define CARRIER_SCHEMA_API_KEY(text) \
+	"\"api_key\":{\"type\":\"string\",\"minLength\":1,\"x-secret\":true," \
+	"\"description\":\"" text "\"}"
+#define CARRIER_SCHEMA_API_BASE(default_base, text) \
+	"\"api_base\":{\"type\":\"string\",\"pattern\":\"^https?://\"," \
+	"\"default\":\"" default_base "\"," \
+	"\"description\":\"" text "\"}"
+
+/* The start of every carrier's create callback: allocates a zeroed state
+ * of `size` bytes (the plugin's struct, whose first member is its
+ * carrier_conn) and fills that carrier_conn from config per def. Returns
+ * HUB_OK with *state set, HUB_FATAL (out of memory) or HUB_INVALID with err
+ * naming the field, *state NULL. A plugin reading more settings frees the
+ * state with its own destroy when they fail. */
+int carrier_create(const struct carrier_def *def, size_t size, const struct hub_host *host,
+		   struct hub_conn *conn, const json_t *config, void **state,
+		   struct hub_error *err);
+
+/* destroy callback for a state made by carrier_create(): releases its
+ * carrier_conn and frees it. Plugins with more heap members free those
+ * first, then call it. NULL is ignored. */
+void carrier_destroy(void *state);
+
+/* The start of every carrier's build_request: `stream` must be "tracking"
+ * and the cursor's tracking numbers are read into numbers[0..max). Returns
+ * HUB_OK with *n >= 1, HUB_DONE when the cursor names no number, or
+ * HUB_INVALID with err (another stream, a malformed cursor). */
+int carrier_request_numbers(const struct carrier_conn *cc, const char *stream,
+			    const json_t *cursor, const char **numbers, size_t max, size_t *n,
+			    struct hub_error *err);
+
+/* read_limits callback of every carrier (state: a carrier_conn first):
+ * reports a Retry-After on bucket `operation`. None of the four APIs sends
+ * usage counters. */
+void carrier_read_limits(void *state, const char *operation, const struct hub_msg *resp,
+			 struct hub_call *call);
+
+/* build_action and read_action callbacks of the OAuth carriers: the
+ * "refresh_token" action per def->token_path, token_style and token_extra
+ * (carrier_oauth_build, carrier_oauth_read); HUB_IGNORED for any other
+ * action or when def has no token_path. */
+int carrier_build_action(void *state, const char *action, const json_t *payload,
+			 struct hub_msg *req, struct hub_error *err);
+int carrier_read_action(void *state, const char *action, const json_t *payload,
+			const struct hub_msg *resp, struct hub_call *call, struct hub_error *err);
 
 #endif /* CARRIER_H */

@@ -69,6 +69,33 @@ int carrier_http_error(const struct carrier_conn *cc, const struct hub_msg *resp
 }
 
 /*
+ * carrier_http_refused - the error of refused credentials. See carrier.h.
+ */
+void carrier_http_refused(const struct carrier_conn *cc, const struct hub_msg *resp,
+			  const char *request, const char *field, const char *what,
+			  struct hub_error *err)
+{
+	struct hub_error detail;
+
+	memset(&detail, 0, sizeof(detail));
+	carrier_http_error(cc, resp, request, &detail);
+	hub_error_set(err, field, "%s refused %s (%s)", cc->label, what, detail.message);
+	if (err)
+		err->upstream_status = detail.upstream_status;
+}
+
+/*
+ * carrier_body_peek - the body as JSON, or NULL. See carrier.h.
+ */
+json_t *carrier_body_peek(const struct carrier_conn *cc, const struct hub_msg *resp)
+{
+	size_t len = 0;
+	const char *body = cc->host->msg_body(resp, &len);
+
+	return json_loadb(body, len, 0, NULL);
+}
+
+/*
  * carrier_parse_json - the response body as JSON, or HUB_RETRY.
  */
 int carrier_parse_json(const struct carrier_conn *cc, const struct hub_msg *resp,
@@ -264,15 +291,9 @@ int carrier_oauth_read(const struct carrier_conn *cc, const struct hub_msg *resp
 	int rc;
 
 	if (status == 400 || status == 401 || status == 403) {
-		struct hub_error detail;
-
-		memset(&detail, 0, sizeof(detail));
-		carrier_http_error(cc, resp, "token request", &detail);
-		hub_error_set(err, "client_secret",
-			      "%s refused the client credentials: check client_id and "
-			      "client_secret in the connector config (%s)", cc->label, detail.message);
-		if (err)
-			err->upstream_status = status;
+		carrier_http_refused(cc, resp, "token request", "client_secret",
+				     "the client credentials: check client_id and client_secret "
+				     "in the connector config", err);
 		return HUB_FATAL;
 	}
 	if (status < 200 || status > 299)
@@ -354,19 +375,4 @@ int carrier_retry_after_ms(const char *value, int64_t now_ms, int64_t *out)
 		*out = at > now_ms ? at - now_ms : 0;
 		return 0;
 	}
-}
-
-/*
- * carrier_read_limits - report a Retry-After on the request's bucket.
- */
-void carrier_read_limits(const struct carrier_conn *cc, const char *operation,
-			 const struct hub_msg *resp, struct hub_call *call)
-{
-	const struct hub_host *h = cc->host;
-	const char *value = h->msg_header(resp, "Retry-After");
-	int64_t ms;
-
-	if (!value || carrier_retry_after_ms(value, h->now_ms(), &ms) != 0 || ms <= 0)
-		return;
-	h->observe_limit(call, operation, 0, 0, 0, ms);
 }

@@ -71,8 +71,7 @@ int carrier_conf_str(const json_t *config, const char *key, int required, const 
  * carrier.h. On failure the caller still calls carrier_conn_release().
  */
 int carrier_conn_init(struct carrier_conn *cc, const struct hub_host *host, struct hub_conn *conn,
-		      const char *carrier, const char *label, const json_t *config,
-		      const char *default_base, unsigned need, struct hub_error *err)
+		      const struct carrier_def *def, const json_t *config, struct hub_error *err)
 {
 	size_t len;
 	int rc;
@@ -80,14 +79,15 @@ int carrier_conn_init(struct carrier_conn *cc, const struct hub_host *host, stru
 	memset(cc, 0, sizeof(*cc));
 	cc->host = host;
 	cc->conn = conn;
-	cc->carrier = carrier;
-	cc->label = label;
+	cc->def = def;
+	cc->carrier = def->carrier;
+	cc->label = def->label;
 
 	if (config && !json_is_object(config)) {
 		hub_error_set(err, NULL, "the config must be a JSON object");
 		return HUB_INVALID;
 	}
-	rc = carrier_conf_str(config, "api_base", 0, default_base, &cc->api_base, err);
+	rc = carrier_conf_str(config, "api_base", 0, def->default_base, &cc->api_base, err);
 	if (rc != HUB_OK)
 		return rc;
 	if (strncmp(cc->api_base, "https://", 8) != 0 && strncmp(cc->api_base, "http://", 7) != 0) {
@@ -98,7 +98,7 @@ int carrier_conn_init(struct carrier_conn *cc, const struct hub_host *host, stru
 	while (len > 0 && cc->api_base[len - 1] == '/')
 		cc->api_base[--len] = '\0';
 
-	if (need & CARRIER_NEED_OAUTH) {
+	if (def->need & CARRIER_NEED_OAUTH) {
 		rc = carrier_conf_str(config, "client_id", 1, NULL, &cc->client_id, err);
 		if (rc != HUB_OK)
 			return rc;
@@ -106,7 +106,7 @@ int carrier_conn_init(struct carrier_conn *cc, const struct hub_host *host, stru
 		if (rc != HUB_OK)
 			return rc;
 	}
-	if (need & CARRIER_NEED_API_KEY) {
+	if (def->need & CARRIER_NEED_API_KEY) {
 		rc = carrier_conf_str(config, "api_key", 1, NULL, &cc->api_key, err);
 		if (rc != HUB_OK)
 			return rc;
@@ -401,6 +401,14 @@ json_t *carrier_event_new(const struct carrier_time *t, enum carrier_status stat
 	return ev;
 }
 
+/* Records a setter's failure for carrier_record_emit(); returns rc. */
+static int mark(struct carrier_record *r, int rc)
+{
+	if (rc != 0)
+		r->failed = 1;
+	return rc;
+}
+
 /*
  * carrier_record_init - an empty record for one tracking number. See
  * carrier.h.
@@ -437,15 +445,27 @@ int carrier_record_init(struct carrier_record *r, const char *carrier, const cha
 }
 
 /*
+ * carrier_record_start - carrier_record_init with a plugin's error. See
+ * carrier.h.
+ */
+int carrier_record_start(const struct carrier_conn *cc, struct carrier_record *r,
+			 const char *number, struct hub_error *err)
+{
+	if (carrier_record_init(r, cc->carrier, number) != 0) {
+		hub_error_set(err, NULL, "out of memory building a %s tracking record", cc->label);
+		return HUB_FATAL;
+	}
+	return HUB_OK;
+}
+
+/*
  * carrier_record_add_event - append an event and track the latest one.
  */
 int carrier_record_add_event(struct carrier_record *r, json_t *event, int64_t utc_ms,
 			     enum carrier_status status)
 {
-	if (!event)
-		return -1;
-	if (json_array_append_new(r->events, event) != 0)
-		return -1;
+	if (!event || json_array_append_new(r->events, event) != 0)
+		return mark(r, -1);
 	if (status == CARRIER_DEFER)
 		status = CARRIER_UNKNOWN;
 	if (!r->have_latest || utc_ms > r->latest_ms) {
@@ -460,24 +480,42 @@ int carrier_record_add_event(struct carrier_record *r, json_t *event, int64_t ut
 	return 0;
 }
 
+/*
+ * carrier_record_add_scan - build one event and append it. See carrier.h.
+ */
+int carrier_record_add_scan(const struct carrier_conn *cc, struct carrier_record *r,
+			    const struct carrier_time *t, enum carrier_status status,
+			    const char *carrier_code, const char *carrier_status,
+			    const char *description, const struct carrier_loc *loc,
+			    struct hub_error *err)
+{
+	json_t *ev = carrier_event_new(t, status, carrier_code, carrier_status, description, loc);
+
+	if (carrier_record_add_event(r, ev, t->utc_ms, status) != 0) {
+		hub_error_set(err, NULL, "out of memory building a %s tracking event", cc->label);
+		return HUB_FATAL;
+	}
+	return HUB_OK;
+}
+
 /* Sets "service" or "signed_by", bounded to the schema. */
 int carrier_record_set_str(struct carrier_record *r, const char *key, const char *value)
 {
 	size_t max = strcmp(key, "signed_by") == 0 ? MAX_SIGNED_BY : MAX_SERVICE;
 
-	return set_bounded(r->obj, key, value, max);
+	return mark(r, set_bounded(r->obj, key, value, max));
 }
 
 /* Sets "estimated_delivery_at" or "delivered_at". */
 int carrier_record_set_time(struct carrier_record *r, const char *key, int64_t utc_ms)
 {
-	return hub_json_set_time(r->obj, key, utc_ms);
+	return mark(r, hub_json_set_time(r->obj, key, utc_ms));
 }
 
 /* Marks a number the carrier does not know. */
 int carrier_record_set_not_found(struct carrier_record *r)
 {
-	return json_object_set_new(r->obj, "not_found", json_true());
+	return mark(r, json_object_set_new(r->obj, "not_found", json_true()));
 }
 
 /* Frees an unemitted record. */
@@ -498,7 +536,7 @@ int carrier_record_emit(const struct carrier_conn *cc, struct hub_call *call,
 {
 	enum carrier_status status = r->latest_status;
 	json_t *obj = r->obj;
-	int rc = 0;
+	int rc = r->failed ? -1 : 0;
 
 	if (block_status == CARRIER_DEFER)
 		block_status = CARRIER_UNKNOWN;
@@ -530,14 +568,24 @@ int carrier_emit_not_found(const struct carrier_conn *cc, struct hub_call *call,
 			   const char *number, struct hub_error *err)
 {
 	struct carrier_record r;
+	int rc = carrier_record_start(cc, &r, number, err);
 
-	if (carrier_record_init(&r, cc->carrier, number) != 0 ||
-	    carrier_record_set_not_found(&r) != 0) {
-		carrier_record_release(&r);
-		hub_error_set(err, NULL, "out of memory building a %s tracking record", cc->label);
-		return HUB_FATAL;
-	}
+	if (rc != HUB_OK)
+		return rc;
+	carrier_record_set_not_found(&r);
 	return carrier_record_emit(cc, call, &r, CARRIER_UNKNOWN, err);
+}
+
+/*
+ * carrier_join_text - "first - second", or the one given. See carrier.h.
+ */
+const char *carrier_join_text(const char *first, const char *second, char *buf, size_t size)
+{
+	if (first && second && strcmp(first, second) != 0) {
+		snprintf(buf, size, "%s - %s", first, second);
+		return buf;
+	}
+	return first ? first : second;
 }
 
 /* ---- cursor ------------------------------------------------------------ */

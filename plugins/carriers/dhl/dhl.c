@@ -32,15 +32,19 @@ struct dhl {
 	char *language; /* optional ISO 639-1 language of descriptions */
 };
 
+static const struct carrier_def dhl_def = {
+	.carrier = "dhl",
+	.label = "DHL",
+	.default_base = DHL_DEFAULT_BASE,
+	.need = CARRIER_NEED_API_KEY,
+};
+
 static const char dhl_config_schema[] =
 	"{\"type\":\"object\","
 	"\"required\":[\"api_key\"],"
 	"\"properties\":{"
-	"\"api_key\":{\"type\":\"string\",\"minLength\":1,\"x-secret\":true,"
-	"\"description\":\"API key (consumer key) of the DHL developer app\"},"
-	"\"api_base\":{\"type\":\"string\",\"pattern\":\"^https?://\","
-	"\"default\":\"" DHL_DEFAULT_BASE "\","
-	"\"description\":\"API root\"},"
+	CARRIER_SCHEMA_API_KEY("API key (consumer key) of the DHL developer app") ","
+	CARRIER_SCHEMA_API_BASE(DHL_DEFAULT_BASE, "API root") ","
 	"\"service\":{\"type\":\"string\",\"pattern\":\"^[a-z][a-z-]*$\",\"maxLength\":32,"
 	"\"description\":\"Restrict lookups to one DHL service (express, parcel-de, ecommerce, "
 	"freight, ...) when numbers are ambiguous\"},"
@@ -61,44 +65,35 @@ static const struct hub_bucket_def dhl_buckets[] = {
 	{NULL, 0, 0, {0}},
 };
 
-static int dhl_create(const struct hub_host *host, struct hub_conn *conn, const json_t *config,
-		      void **state, struct hub_error *err)
-{
-	struct dhl *d = calloc(1, sizeof(*d));
-	int rc;
-
-	*state = NULL;
-	if (!d) {
-		hub_error_set(err, NULL, "out of memory");
-		return HUB_FATAL;
-	}
-	rc = carrier_conn_init(&d->cc, host, conn, "dhl", "DHL", config, DHL_DEFAULT_BASE,
-			       CARRIER_NEED_API_KEY, err);
-	if (rc == HUB_OK)
-		rc = carrier_conf_str(config, "service", 0, NULL, &d->service, err);
-	if (rc == HUB_OK)
-		rc = carrier_conf_str(config, "language", 0, NULL, &d->language, err);
-	if (rc != HUB_OK) {
-		carrier_conn_release(&d->cc);
-		free(d->service);
-		free(d->language);
-		free(d);
-		return rc;
-	}
-	*state = d;
-	return HUB_OK;
-}
-
 static void dhl_destroy(void *state)
 {
 	struct dhl *d = state;
 
-	if (!d)
-		return;
-	carrier_conn_release(&d->cc);
-	free(d->service);
-	free(d->language);
-	free(d);
+	if (d) {
+		free(d->service);
+		free(d->language);
+	}
+	carrier_destroy(d);
+}
+
+static int dhl_create(const struct hub_host *host, struct hub_conn *conn, const json_t *config,
+		      void **state, struct hub_error *err)
+{
+	struct dhl *d;
+	int rc;
+
+	rc = carrier_create(&dhl_def, sizeof(*d), host, conn, config, state, err);
+	if (rc != HUB_OK)
+		return rc;
+	d = *state;
+	rc = carrier_conf_str(config, "service", 0, NULL, &d->service, err);
+	if (rc == HUB_OK)
+		rc = carrier_conf_str(config, "language", 0, NULL, &d->language, err);
+	if (rc != HUB_OK) {
+		dhl_destroy(d);
+		*state = NULL;
+	}
+	return rc;
 }
 
 static int dhl_build_request(void *state, const char *stream, const json_t *cursor,
@@ -110,15 +105,9 @@ static int dhl_build_request(void *state, const char *stream, const json_t *curs
 	size_t n;
 	int rc;
 
-	if (strcmp(stream, "tracking") != 0) {
-		hub_error_set(err, "stream", "DHL serves only the tracking stream, not '%s'", stream);
-		return HUB_INVALID;
-	}
-	rc = carrier_cursor_numbers(cursor, numbers, 1, &n, err);
+	rc = carrier_request_numbers(&d->cc, stream, cursor, numbers, 1, &n, err);
 	if (rc != HUB_OK)
 		return rc;
-	if (n == 0)
-		return HUB_DONE;
 	hub_url_init(&url, d->cc.api_base);
 	hub_url_path(&url, "/track/shipments");
 	hub_url_query(&url, "trackingNumber", numbers[0]);
@@ -154,24 +143,13 @@ static int dhl_add_event(const struct dhl *d, struct carrier_record *rec, const 
 		return HUB_OK;
 	}
 	s = carrier_map(&d->cc, &carrier_dhl_status_codes, "statusCode", code, number);
-	if (!desc)
-		desc = carrier_jstr(ev, "status");
-	if (desc && remark && strcmp(desc, remark) != 0) {
-		snprintf(text, sizeof(text), "%s - %s", desc, remark);
-		desc = text;
-	} else if (!desc) {
-		desc = remark;
-	}
+	desc = carrier_join_text(desc ? desc : carrier_jstr(ev, "status"), remark, text,
+				 sizeof(text));
 	loc.city = carrier_jstr(addr, "addressLocality");
 	loc.postal_code = carrier_jstr(addr, "postalCode");
 	loc.country_code = carrier_jstr(addr, "countryCode");
-	if (carrier_record_add_event(rec, carrier_event_new(&t, s, code, carrier_jstr(ev, "status"),
-							    desc, &loc),
-				     t.utc_ms, s) != 0) {
-		hub_error_set(err, NULL, "out of memory building a DHL tracking event");
-		return HUB_FATAL;
-	}
-	return HUB_OK;
+	return carrier_record_add_scan(&d->cc, rec, &t, s, code, carrier_jstr(ev, "status"), desc,
+				       &loc, err);
 }
 
 /* The signer of a proof of delivery: name, else given + family name. */
@@ -204,10 +182,9 @@ static int dhl_emit_shipment(const struct dhl *d, const json_t *sh, const char *
 	size_t i;
 	int rc;
 
-	if (carrier_record_init(&rec, "dhl", number) != 0) {
-		hub_error_set(err, NULL, "out of memory building a DHL tracking record");
-		return HUB_FATAL;
-	}
+	rc = carrier_record_start(&d->cc, &rec, number, err);
+	if (rc != HUB_OK)
+		return rc;
 	for (i = 0; i < json_array_size(events); i++) {
 		rc = dhl_add_event(d, &rec, json_array_get(events, i), number, err);
 		if (rc != HUB_OK) {
@@ -215,23 +192,18 @@ static int dhl_emit_shipment(const struct dhl *d, const json_t *sh, const char *
 			return rc;
 		}
 	}
-	rc = carrier_record_set_str(&rec, "service", product ? product : carrier_jstr(sh, "service"));
-	rc |= carrier_record_set_str(&rec, "signed_by",
-				     dhl_signer(carrier_jobj(pod, "signed"), signer, sizeof(signer)));
+	carrier_record_set_str(&rec, "service", product ? product : carrier_jstr(sh, "service"));
+	carrier_record_set_str(&rec, "signed_by",
+			       dhl_signer(carrier_jobj(pod, "signed"), signer, sizeof(signer)));
 	if (carrier_time_iso(carrier_jstr(sh, "estimatedTimeOfDelivery"), &t) == 0 ||
 	    carrier_time_iso(carrier_jstr(frame, "estimatedThrough"), &t) == 0 ||
 	    carrier_time_iso(carrier_jstr(frame, "estimatedFrom"), &t) == 0)
-		rc |= carrier_record_set_time(&rec, "estimated_delivery_at", t.utc_ms);
+		carrier_record_set_time(&rec, "estimated_delivery_at", t.utc_ms);
 	/* The proof of delivery time with its zone is exact; without one it is
 	 * local time, less exact than a delivered event. */
 	if (carrier_time_iso(carrier_jstr(pod, "timestamp"), &t) == 0 &&
 	    (t.has_offset || !rec.have_delivered))
-		rc |= carrier_record_set_time(&rec, "delivered_at", t.utc_ms);
-	if (rc) {
-		carrier_record_release(&rec);
-		hub_error_set(err, NULL, "out of memory building a DHL tracking record");
-		return HUB_FATAL;
-	}
+		carrier_record_set_time(&rec, "delivered_at", t.utc_ms);
 	return carrier_record_emit(&d->cc, call, &rec,
 				   carrier_map(&d->cc, &carrier_dhl_status_codes, "statusCode",
 					       carrier_jstr(carrier_jobj(sh, "status"), "statusCode"),
@@ -257,9 +229,7 @@ static const char *dhl_id(const json_t *sh, char *buf, size_t size)
  * DHL's "no result found"; another 404 (wrong api_base) is not. */
 static int dhl_is_not_found(const struct dhl *d, const struct hub_msg *resp)
 {
-	size_t len = 0;
-	const char *body = d->cc.host->msg_body(resp, &len);
-	json_t *doc = json_loadb(body, len, 0, NULL);
+	json_t *doc = carrier_body_peek(&d->cc, resp);
 	int yes = json_integer_value(json_object_get(doc, "status")) == 404 ||
 		  carrier_jstr(doc, "title") != NULL;
 
@@ -292,15 +262,9 @@ static int dhl_read_response(void *state, const char *stream, const json_t *curs
 	if (status == 404 && dhl_is_not_found(d, resp))
 		return carrier_emit_not_found(&d->cc, call, numbers[0], err);
 	if (status == 401 || status == 403) {
-		struct hub_error detail;
-
-		memset(&detail, 0, sizeof(detail));
-		carrier_http_error(&d->cc, resp, "tracking request", &detail);
-		hub_error_set(err, "api_key",
-			      "DHL refused the API key: check api_key in the connector config and "
-			      "that the app has Shipment Tracking - Unified (%s)", detail.message);
-		if (err)
-			err->upstream_status = status;
+		carrier_http_refused(&d->cc, resp, "tracking request", "api_key",
+				     "the API key: check api_key in the connector config and that "
+				     "the app has Shipment Tracking - Unified", err);
 		return status == 401 ? HUB_AUTH_EXPIRED : HUB_FATAL;
 	}
 	if (status < 200 || status > 299)
@@ -340,14 +304,6 @@ static int dhl_read_response(void *state, const char *stream, const json_t *curs
 	return rc;
 }
 
-static void dhl_read_limits(void *state, const char *operation, const struct hub_msg *resp,
-			    struct hub_call *call)
-{
-	struct dhl *d = state;
-
-	carrier_read_limits(&d->cc, operation, resp, call);
-}
-
 HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.abi_version = HUB_ABI_VERSION,
 	.struct_size = sizeof(struct hub_plugin),
@@ -363,5 +319,5 @@ HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.destroy = dhl_destroy,
 	.build_request = dhl_build_request,
 	.read_response = dhl_read_response,
-	.read_limits = dhl_read_limits,
+	.read_limits = carrier_read_limits,
 };

@@ -36,17 +36,23 @@ struct fedex {
 	struct carrier_conn cc;
 };
 
+static const struct carrier_def fedex_def = {
+	.carrier = "fedex",
+	.label = "FedEx",
+	.default_base = FEDEX_DEFAULT_BASE,
+	.need = CARRIER_NEED_OAUTH,
+	.token_path = "/oauth/token",
+	.token_style = CARRIER_OAUTH_FORM,
+};
+
 static const char fedex_config_schema[] =
 	"{\"type\":\"object\","
 	"\"required\":[\"client_id\",\"client_secret\"],"
 	"\"properties\":{"
-	"\"client_id\":{\"type\":\"string\",\"minLength\":1,"
-	"\"description\":\"API key (client ID) of the FedEx developer project\"},"
-	"\"client_secret\":{\"type\":\"string\",\"minLength\":1,\"x-secret\":true,"
-	"\"description\":\"Secret key (client secret) of the FedEx developer project\"},"
-	"\"api_base\":{\"type\":\"string\",\"pattern\":\"^https?://\","
-	"\"default\":\"" FEDEX_DEFAULT_BASE "\","
-	"\"description\":\"API root; https://apis-sandbox.fedex.com for the FedEx sandbox\"}"
+	CARRIER_SCHEMA_OAUTH("API key (client ID) of the FedEx developer project",
+			     "Secret key (client secret) of the FedEx developer project") ","
+	CARRIER_SCHEMA_API_BASE(FEDEX_DEFAULT_BASE,
+				"API root; https://apis-sandbox.fedex.com for the FedEx sandbox")
 	"}}";
 
 static const struct hub_stream_def fedex_streams[] = {
@@ -66,33 +72,7 @@ static const struct hub_bucket_def fedex_buckets[] = {
 static int fedex_create(const struct hub_host *host, struct hub_conn *conn, const json_t *config,
 			void **state, struct hub_error *err)
 {
-	struct fedex *f = calloc(1, sizeof(*f));
-	int rc;
-
-	*state = NULL;
-	if (!f) {
-		hub_error_set(err, NULL, "out of memory");
-		return HUB_FATAL;
-	}
-	rc = carrier_conn_init(&f->cc, host, conn, "fedex", "FedEx", config, FEDEX_DEFAULT_BASE,
-			       CARRIER_NEED_OAUTH, err);
-	if (rc != HUB_OK) {
-		carrier_conn_release(&f->cc);
-		free(f);
-		return rc;
-	}
-	*state = f;
-	return HUB_OK;
-}
-
-static void fedex_destroy(void *state)
-{
-	struct fedex *f = state;
-
-	if (!f)
-		return;
-	carrier_conn_release(&f->cc);
-	free(f);
+	return carrier_create(&fedex_def, sizeof(struct fedex), host, conn, config, state, err);
 }
 
 static int fedex_build_request(void *state, const char *stream, const json_t *cursor,
@@ -107,15 +87,9 @@ static int fedex_build_request(void *state, const char *stream, const json_t *cu
 	size_t n, i;
 	int rc;
 
-	if (strcmp(stream, "tracking") != 0) {
-		hub_error_set(err, "stream", "FedEx serves only the tracking stream, not '%s'", stream);
-		return HUB_INVALID;
-	}
-	rc = carrier_cursor_numbers(cursor, numbers, FEDEX_BATCH_MAX, &n, err);
+	rc = carrier_request_numbers(&f->cc, stream, cursor, numbers, FEDEX_BATCH_MAX, &n, err);
 	if (rc != HUB_OK)
 		return rc;
-	if (n == 0)
-		return HUB_DONE;
 
 	hub_url_init(&url, f->cc.api_base);
 	hub_url_path(&url, "/track/v1/trackingnumbers");
@@ -180,7 +154,6 @@ static int fedex_add_scan(const struct fedex *f, struct carrier_record *rec, con
 	struct carrier_loc loc;
 	enum carrier_status s;
 	char text[1100];
-	json_t *ev;
 
 	if (carrier_time_iso(carrier_jstr(scan, "date"), &t) != 0) {
 		carrier_log(&f->cc, HUB_LOG_WARN,
@@ -188,24 +161,13 @@ static int fedex_add_scan(const struct fedex *f, struct carrier_record *rec, con
 		return HUB_OK;
 	}
 	s = fedex_status(f, type, derived, number);
-	if (!desc)
-		desc = carrier_jstr(scan, "derivedStatus");
-	if (desc && exc && strcmp(desc, exc) != 0) {
-		snprintf(text, sizeof(text), "%s - %s", desc, exc);
-		desc = text;
-	} else if (!desc) {
-		desc = exc;
-	}
+	desc = carrier_join_text(desc ? desc : carrier_jstr(scan, "derivedStatus"), exc, text,
+				 sizeof(text));
 	loc.city = carrier_jstr(where, "city");
 	loc.state = carrier_jstr(where, "stateOrProvinceCode");
 	loc.postal_code = carrier_jstr(where, "postalCode");
 	loc.country_code = carrier_jstr(where, "countryCode");
-	ev = carrier_event_new(&t, s, type, derived, desc, &loc);
-	if (carrier_record_add_event(rec, ev, t.utc_ms, s) != 0) {
-		hub_error_set(err, NULL, "out of memory building a FedEx tracking event");
-		return HUB_FATAL;
-	}
-	return HUB_OK;
+	return carrier_record_add_scan(&f->cc, rec, &t, s, type, derived, desc, &loc, err);
 }
 
 /* dateAndTimes[] entry of `type`, parsed. */
@@ -239,10 +201,9 @@ static int fedex_emit_result(const struct fedex *f, const json_t *result, const 
 	size_t i;
 	int rc;
 
-	if (carrier_record_init(&rec, "fedex", number) != 0) {
-		hub_error_set(err, NULL, "out of memory building a FedEx tracking record");
-		return HUB_FATAL;
-	}
+	rc = carrier_record_start(&f->cc, &rec, number, err);
+	if (rc != HUB_OK)
+		return rc;
 	for (i = 0; i < json_array_size(scans); i++) {
 		rc = fedex_add_scan(f, &rec, json_array_get(scans, i), number, err);
 		if (rc != HUB_OK) {
@@ -250,25 +211,20 @@ static int fedex_emit_result(const struct fedex *f, const json_t *result, const 
 			return rc;
 		}
 	}
-	rc = carrier_record_set_str(&rec, "service", carrier_jstr(service, "description")
-							     ? carrier_jstr(service, "description")
-							     : carrier_jstr(service, "type"));
+	carrier_record_set_str(&rec, "service", carrier_jstr(service, "description")
+							? carrier_jstr(service, "description")
+							: carrier_jstr(service, "type"));
 	signed_by = carrier_jstr(delivery, "signedByName");
-	rc |= carrier_record_set_str(&rec, "signed_by",
-				     signed_by ? signed_by : carrier_jstr(delivery, "receivedByName"));
+	carrier_record_set_str(&rec, "signed_by",
+			       signed_by ? signed_by : carrier_jstr(delivery, "receivedByName"));
 	if (fedex_date(result, "ESTIMATED_DELIVERY", &t) == 0 ||
 	    carrier_time_iso(carrier_jstr(window, "ends"), &t) == 0 ||
 	    carrier_time_iso(carrier_jstr(window, "begins"), &t) == 0)
-		rc |= carrier_record_set_time(&rec, "estimated_delivery_at", t.utc_ms);
+		carrier_record_set_time(&rec, "estimated_delivery_at", t.utc_ms);
 	/* ACTUAL_DELIVERY with its zone is exact; without one it is local time,
 	 * less exact than a delivered scan (which always has an offset). */
 	if (fedex_date(result, "ACTUAL_DELIVERY", &t) == 0 && (t.has_offset || !rec.have_delivered))
-		rc |= carrier_record_set_time(&rec, "delivered_at", t.utc_ms);
-	if (rc) {
-		carrier_record_release(&rec);
-		hub_error_set(err, NULL, "out of memory building a FedEx tracking record");
-		return HUB_FATAL;
-	}
+		carrier_record_set_time(&rec, "delivered_at", t.utc_ms);
 	return carrier_record_emit(&f->cc, call, &rec,
 				   fedex_status(f, carrier_jstr(latest, "code"),
 						carrier_jstr(latest, "derivedCode"), number),
@@ -416,35 +372,6 @@ static int fedex_read_response(void *state, const char *stream, const json_t *cu
 	return rc;
 }
 
-static void fedex_read_limits(void *state, const char *operation, const struct hub_msg *resp,
-			      struct hub_call *call)
-{
-	struct fedex *f = state;
-
-	carrier_read_limits(&f->cc, operation, resp, call);
-}
-
-static int fedex_build_action(void *state, const char *action, const json_t *payload,
-			      struct hub_msg *req, struct hub_error *err)
-{
-	struct fedex *f = state;
-
-	if (strcmp(action, "refresh_token") != 0)
-		return HUB_IGNORED;
-	return carrier_oauth_build(&f->cc, req, "/oauth/token", CARRIER_OAUTH_FORM, NULL, err);
-}
-
-static int fedex_read_action(void *state, const char *action, const json_t *payload,
-			     const struct hub_msg *resp, struct hub_call *call,
-			     struct hub_error *err)
-{
-	struct fedex *f = state;
-
-	if (strcmp(action, "refresh_token") != 0)
-		return HUB_IGNORED;
-	return carrier_oauth_read(&f->cc, resp, call, err);
-}
-
 HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.abi_version = HUB_ABI_VERSION,
 	.struct_size = sizeof(struct hub_plugin),
@@ -457,10 +384,10 @@ HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.buckets = fedex_buckets,
 	.tracking_batch_max = FEDEX_BATCH_MAX,
 	.create = fedex_create,
-	.destroy = fedex_destroy,
+	.destroy = carrier_destroy,
 	.build_request = fedex_build_request,
 	.read_response = fedex_read_response,
-	.read_limits = fedex_read_limits,
-	.build_action = fedex_build_action,
-	.read_action = fedex_read_action,
+	.read_limits = carrier_read_limits,
+	.build_action = carrier_build_action,
+	.read_action = carrier_read_action,
 };

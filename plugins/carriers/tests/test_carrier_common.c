@@ -2,9 +2,11 @@
  * test_carrier_common.c - unit tests of plugins/carriers/common/: the
  * mapping tables (well formed, and identical to docs/carriers.md), time and
  * offset parsing, Retry-After, record building (latest event wins, status
- * fallback, delivered_at, schema bounds), unknown-code logging and the
- * tracking cursor. The plugins' request/response behaviour is covered by
- * their kit cases.
+ * fallback, delivered_at, schema bounds, a failed record refused),
+ * unknown-code logging, refused credentials, the tracking cursor and the
+ * shared descriptor callbacks (create, the start
+ * of build_request, action dispatch). The plugins' request/response
+ * behaviour is covered by their kit cases.
  */
 #include "config.h"
 
@@ -48,8 +50,39 @@ static int fake_emit(struct hub_call *call, enum hub_record_kind kind, json_t *r
 	return 0;
 }
 
+/* A response: the fake host reads these for any message handle. */
+static int resp_status;
+static const char *resp_body;
+
+static int fake_msg_status(const struct hub_msg *msg)
+{
+	return resp_status;
+}
+
+static const char *fake_msg_body(const struct hub_msg *msg, size_t *len)
+{
+	*len = strlen(resp_body);
+	return resp_body;
+}
+
 static struct hub_host fake_host;
 static struct carrier_conn cc;
+
+static const struct carrier_def ups_def = {
+	.carrier = "ups",
+	.label = "UPS",
+	.default_base = "https://onlinetools.ups.com",
+	.need = CARRIER_NEED_OAUTH,
+	.token_path = "/security/v1/oauth/token",
+	.token_style = CARRIER_OAUTH_BASIC,
+};
+
+static const struct carrier_def dhl_def = {
+	.carrier = "dhl",
+	.label = "DHL",
+	.default_base = "https://api-eu.dhl.com",
+	.need = CARRIER_NEED_API_KEY,
+};
 
 static int setup(void **state)
 {
@@ -58,8 +91,11 @@ static int setup(void **state)
 	fake_host.struct_size = sizeof(fake_host);
 	fake_host.log = fake_log;
 	fake_host.emit = fake_emit;
+	fake_host.msg_status = fake_msg_status;
+	fake_host.msg_body = fake_msg_body;
 	memset(&cc, 0, sizeof(cc));
 	cc.host = &fake_host;
+	cc.def = &ups_def;
 	cc.carrier = "ups";
 	cc.label = "UPS";
 	warnings = 0;
@@ -396,6 +432,68 @@ static void test_event_bounds(void **state)
 	json_decref(ev);
 }
 
+static void test_join_text(void **state)
+{
+	char buf[16];
+
+	assert_string_equal(carrier_join_text("Delivered", "Left at door", buf, sizeof(buf)),
+			    "Delivered - Lef"); /* cut to the buffer */
+	assert_string_equal(carrier_join_text("Delivered", "Delivered", buf, sizeof(buf)),
+			    "Delivered");
+	assert_string_equal(carrier_join_text("Delivered", NULL, buf, sizeof(buf)), "Delivered");
+	assert_string_equal(carrier_join_text(NULL, "Left", buf, sizeof(buf)), "Left");
+	assert_null(carrier_join_text(NULL, NULL, buf, sizeof(buf)));
+}
+
+/* A record whose setter failed is refused by emit, with the plugin's
+ * message, and consumed; scans go in through carrier_record_add_scan. */
+static void test_failed_record_refused(void **state)
+{
+	struct carrier_record r;
+	struct carrier_time t;
+	struct carrier_loc loc = {"Wayne", "NJ", "07470", "US"};
+	struct hub_error err;
+
+	assert_int_equal(carrier_record_start(&cc, &r, "1Z9", &err), HUB_OK);
+	assert_int_equal(carrier_time_iso("2026-06-30T09:00:00Z", &t), 0);
+	assert_int_equal(carrier_record_add_scan(&cc, &r, &t, CARRIER_IN_TRANSIT, "I", "X", "scan",
+						 &loc, &err),
+			 HUB_OK);
+	assert_int_equal(json_array_size(r.events), 1);
+	assert_int_equal(r.failed, 0);
+	/* a failing add: the event could not be built */
+	assert_int_equal(carrier_record_add_event(&r, NULL, t.utc_ms, CARRIER_IN_TRANSIT), -1);
+	assert_int_equal(r.failed, 1);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(carrier_record_emit(&cc, NULL, &r, CARRIER_UNKNOWN, &err), HUB_FATAL);
+	assert_null(r.obj);
+	assert_string_equal(err.message, "out of memory building a UPS tracking record");
+	assert_int_equal(json_array_size(emitted), 0);
+}
+
+/* ---- HTTP ---------------------------------------------------------------------- */
+
+static void test_refused_and_peek(void **state)
+{
+	struct hub_error err;
+	json_t *doc;
+
+	resp_status = 403;
+	resp_body = "{\"title\": \"Forbidden\"}";
+	memset(&err, 0, sizeof(err));
+	carrier_http_refused(&cc, NULL, "tracking request", "api_key", "the API key: check it", &err);
+	assert_string_equal(err.field, "api_key");
+	assert_int_equal(err.upstream_status, 403);
+	assert_non_null(strstr(err.message, "UPS refused the API key: check it (UPS tracking "
+					    "request failed with HTTP 403: {"));
+	doc = carrier_body_peek(&cc, NULL);
+	assert_non_null(doc);
+	assert_string_equal(carrier_jstr(doc, "title"), "Forbidden");
+	json_decref(doc);
+	resp_body = "<html>";
+	assert_null(carrier_body_peek(&cc, NULL));
+}
+
 /* ---- cursor and config ---------------------------------------------------------- */
 
 static void test_cursor_numbers(void **state)
@@ -432,35 +530,89 @@ static void test_conn_init(void **state)
 
 	cfg = json_pack("{s:s,s:s,s:s}", "client_id", "id", "client_secret", "s",
 			"api_base", "http://127.0.0.1:8080///");
-	assert_int_equal(carrier_conn_init(&c, &fake_host, NULL, "ups", "UPS", cfg,
-					   "https://onlinetools.ups.com", CARRIER_NEED_OAUTH, &err),
+	assert_int_equal(carrier_conn_init(&c, &fake_host, NULL, &ups_def, cfg, &err),
 			 HUB_OK);
 	assert_string_equal(c.api_base, "http://127.0.0.1:8080");
 	carrier_conn_release(&c);
 	json_decref(cfg);
 
 	cfg = json_pack("{s:s}", "client_id", "id");
-	assert_int_equal(carrier_conn_init(&c, &fake_host, NULL, "ups", "UPS", cfg,
-					   "https://onlinetools.ups.com", CARRIER_NEED_OAUTH, &err),
+	assert_int_equal(carrier_conn_init(&c, &fake_host, NULL, &ups_def, cfg, &err),
 			 HUB_INVALID);
 	assert_string_equal(err.field, "client_secret");
 	carrier_conn_release(&c);
 	json_decref(cfg);
 
 	cfg = json_pack("{s:s,s:s}", "api_key", "k", "api_base", "ftp://x");
-	assert_int_equal(carrier_conn_init(&c, &fake_host, NULL, "dhl", "DHL", cfg,
-					   "https://api-eu.dhl.com", CARRIER_NEED_API_KEY, &err),
+	assert_int_equal(carrier_conn_init(&c, &fake_host, NULL, &dhl_def, cfg, &err),
 			 HUB_INVALID);
 	assert_string_equal(err.field, "api_base");
 	carrier_conn_release(&c);
 	json_decref(cfg);
 
 	cfg = json_pack("{s:i}", "api_key", 5);
-	assert_int_equal(carrier_conn_init(&c, &fake_host, NULL, "dhl", "DHL", cfg,
-					   "https://api-eu.dhl.com", CARRIER_NEED_API_KEY, &err),
+	assert_int_equal(carrier_conn_init(&c, &fake_host, NULL, &dhl_def, cfg, &err),
 			 HUB_INVALID);
 	assert_string_equal(err.field, "api_key");
 	carrier_conn_release(&c);
+	json_decref(cfg);
+}
+
+/* ---- shared descriptor callbacks ------------------------------------------------ */
+
+struct plugin_state {
+	struct carrier_conn cc; /* first, as carrier_create() requires */
+	char *extra;
+};
+
+static void test_create_and_request_numbers(void **state)
+{
+	struct plugin_state *ps;
+	struct hub_error err;
+	const char *numbers[2];
+	void *st = (void *)1;
+	size_t n = 9;
+	json_t *cfg, *cursor;
+
+	/* a config error leaves no state */
+	cfg = json_pack("{s:s}", "client_id", "id");
+	assert_int_equal(carrier_create(&ups_def, sizeof(*ps), &fake_host, NULL, cfg, &st, &err),
+			 HUB_INVALID);
+	assert_null(st);
+	assert_string_equal(err.field, "client_secret");
+	json_decref(cfg);
+
+	cfg = json_pack("{s:s}", "api_key", "k");
+	assert_int_equal(carrier_create(&dhl_def, sizeof(*ps), &fake_host, NULL, cfg, &st, &err),
+			 HUB_OK);
+	ps = st;
+	assert_ptr_equal(ps->cc.def, &dhl_def);
+	assert_string_equal(ps->cc.label, "DHL");
+	assert_string_equal(ps->cc.api_base, "https://api-eu.dhl.com");
+	assert_null(ps->extra); /* the plugin's own members start zeroed */
+
+	/* build_request's start: the stream, then the cursor */
+	cursor = json_pack("{s:[s]}", "tracking_numbers", "JD1");
+	assert_int_equal(carrier_request_numbers(&ps->cc, "orders", cursor, numbers, 2, &n, &err),
+			 HUB_INVALID);
+	assert_string_equal(err.field, "stream");
+	assert_non_null(strstr(err.message, "DHL serves only the tracking stream"));
+	assert_int_equal(carrier_request_numbers(&ps->cc, "tracking", cursor, numbers, 2, &n, &err),
+			 HUB_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(numbers[0], "JD1");
+	assert_int_equal(carrier_request_numbers(&ps->cc, "tracking", NULL, numbers, 2, &n, &err),
+			 HUB_DONE);
+	assert_int_equal(n, 0);
+	json_decref(cursor);
+
+	/* no token request for an API-key carrier, nor other actions */
+	assert_int_equal(carrier_build_action(ps, "refresh_token", NULL, NULL, &err), HUB_IGNORED);
+	assert_int_equal(carrier_read_action(ps, "refresh_token", NULL, NULL, NULL, &err),
+			 HUB_IGNORED);
+	assert_int_equal(carrier_build_action(&cc, "push_tracking", NULL, NULL, &err), HUB_IGNORED);
+	carrier_destroy(ps);
+	carrier_destroy(NULL);
 	json_decref(cfg);
 }
 
@@ -478,8 +630,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_latest_event_wins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delivered_at_and_fallback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_join_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_record_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_and_peek, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cursor_numbers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conn_init, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_and_request_numbers, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,17 +36,23 @@ struct ups {
 	char *transaction_src;
 };
 
+static const struct carrier_def ups_def = {
+	.carrier = "ups",
+	.label = "UPS",
+	.default_base = UPS_DEFAULT_BASE,
+	.need = CARRIER_NEED_OAUTH,
+	.token_path = "/security/v1/oauth/token",
+	.token_style = CARRIER_OAUTH_BASIC,
+};
+
 static const char ups_config_schema[] =
 	"{\"type\":\"object\","
 	"\"required\":[\"client_id\",\"client_secret\"],"
 	"\"properties\":{"
-	"\"client_id\":{\"type\":\"string\",\"minLength\":1,"
-	"\"description\":\"OAuth client ID of the UPS developer app\"},"
-	"\"client_secret\":{\"type\":\"string\",\"minLength\":1,\"x-secret\":true,"
-	"\"description\":\"OAuth client secret of the UPS developer app\"},"
-	"\"api_base\":{\"type\":\"string\",\"pattern\":\"^https?://\","
-	"\"default\":\"" UPS_DEFAULT_BASE "\","
-	"\"description\":\"API root; https://wwwcie.ups.com for the UPS test environment\"},"
+	CARRIER_SCHEMA_OAUTH("OAuth client ID of the UPS developer app",
+			     "OAuth client secret of the UPS developer app") ","
+	CARRIER_SCHEMA_API_BASE(UPS_DEFAULT_BASE,
+				"API root; https://wwwcie.ups.com for the UPS test environment") ","
 	"\"transaction_src\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":32,"
 	"\"default\":\"hub\","
 	"\"description\":\"transactionSrc header: names the calling application to UPS\"}"
@@ -65,44 +71,35 @@ static const struct hub_bucket_def ups_buckets[] = {
 	{NULL, 0, 0, {0}},
 };
 
+static void ups_destroy(void *state)
+{
+	struct ups *u = state;
+
+	if (u)
+		free(u->transaction_src);
+	carrier_destroy(u);
+}
+
 static int ups_create(const struct hub_host *host, struct hub_conn *conn, const json_t *config,
 		      void **state, struct hub_error *err)
 {
-	struct ups *u = calloc(1, sizeof(*u));
+	struct ups *u;
 	int rc;
 
-	*state = NULL;
-	if (!u) {
-		hub_error_set(err, NULL, "out of memory");
-		return HUB_FATAL;
-	}
-	rc = carrier_conn_init(&u->cc, host, conn, "ups", "UPS", config, UPS_DEFAULT_BASE,
-			       CARRIER_NEED_OAUTH, err);
-	if (rc == HUB_OK)
-		rc = carrier_conf_str(config, "transaction_src", 0, "hub", &u->transaction_src, err);
+	rc = carrier_create(&ups_def, sizeof(*u), host, conn, config, state, err);
+	if (rc != HUB_OK)
+		return rc;
+	u = *state;
+	rc = carrier_conf_str(config, "transaction_src", 0, "hub", &u->transaction_src, err);
 	if (rc == HUB_OK && strlen(u->transaction_src) > 32) {
 		hub_error_set(err, "transaction_src", "must be at most 32 characters");
 		rc = HUB_INVALID;
 	}
 	if (rc != HUB_OK) {
-		carrier_conn_release(&u->cc);
-		free(u->transaction_src);
-		free(u);
-		return rc;
+		ups_destroy(u);
+		*state = NULL;
 	}
-	*state = u;
-	return HUB_OK;
-}
-
-static void ups_destroy(void *state)
-{
-	struct ups *u = state;
-
-	if (!u)
-		return;
-	carrier_conn_release(&u->cc);
-	free(u->transaction_src);
-	free(u);
+	return rc;
 }
 
 /* A transId unique per request yet reproducible for a given clock and
@@ -130,16 +127,9 @@ static int ups_build_request(void *state, const char *stream, const json_t *curs
 	size_t n;
 	int rc;
 
-	if (strcmp(stream, "tracking") != 0) {
-		hub_error_set(err, "stream", "UPS serves only the tracking stream, not '%s'", stream);
-		return HUB_INVALID;
-	}
-	rc = carrier_cursor_numbers(cursor, numbers, 1, &n, err);
+	rc = carrier_request_numbers(&u->cc, stream, cursor, numbers, 1, &n, err);
 	if (rc != HUB_OK)
 		return rc;
-	if (n == 0)
-		return HUB_DONE;
-
 	hub_url_init(&url, u->cc.api_base);
 	hub_url_path(&url, "/api/track/v1/details");
 	hub_url_segment(&url, numbers[0]);
@@ -214,7 +204,6 @@ static int ups_add_activity(const struct ups *u, struct carrier_record *rec, con
 	struct carrier_loc loc;
 	enum carrier_status s;
 	const char *desc;
-	json_t *ev;
 
 	if (gmt_date && gmt_time && carrier_time_compact(gmt_date, gmt_time, &t.utc_ms) == 0) {
 		t.has_offset = gmt_offset && carrier_offset_parse(gmt_offset, &t.offset_min) == 0;
@@ -234,13 +223,8 @@ static int ups_add_activity(const struct ups *u, struct carrier_record *rec, con
 	loc.country_code = carrier_jstr(addr, "countryCode");
 	if (!loc.country_code)
 		loc.country_code = carrier_jstr(addr, "country");
-	ev = carrier_event_new(&t, s, carrier_jstr(st, "statusCode"), carrier_jstr(st, "type"),
-			       desc, &loc);
-	if (carrier_record_add_event(rec, ev, t.utc_ms, s) != 0) {
-		hub_error_set(err, NULL, "out of memory building a UPS tracking event");
-		return HUB_FATAL;
-	}
-	return HUB_OK;
+	return carrier_record_add_scan(&u->cc, rec, &t, s, carrier_jstr(st, "statusCode"),
+				       carrier_jstr(st, "type"), desc, &loc, err);
 }
 
 /* deliveryDate[] of `type` ("SDD", "RDD", "DEL"), with the deliveryTime
@@ -280,10 +264,9 @@ static int ups_emit_package(const struct ups *u, const json_t *pkg, const char *
 	size_t i;
 	int rc;
 
-	if (carrier_record_init(&rec, "ups", number) != 0) {
-		hub_error_set(err, NULL, "out of memory building a UPS tracking record");
-		return HUB_FATAL;
-	}
+	rc = carrier_record_start(&u->cc, &rec, number, err);
+	if (rc != HUB_OK)
+		return rc;
 	for (i = 0; i < json_array_size(acts); i++) {
 		rc = ups_add_activity(u, &rec, json_array_get(acts, i), number, err);
 		if (rc != HUB_OK) {
@@ -291,22 +274,16 @@ static int ups_emit_package(const struct ups *u, const json_t *pkg, const char *
 			return rc;
 		}
 	}
-	rc = carrier_record_set_str(&rec, "service",
-				    carrier_jstr(carrier_jobj(pkg, "service"), "description"));
-	rc |= carrier_record_set_str(&rec, "signed_by",
-				     carrier_jstr(carrier_jobj(pkg, "deliveryInformation"),
-						  "receivedBy"));
+	carrier_record_set_str(&rec, "service",
+			       carrier_jstr(carrier_jobj(pkg, "service"), "description"));
+	carrier_record_set_str(&rec, "signed_by",
+			       carrier_jstr(carrier_jobj(pkg, "deliveryInformation"), "receivedBy"));
 	if (ups_delivery_date(pkg, "RDD", window_types, &ms) == 0 ||
 	    ups_delivery_date(pkg, "SDD", window_types, &ms) == 0)
-		rc |= carrier_record_set_time(&rec, "estimated_delivery_at", ms);
+		carrier_record_set_time(&rec, "estimated_delivery_at", ms);
 	/* A delivered activity carries the exact time; the DEL date is local. */
 	if (!rec.have_delivered && ups_delivery_date(pkg, "DEL", delivered_types, &ms) == 0)
-		rc |= carrier_record_set_time(&rec, "delivered_at", ms);
-	if (rc) {
-		carrier_record_release(&rec);
-		hub_error_set(err, NULL, "out of memory building a UPS tracking record");
-		return HUB_FATAL;
-	}
+		carrier_record_set_time(&rec, "delivered_at", ms);
 	return carrier_record_emit(&u->cc, call, &rec,
 				   ups_status(u, carrier_jobj(pkg, "currentStatus"), number), err);
 }
@@ -348,9 +325,7 @@ static int ups_emit_shipment(const struct ups *u, const json_t *shipment, const 
 /* A 404 whose body is UPS's error envelope means "no such number". */
 static int ups_is_not_found(const struct ups *u, const struct hub_msg *resp)
 {
-	size_t len = 0;
-	const char *body = u->cc.host->msg_body(resp, &len);
-	json_t *doc = json_loadb(body, len, 0, NULL);
+	json_t *doc = carrier_body_peek(&u->cc, resp);
 	int yes = carrier_jarr(carrier_jobj(doc, "response"), "errors") != NULL;
 
 	json_decref(doc);
@@ -407,35 +382,6 @@ static int ups_read_response(void *state, const char *stream, const json_t *curs
 	return rc;
 }
 
-static void ups_read_limits(void *state, const char *operation, const struct hub_msg *resp,
-			    struct hub_call *call)
-{
-	struct ups *u = state;
-
-	carrier_read_limits(&u->cc, operation, resp, call);
-}
-
-static int ups_build_action(void *state, const char *action, const json_t *payload,
-			    struct hub_msg *req, struct hub_error *err)
-{
-	struct ups *u = state;
-
-	if (strcmp(action, "refresh_token") != 0)
-		return HUB_IGNORED;
-	return carrier_oauth_build(&u->cc, req, "/security/v1/oauth/token", CARRIER_OAUTH_BASIC,
-				   NULL, err);
-}
-
-static int ups_read_action(void *state, const char *action, const json_t *payload,
-			   const struct hub_msg *resp, struct hub_call *call, struct hub_error *err)
-{
-	struct ups *u = state;
-
-	if (strcmp(action, "refresh_token") != 0)
-		return HUB_IGNORED;
-	return carrier_oauth_read(&u->cc, resp, call, err);
-}
-
 HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.abi_version = HUB_ABI_VERSION,
 	.struct_size = sizeof(struct hub_plugin),
@@ -451,7 +397,7 @@ HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.destroy = ups_destroy,
 	.build_request = ups_build_request,
 	.read_response = ups_read_response,
-	.read_limits = ups_read_limits,
-	.build_action = ups_build_action,
-	.read_action = ups_read_action,
+	.read_limits = carrier_read_limits,
+	.build_action = carrier_build_action,
+	.read_action = carrier_read_action,
 };

@@ -31,17 +31,24 @@ struct usps {
 	struct carrier_conn cc;
 };
 
+static const struct carrier_def usps_def = {
+	.carrier = "usps",
+	.label = "USPS",
+	.default_base = USPS_DEFAULT_BASE,
+	.need = CARRIER_NEED_OAUTH,
+	.token_path = "/oauth2/v3/token",
+	.token_style = CARRIER_OAUTH_FORM,
+	.token_extra = "scope=tracking",
+};
+
 static const char usps_config_schema[] =
 	"{\"type\":\"object\","
 	"\"required\":[\"client_id\",\"client_secret\"],"
 	"\"properties\":{"
-	"\"client_id\":{\"type\":\"string\",\"minLength\":1,"
-	"\"description\":\"Consumer key of the USPS developer app\"},"
-	"\"client_secret\":{\"type\":\"string\",\"minLength\":1,\"x-secret\":true,"
-	"\"description\":\"Consumer secret of the USPS developer app\"},"
-	"\"api_base\":{\"type\":\"string\",\"pattern\":\"^https?://\","
-	"\"default\":\"" USPS_DEFAULT_BASE "\","
-	"\"description\":\"API root; https://apis-tem.usps.com for the USPS test environment\"}"
+	CARRIER_SCHEMA_OAUTH("Consumer key of the USPS developer app",
+			     "Consumer secret of the USPS developer app") ","
+	CARRIER_SCHEMA_API_BASE(USPS_DEFAULT_BASE,
+				"API root; https://apis-tem.usps.com for the USPS test environment")
 	"}}";
 
 static const struct hub_stream_def usps_streams[] = {
@@ -60,33 +67,7 @@ static const struct hub_bucket_def usps_buckets[] = {
 static int usps_create(const struct hub_host *host, struct hub_conn *conn, const json_t *config,
 		       void **state, struct hub_error *err)
 {
-	struct usps *u = calloc(1, sizeof(*u));
-	int rc;
-
-	*state = NULL;
-	if (!u) {
-		hub_error_set(err, NULL, "out of memory");
-		return HUB_FATAL;
-	}
-	rc = carrier_conn_init(&u->cc, host, conn, "usps", "USPS", config, USPS_DEFAULT_BASE,
-			       CARRIER_NEED_OAUTH, err);
-	if (rc != HUB_OK) {
-		carrier_conn_release(&u->cc);
-		free(u);
-		return rc;
-	}
-	*state = u;
-	return HUB_OK;
-}
-
-static void usps_destroy(void *state)
-{
-	struct usps *u = state;
-
-	if (!u)
-		return;
-	carrier_conn_release(&u->cc);
-	free(u);
+	return carrier_create(&usps_def, sizeof(struct usps), host, conn, config, state, err);
 }
 
 static int usps_build_request(void *state, const char *stream, const json_t *cursor,
@@ -98,15 +79,9 @@ static int usps_build_request(void *state, const char *stream, const json_t *cur
 	size_t n;
 	int rc;
 
-	if (strcmp(stream, "tracking") != 0) {
-		hub_error_set(err, "stream", "USPS serves only the tracking stream, not '%s'", stream);
-		return HUB_INVALID;
-	}
-	rc = carrier_cursor_numbers(cursor, numbers, 1, &n, err);
+	rc = carrier_request_numbers(&u->cc, stream, cursor, numbers, 1, &n, err);
 	if (rc != HUB_OK)
 		return rc;
-	if (n == 0)
-		return HUB_DONE;
 	hub_url_init(&url, u->cc.api_base);
 	hub_url_path(&url, "/tracking/v3/tracking");
 	hub_url_segment(&url, numbers[0]);
@@ -179,12 +154,11 @@ static int usps_emit(const struct usps *u, const json_t *doc, const char *number
 	struct carrier_time t;
 	char service[256];
 	size_t i;
-	int rc = 0;
+	int rc;
 
-	if (carrier_record_init(&rec, "usps", number) != 0) {
-		hub_error_set(err, NULL, "out of memory building a USPS tracking record");
-		return HUB_FATAL;
-	}
+	rc = carrier_record_start(&u->cc, &rec, number, err);
+	if (rc != HUB_OK)
+		return rc;
 	for (i = 0; i < json_array_size(events); i++) {
 		const json_t *ev = json_array_get(events, i);
 		const char *code = carrier_jstr(ev, "eventCode");
@@ -203,27 +177,20 @@ static int usps_emit(const struct usps *u, const json_t *doc, const char *number
 		loc.state = carrier_jstr(ev, "eventState");
 		loc.postal_code = carrier_jstr(ev, "eventZIP");
 		loc.country_code = carrier_jstr(ev, "eventCountry");
-		if (carrier_record_add_event(&rec, carrier_event_new(&t, s, code, NULL,
-								     carrier_jstr(ev, "eventType"),
-								     &loc),
-					     t.utc_ms, s) != 0) {
+		rc = carrier_record_add_scan(&u->cc, &rec, &t, s, code, NULL,
+					     carrier_jstr(ev, "eventType"), &loc, err);
+		if (rc != HUB_OK) {
 			carrier_record_release(&rec);
-			hub_error_set(err, NULL, "out of memory building a USPS tracking event");
-			return HUB_FATAL;
+			return rc;
 		}
 	}
 	usps_plain(carrier_jstr(doc, "mailClass"), service, sizeof(service));
-	rc |= carrier_record_set_str(&rec, "service", service);
-	rc |= carrier_record_set_str(&rec, "signed_by", signer);
+	carrier_record_set_str(&rec, "service", service);
+	carrier_record_set_str(&rec, "signed_by", signer);
 	if (carrier_time_iso(carrier_jstr(doc, "expectedDeliveryTimeStamp"), &t) == 0 ||
 	    carrier_time_iso(carrier_jstr(doc, "guaranteedDeliveryTimeStamp"), &t) == 0 ||
 	    carrier_time_iso(carrier_jstr(doc, "predictedDeliveryDate"), &t) == 0)
-		rc |= carrier_record_set_time(&rec, "estimated_delivery_at", t.utc_ms);
-	if (rc) {
-		carrier_record_release(&rec);
-		hub_error_set(err, NULL, "out of memory building a USPS tracking record");
-		return HUB_FATAL;
-	}
+		carrier_record_set_time(&rec, "estimated_delivery_at", t.utc_ms);
 	return carrier_record_emit(&u->cc, call, &rec,
 				   carrier_map(&u->cc, &carrier_usps_categories, "statusCategory",
 					       carrier_jstr(doc, "statusCategory"), number),
@@ -234,9 +201,7 @@ static int usps_emit(const struct usps *u, const json_t *doc, const char *number
  * number is unknown; another 404 (wrong api_base) is not. */
 static int usps_is_not_found(const struct usps *u, const struct hub_msg *resp)
 {
-	size_t len = 0;
-	const char *body = u->cc.host->msg_body(resp, &len);
-	json_t *doc = json_loadb(body, len, 0, NULL);
+	json_t *doc = carrier_body_peek(&u->cc, resp);
 	int yes = carrier_jobj(doc, "error") != NULL;
 
 	json_decref(doc);
@@ -280,35 +245,6 @@ static int usps_read_response(void *state, const char *stream, const json_t *cur
 	return rc;
 }
 
-static void usps_read_limits(void *state, const char *operation, const struct hub_msg *resp,
-			     struct hub_call *call)
-{
-	struct usps *u = state;
-
-	carrier_read_limits(&u->cc, operation, resp, call);
-}
-
-static int usps_build_action(void *state, const char *action, const json_t *payload,
-			     struct hub_msg *req, struct hub_error *err)
-{
-	struct usps *u = state;
-
-	if (strcmp(action, "refresh_token") != 0)
-		return HUB_IGNORED;
-	return carrier_oauth_build(&u->cc, req, "/oauth2/v3/token", CARRIER_OAUTH_FORM,
-				   "scope=tracking", err);
-}
-
-static int usps_read_action(void *state, const char *action, const json_t *payload,
-			    const struct hub_msg *resp, struct hub_call *call, struct hub_error *err)
-{
-	struct usps *u = state;
-
-	if (strcmp(action, "refresh_token") != 0)
-		return HUB_IGNORED;
-	return carrier_oauth_read(&u->cc, resp, call, err);
-}
-
 HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.abi_version = HUB_ABI_VERSION,
 	.struct_size = sizeof(struct hub_plugin),
@@ -321,10 +257,10 @@ HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.buckets = usps_buckets,
 	.tracking_batch_max = 1,
 	.create = usps_create,
-	.destroy = usps_destroy,
+	.destroy = carrier_destroy,
 	.build_request = usps_build_request,
 	.read_response = usps_read_response,
-	.read_limits = usps_read_limits,
-	.build_action = usps_build_action,
-	.read_action = usps_read_action,
+	.read_limits = carrier_read_limits,
+	.build_action = carrier_build_action,
+	.read_action = carrier_read_action,
 };

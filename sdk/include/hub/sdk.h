@@ -4,9 +4,9 @@
  * Small, pure functions every connector needs and gets wrong when written
  * twice: decimal money to minor units without floats, RFC 3339 times to UTC
  * milliseconds, HMAC-SHA256 in base64/hex with constant-time comparison, URL
- * and query building with escaping, `Link` header parsing, and JSON getters
- * whose errors name the field. hubd uses the same functions, so a plugin and
- * the core agree on every conversion.
+ * and query building with escaping, `Link` header parsing, JSON getters
+ * whose errors name the field, and canonical addresses. hubd uses the same
+ * functions, so a plugin and the core agree on every conversion.
  *
  * Conventions: functions return 0 on success and -1 on failure; on failure
  * they fill the optional `struct hub_error *err` (may be NULL) with the field
@@ -190,6 +190,41 @@ int hub_json_time_opt(const json_t *obj, const char *key, int assume_utc, int64_
 int hub_json_set_time(json_t *obj, const char *key, int64_t utc_ms);
 /* Sets obj[key] to a copy of str, or to null when str is NULL/empty. */
 int hub_json_set_str(json_t *obj, const char *key, const char *str);
+
+/* A string field read as text that may be absent: *out is obj[key]
+ * (borrowed), or NULL when it is missing, null or "" (sources write all
+ * three for "none"). Unlike the _opt getters, *out is always set. A wrong
+ * type fails as in hub_json_str. Since libhubsdk 3:0:2. */
+int hub_json_str_or_null(const json_t *obj, const char *key, const char **out,
+			 const char *ctx, struct hub_error *err);
+
+/* ---- canonical records ---------------------------------------------- */
+
+/* A postal address as a source gives it, for hub_address_new(). Every
+ * member may be NULL; "" counts as absent. Strings are borrowed. */
+struct hub_address {
+	const char *name;       /* the addressee as one text */
+	const char *first_name;
+	const char *last_name;
+	const char *company;
+	const char *address1;   /* street lines */
+	const char *address2;
+	const char *city;
+	const char *region;     /* state or province: a code ("CA", "JP13", "TH-10") or a name */
+	const char *zip;
+	const char *country;    /* ISO 3166-1 alpha-2 ("US") or a name */
+	const char *phone;
+};
+
+/* Builds a canonical address (the "address_or_null" object of
+ * sdk/schema/order.json) with all thirteen keys, absent parts null. region
+ * goes to province_code when it looks like a subdivision code (1 to 10
+ * characters of A-Z, 0-9 and '-'), else to province; country goes to
+ * country_code when it is two upper-case letters, else to country. Lengths
+ * are not checked (the host validates records against the schema). Returns
+ * a new reference, or NULL when memory runs out or a part is not valid
+ * UTF-8. Since libhubsdk 3:0:2. */
+json_t *hub_address_new(const struct hub_address *a);
 
 /* ---- carriers ------------------------------------------------------- */
 
