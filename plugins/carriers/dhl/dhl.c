@@ -259,7 +259,7 @@ static int dhl_is_not_found(const struct dhl *d, const struct hub_msg *resp)
 {
 	size_t len = 0;
 	const char *body = d->cc.host->msg_body(resp, &len);
-	json_t *doc = json_loadb(body, len, 0, NULL);
+	json_t *doc = hub_json_loadb(body, len, 0, NULL);
 	int yes = json_integer_value(json_object_get(doc, "status")) == 404 ||
 		  carrier_jstr(doc, "title") != NULL;
 

@@ -350,7 +350,7 @@ static int ups_is_not_found(const struct ups *u, const struct hub_msg *resp)
 {
 	size_t len = 0;
 	const char *body = u->cc.host->msg_body(resp, &len);
-	json_t *doc = json_loadb(body, len, 0, NULL);
+	json_t *doc = hub_json_loadb(body, len, 0, NULL);
 	int yes = carrier_jarr(carrier_jobj(doc, "response"), "errors") != NULL;
 
 	json_decref(doc);

@@ -236,7 +236,7 @@ static int usps_is_not_found(const struct usps *u, const struct hub_msg *resp)
 {
 	size_t len = 0;
 	const char *body = u->cc.host->msg_body(resp, &len);
-	json_t *doc = json_loadb(body, len, 0, NULL);
+	json_t *doc = hub_json_loadb(body, len, 0, NULL);
 	int yes = carrier_jobj(doc, "error") != NULL;
 
 	json_decref(doc);
