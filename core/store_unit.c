@@ -20,6 +20,7 @@
 #include <hub/sdk.h>
 
 #include "crypto.h"
+#include "jtext.h"
 
 static const char *const order_statuses[] = {"open", "closed", "cancelled", NULL};
 static const char *const financial_statuses[] = {
@@ -298,7 +299,7 @@ static int check_shipment(struct unit_record *r, struct hub_error *err)
 			return bad(&c, "tracking_numbers",
 				   "must hold non-empty strings of at most 64 characters");
 	}
-	r->extra = json_dumps(numbers, JSON_COMPACT);
+	r->extra = jtext_dump(numbers, NULL);
 	return r->extra ? 0 : hub_error_set(err, NULL, "out of memory");
 }
 
@@ -340,7 +341,7 @@ static int check_tracking(struct unit_record *r, struct hub_error *err)
 		if (!s || strlen(s) > 1024)
 			return bad(&ec, "description", "must be a string of at most 1024 characters");
 	}
-	r->extra = json_dumps(events, JSON_COMPACT);
+	r->extra = jtext_dump(events, NULL);
 	return r->extra ? 0 : hub_error_set(err, NULL, "out of memory");
 }
 
@@ -388,11 +389,9 @@ int store_unit_add_record(struct store_unit *u, enum hub_record_kind kind, json_
 	else
 		hub_error_set(err, NULL, "unknown record kind %d", (int)kind);
 	if (rc == 0) {
-		r->text = json_dumps(record, JSON_COMPACT);
+		r->text = jtext_dump(record, &r->text_len);
 		if (!r->text)
 			rc = hub_error_set(err, NULL, "out of memory");
-		else
-			r->text_len = strlen(r->text);
 	}
 	if (rc == 0) {
 		u->nrecords++;
@@ -419,7 +418,7 @@ static char *dump_or_null(json_t *v)
 
 	if (!v)
 		return NULL;
-	text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	text = jtext_dump(v, NULL);
 	json_decref(v);
 	return text;
 }
@@ -583,7 +582,7 @@ static const char *lines_json(struct sql_script *s, const struct unit_record *r)
 						      l->title, "quantity", (json_int_t)l->quantity,
 						      "unit_price", (json_int_t)l->unit_price));
 	}
-	text = json_dumps(cols, JSON_COMPACT);
+	text = jtext_dump(cols, NULL);
 	json_decref(cols);
 	if (text)
 		out = sql_arena_strdup(&s->arena, text);
