@@ -60,7 +60,8 @@ struct unit_dead {
 
 struct store_unit {
 	char *merchant, *connector;
-	char id[33]; /* random: makes job and dead-letter inserts idempotent on retry */
+	char id[33]; /* random, drawn with the first job or dead letter: makes their
+	                inserts idempotent on retry ("" until then) */
 	struct unit_record *records;
 	size_t nrecords, records_cap;
 	struct unit_job *jobs;

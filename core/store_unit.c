@@ -35,7 +35,6 @@ static const char *const shipment_statuses[] = {
 struct store_unit *store_unit_new(const char *merchant, const char *connector)
 {
 	struct store_unit *u;
-	unsigned char raw[16];
 
 	if (!merchant || !connector)
 		return NULL;
@@ -44,13 +43,31 @@ struct store_unit *store_unit_new(const char *merchant, const char *connector)
 		return NULL;
 	u->merchant = strdup(merchant);
 	u->connector = strdup(connector);
-	if (!u->merchant || !u->connector || crypto_random(raw, sizeof(raw)) < 0) {
+	if (!u->merchant || !u->connector) {
 		store_unit_free(u);
 		return NULL;
 	}
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(u->id + 2 * i, 3, "%02x", raw[i]);
 	return u;
+}
+
+/* Gives the unit its random id, which only the dedupe keys of its jobs and
+ * dead letters use: drawn when the first of those is added, not for every
+ * unit (a webhook rarely has either). 0 or -1. */
+static int unit_id(struct store_unit *u)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[16];
+
+	if (u->id[0])
+		return 0;
+	if (crypto_random(raw, sizeof(raw)) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		u->id[2 * i] = hex[raw[i] >> 4];
+		u->id[2 * i + 1] = hex[raw[i] & 0xF];
+	}
+	u->id[2 * sizeof(raw)] = '\0';
+	return 0;
 }
 
 void store_unit_free(struct store_unit *u)
@@ -445,7 +462,7 @@ int store_unit_add_job(struct store_unit *u, const char *action, json_t *payload
 	struct unit_job *j;
 	char *text = payload ? dump_or_null(payload) : strdup("{}");
 
-	if (!text || !action ||
+	if (!text || !action || unit_id(u) < 0 ||
 	    grow((void **)&u->jobs, &u->jobs_cap, u->njobs, sizeof(*u->jobs)) < 0) {
 		free(text);
 		return -1;
@@ -480,7 +497,7 @@ int store_unit_add_dead_letter(struct store_unit *u, const char *kind, json_t *p
 	struct unit_dead *d;
 	char *text = dump_or_null(payload);
 
-	if ((payload && !text) || !kind || !reason ||
+	if ((payload && !text) || !kind || !reason || unit_id(u) < 0 ||
 	    grow((void **)&u->dead, &u->dead_cap, u->ndead, sizeof(*u->dead)) < 0) {
 		free(text);
 		return -1;
