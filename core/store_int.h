@@ -107,6 +107,7 @@ struct store_item {
 	struct store_waiter *waiter;
 	int64_t deadline_ms;
 	int fail_fast;
+	int64_t queued_us; /* monotonic time it was queued (group commit) */
 };
 
 /* What builders may use while the store thread builds a batch. */
