@@ -32,6 +32,7 @@
 #include "store.h"
 #include "sync.h"
 #include "webhook.h"
+#include "wpool.h"
 
 #define DRAIN_LIMIT_MS 9000
 
@@ -556,6 +557,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 
 int hub_start(struct hub *hub, const char *config_path)
 {
+	long workers;
 	struct cfg_problems problems = {0};
 	struct server_opts sopts;
 	struct store_options so;
@@ -675,6 +677,20 @@ int hub_start(struct hub *hub, const char *config_path)
 	}
 	start_connectors(hub);
 
+	/* Webhook workers: parsing, mapping and validating deliveries of
+	 * plugins that allow it (HUB_CAP_WEBHOOKS_REENTRANT) run beside the
+	 * loop. Auto: one when there is a second CPU. */
+	workers = hub->cfg.webhook_workers;
+	if (workers < 0)
+		workers = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0;
+	if (workers > 0) {
+		hub->hooks = wpool_new(hub->base, (unsigned)workers, err, sizeof(err));
+		if (!hub->hooks) {
+			fprintf(stderr, "hubd: %s\n", err);
+			goto out;
+		}
+	}
+
 	server_add_routes(hub->server, ops_routes, sizeof(ops_routes) / sizeof(ops_routes[0]), hub);
 	webhook_routes(hub);
 	admin_routes(hub);
@@ -713,6 +729,10 @@ void hub_release(struct hub *hub)
 	 * callback schedules new work. */
 	if (hub->sync)
 		sync_stop(hub->sync);
+	/* Webhooks still on a worker finish now: their answers and units go
+	 * out while the server and the store are still there. */
+	wpool_free(hub->hooks);
+	hub->hooks = NULL;
 	if (hub->http)
 		http_client_free(hub->http);
 	if (hub->rl)

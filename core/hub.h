@@ -21,6 +21,7 @@ struct http_client;
 struct rl;
 struct sync;
 struct auth;
+struct wpool;
 
 struct hub {
 	struct event_base *base;
@@ -34,6 +35,7 @@ struct hub {
 	struct rl *rl;
 	struct sync *sync;
 	struct auth *auth;
+	struct wpool *hooks;           /* webhook workers, or NULL: all on the loop */
 	int created_state_dir;         /* removed again if start-up fails */
 	struct event *sig_term, *sig_int, *sig_hup, *drain_timer, *stats_timer;
 	int stopping;            /* SIGTERM/SIGINT received */
