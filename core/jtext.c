@@ -10,6 +10,7 @@
 #include "jtext.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,4 +251,119 @@ char *jtext_dump(const json_t *v, size_t *len)
 	if (len != NULL)
 		*len = o.len - 1;
 	return o.buf;
+}
+
+/* ---- pooled blocks ----------------------------------------------------- */
+
+/* Blocks of 4, 8 and 16 KB (header included); larger texts use malloc. At
+ * most POOL_KEEP idle blocks per size are kept. */
+#define NCLASS 3
+#define CLASS_BYTES(c) ((size_t)4096 << (c))
+#define POOL_KEEP 1024
+#define UNPOOLED NCLASS
+
+/* Sits before the text; 16 bytes keep the text aligned. */
+union header {
+	struct {
+		union header *next; /* while idle in the pool */
+		unsigned cls;
+	} h;
+	max_align_t align;
+};
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static union header *pool[NCLASS];
+static size_t pool_idle[NCLASS];
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+	struct out *o = p;
+
+	free(o->buf);
+	free(o);
+}
+
+static void scratch_init(void)
+{
+	(void)pthread_key_create(&scratch_key, scratch_free);
+}
+
+/* The calling thread's scratch buffer (kept between calls, freed when the
+ * thread exits), or NULL when out of memory. */
+static struct out *scratch(void)
+{
+	struct out *o;
+
+	pthread_once(&scratch_once, scratch_init);
+	o = pthread_getspecific(scratch_key);
+	if (o == NULL) {
+		o = calloc(1, sizeof(*o));
+		if (o == NULL || pthread_setspecific(scratch_key, o) != 0) {
+			free(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+char *jtext_dump_block(const json_t *v, size_t *len)
+{
+	struct out *o = scratch();
+	union header *b = NULL;
+	unsigned cls;
+	size_t need;
+
+	if (o == NULL || v == NULL)
+		return NULL;
+	o->len = 0;
+	if (put_value(o, v, 0) < 0 || put_char(o, '\0') < 0)
+		return NULL;
+	need = sizeof(union header) + o->len;
+	for (cls = 0; cls < NCLASS && CLASS_BYTES(cls) < need; cls++)
+		;
+	if (cls < NCLASS) {
+		pthread_mutex_lock(&pool_mu);
+		b = pool[cls];
+		if (b != NULL) {
+			pool[cls] = b->h.next;
+			pool_idle[cls]--;
+		}
+		pthread_mutex_unlock(&pool_mu);
+		if (b == NULL)
+			b = malloc(CLASS_BYTES(cls));
+	} else {
+		b = malloc(need);
+	}
+	if (b == NULL)
+		return NULL;
+	b->h.cls = cls < NCLASS ? cls : UNPOOLED;
+	memcpy(b + 1, o->buf, o->len);
+	if (len != NULL)
+		*len = o->len - 1;
+	return (char *)(b + 1);
+}
+
+void jtext_block_free(char *text)
+{
+	union header *b;
+	unsigned cls;
+
+	if (text == NULL)
+		return;
+	b = (union header *)text - 1;
+	cls = b->h.cls;
+	if (cls < NCLASS) {
+		pthread_mutex_lock(&pool_mu);
+		if (pool_idle[cls] < POOL_KEEP) {
+			b->h.next = pool[cls];
+			pool[cls] = b;
+			pool_idle[cls]++;
+			b = NULL;
+		}
+		pthread_mutex_unlock(&pool_mu);
+	}
+	free(b);
 }

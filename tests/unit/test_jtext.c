@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -175,6 +176,60 @@ static void test_fixtures(void **state)
 	assert_true(n > 10);
 }
 
+/* Pooled blocks: same text as json_dumps at every size (small, each pool
+ * class, past the largest), blocks reused, freed from another thread. */
+struct handoff {
+	char *texts[64];
+	int n;
+};
+
+static void *free_all(void *arg)
+{
+	struct handoff *h = arg;
+
+	for (int i = 0; i < h->n; i++)
+		jtext_block_free(h->texts[i]);
+	return NULL;
+}
+
+static void test_blocks(void **state)
+{
+	static const size_t sizes[] = {0, 10, 900, 3000, 4100, 7000, 9000, 15000, 17000, 60000};
+	struct handoff h = {{NULL}, 0};
+	pthread_t th;
+
+	(void)state;
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			char *filler = malloc(sizes[i] + 1), *want, *got;
+			json_t *v;
+			size_t len = 0;
+
+			assert_non_null(filler);
+			memset(filler, 'x', sizes[i]);
+			filler[sizes[i]] = '\0';
+			v = json_pack("{s:s,s:i,s:[s]}", "text", filler, "n", (int)i, "esc", "a\"b\n");
+			want = json_dumps(v, JSON_COMPACT);
+			got = jtext_dump_block(v, &len);
+			assert_non_null(got);
+			assert_string_equal(got, want);
+			assert_int_equal(len, strlen(want));
+			if (round < 2) {
+				jtext_block_free(got); /* back to the pool, reused next round */
+			} else {
+				h.texts[h.n++] = got;
+			}
+			free(want);
+			free(filler);
+			json_decref(v);
+		}
+	}
+	assert_int_equal(pthread_create(&th, NULL, free_all, &h), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	jtext_block_free(NULL);
+	assert_null(jtext_dump_block(NULL, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -182,6 +237,7 @@ int main(void)
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_nesting),
 		cmocka_unit_test(test_fixtures),
+		cmocka_unit_test(test_blocks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
