@@ -152,7 +152,7 @@ static const struct key_spec log_keys[] = {
 static const struct key_spec http_keys[] = {
 	{"max_body_bytes", K_INT, 0}, {"max_header_bytes", K_INT, 0}, {"timeout_s", K_INT, 0},
 	{"rate_per_s", K_NUMBER, 0},  {"burst", K_NUMBER, 0},         {"tls_cert", K_STRING, 0},
-	{"tls_key", K_STRING, 0},     {NULL, 0, 0},
+	{"tls_key", K_STRING, 0},     {"webhook_workers", K_INT, 0}, {NULL, 0, 0},
 };
 static const struct key_spec outbound_keys[] = {
 	{"ca_file", K_STRING, 0}, {"proxy", K_STRING, 0}, {"timeout_ms", K_INT, 0},
@@ -318,6 +318,7 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 	cfg->http_timeout_s = 30;
 	cfg->http_rate = 5000;
 	cfg->http_burst = 10000;
+	cfg->webhook_workers = -1;
 	cfg->request_timeout_ms = 30000;
 	cfg->max_response_bytes = 32u << 20;
 	cfg->max_in_flight = 256;
@@ -405,6 +406,9 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 			if (cfg->http_burst < 1)
 				cfg_problem(p, path, "http.burst", "must be at least 1");
 		}
+		if (int_in(p, path, http, "webhook_workers", "http.webhook_workers", 0, 64, &v) == 0 &&
+		    json_object_get(http, "webhook_workers"))
+			cfg->webhook_workers = (int)v;
 		cfg->tls_cert = dup_or_null(http, "tls_cert");
 		cfg->tls_key = dup_or_null(http, "tls_key");
 		if (!cfg->tls_cert != !cfg->tls_key)

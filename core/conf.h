@@ -44,6 +44,7 @@ struct hub_config {
 	int http_timeout_s;       /* read/write timeout: slow clients are dropped */
 	double http_rate;         /* requests/s per source address */
 	double http_burst;
+	int webhook_workers;      /* threads for reentrant webhook plugins; -1 = auto */
 	char *tls_cert;           /* PEM paths; both or neither */
 	char *tls_key;
 

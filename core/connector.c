@@ -57,14 +57,20 @@ const char *connector_name(const struct connector *c)
 	return c->name;
 }
 
+/* The instance whose reentrant webhook callback runs on this thread, when
+ * it is not the loop thread: the connector's fields belong to the loop, so
+ * host calls answer from the instance alone. */
+static _Thread_local const struct conn_instance *worker_calling;
+
 const char *connector_secret(const struct connector *c, const char *name)
 {
 	/* the instance whose callback asks (its config lives as long as it
 	 * does, even after a swap or destroy), else the current one */
-	const struct conn_instance *inst = c->calling ? c->calling : c->inst;
+	const struct conn_instance *inst = worker_calling ? worker_calling
+				       : c->calling ? c->calling : c->inst;
 	json_t *v;
 
-	if (!inst)
+	if (!inst || (worker_calling && worker_calling->conn != c))
 		return NULL;
 	v = json_object_get(inst->config, name);
 	if (!plugin_gen_is_secret(inst->gen, name)) {
@@ -77,11 +83,15 @@ const char *connector_secret(const struct connector *c, const char *name)
 
 const char *connector_access_token(const struct connector *c)
 {
+	if (worker_calling)
+		return NULL;
 	return c->access_token;
 }
 
 const json_t *connector_cursor(const struct connector *c, const char *stream)
 {
+	if (worker_calling)
+		return NULL;
 	json_t *v = json_object_get(c->cursors, stream);
 
 	return json_is_null(v) ? NULL : v;
@@ -571,6 +581,44 @@ int instance_read_webhook(struct conn_instance *inst, const struct hub_msg *webh
 	st = d->read_webhook(inst->state, webhook, call, err);
 	leave(inst, prev);
 	return err_end(inst, "read_webhook", st, err);
+}
+
+int instance_webhooks_reentrant(const struct conn_instance *inst)
+{
+	return (inst->gen->desc.capabilities & HUB_CAP_WEBHOOKS_REENTRANT) != 0;
+}
+
+/* One reentrant webhook callback on this thread (see connector.h). */
+static int call_webhook_worker(const struct conn_instance *inst, int verify,
+			       const struct hub_msg *webhook, struct hub_call *call,
+			       struct hub_error *err)
+{
+	const struct hub_plugin *d = &inst->gen->desc;
+	int (*fn)(void *, const struct hub_msg *, struct hub_call *, struct hub_error *) =
+		verify ? d->verify_webhook : d->read_webhook;
+	const char *what = verify ? "verify_webhook" : "read_webhook";
+	const struct conn_instance *prev = worker_calling;
+	int st;
+
+	if (!fn)
+		return missing(inst, what, verify ? HUB_UNAUTHORIZED : HUB_IGNORED, err);
+	err_begin(err);
+	worker_calling = inst;
+	st = fn(inst->state, webhook, call, err);
+	worker_calling = prev;
+	return err_end(inst, what, st, err);
+}
+
+int instance_verify_webhook_worker(const struct conn_instance *inst, const struct hub_msg *webhook,
+				   struct hub_call *call, struct hub_error *err)
+{
+	return call_webhook_worker(inst, 1, webhook, call, err);
+}
+
+int instance_read_webhook_worker(const struct conn_instance *inst, const struct hub_msg *webhook,
+				 struct hub_call *call, struct hub_error *err)
+{
+	return call_webhook_worker(inst, 0, webhook, call, err);
 }
 
 int instance_build_action(struct conn_instance *inst, const char *action, const json_t *payload,

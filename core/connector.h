@@ -154,6 +154,22 @@ int instance_verify_webhook(struct conn_instance *inst, const struct hub_msg *we
 			    struct hub_call *call, struct hub_error *err);
 int instance_read_webhook(struct conn_instance *inst, const struct hub_msg *webhook,
 			  struct hub_call *call, struct hub_error *err);
+
+/*
+ * verify_webhook / read_webhook of a plugin declaring
+ * HUB_CAP_WEBHOOKS_REENTRANT, from any thread (a worker): as above, but the
+ * connector is left alone (the loop thread owns it): during the callback
+ * host->secret() answers from inst's own config and host->cursor() and
+ * host->access_token() answer NULL. The caller holds a reference on inst
+ * (taken and dropped on the loop thread) for the duration.
+ */
+int instance_verify_webhook_worker(const struct conn_instance *inst, const struct hub_msg *webhook,
+				   struct hub_call *call, struct hub_error *err);
+int instance_read_webhook_worker(const struct conn_instance *inst, const struct hub_msg *webhook,
+				 struct hub_call *call, struct hub_error *err);
+/* Whether the instance's plugin declares HUB_CAP_WEBHOOKS_REENTRANT. */
+int instance_webhooks_reentrant(const struct conn_instance *inst);
+
 int instance_build_action(struct conn_instance *inst, const char *action, const json_t *payload,
 			  struct hub_msg *req, struct hub_error *err);
 int instance_read_action(struct conn_instance *inst, const char *action, const json_t *payload,

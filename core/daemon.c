@@ -39,6 +39,7 @@
 #include "store.h"
 #include "sync.h"
 #include "webhook.h"
+#include "wpool.h"
 
 #define DRAIN_LIMIT_MS 9000
 
@@ -134,6 +135,26 @@ void hub_print_routes(FILE *out)
 		for (size_t i = 0; i < n; i++)
 			fprintf(out, "%s %s\n", r[i].method, r[i].pattern);
 	}
+}
+
+/*
+ * The event loop. With epoll's change list, the changes made to one fd
+ * during a loop iteration reach the kernel as one epoll_ctl at the next
+ * wait: evhttp turns reading off and on and writing on and off around every
+ * request and reply, which were four epoll_ctl calls per webhook. (The
+ * change list must not be used with dup()ed fds; hubd has none.)
+ */
+static struct event_base *new_base(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (cfg == NULL)
+		return event_base_new();
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base != NULL ? base : event_base_new();
 }
 
 static void print_problems(struct cfg_problems *p)
@@ -743,6 +764,7 @@ static int state_claim(struct hub *hub, char *err, size_t size)
 
 int hub_start(struct hub *hub, const char *config_path)
 {
+	long workers;
 	struct cfg_problems problems = {0};
 	struct server_opts sopts;
 	struct store_options so;
@@ -765,7 +787,7 @@ int hub_start(struct hub *hub, const char *config_path)
 	log_setup(hub->cfg.log_level, hub->cfg.log_format);
 	fd_limit_setup(&hub->cfg, 0);
 
-	hub->base = event_base_new();
+	hub->base = new_base();
 	hub->metrics = metrics_new();
 	if (!hub->base || !hub->metrics) {
 		fprintf(stderr, "hubd: out of memory\n");
@@ -881,6 +903,20 @@ int hub_start(struct hub *hub, const char *config_path)
 	declared_applied(hub);
 	heap_trim("start-up");
 
+	/* Webhook workers: parsing, mapping and validating deliveries of
+	 * plugins that allow it (HUB_CAP_WEBHOOKS_REENTRANT) run beside the
+	 * loop. Auto: one when there is a second CPU. */
+	workers = hub->cfg.webhook_workers;
+	if (workers < 0)
+		workers = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0;
+	if (workers > 0) {
+		hub->hooks = wpool_new(hub->base, (unsigned)workers, err, sizeof(err));
+		if (!hub->hooks) {
+			fprintf(stderr, "hubd: %s\n", err);
+			goto out;
+		}
+	}
+
 	server_add_routes(hub->server, ops_routes, sizeof(ops_routes) / sizeof(ops_routes[0]), hub);
 	webhook_routes(hub);
 	admin_routes(hub);
@@ -920,6 +956,10 @@ void hub_release(struct hub *hub)
 	 * callback schedules new work. */
 	if (hub->sync)
 		sync_stop(hub->sync);
+	/* Webhooks still on a worker finish now: their answers and units go
+	 * out while the server and the store are still there. */
+	wpool_free(hub->hooks);
+	hub->hooks = NULL;
 	if (hub->http)
 		http_client_free(hub->http);
 	if (hub->rl)

@@ -22,6 +22,7 @@ struct http_client;
 struct rl;
 struct sync;
 struct auth;
+struct wpool;
 
 struct hub {
 	struct event_base *base;
@@ -37,6 +38,7 @@ struct hub {
 	struct auth *auth;
 	json_t *declared;              /* {name: fingerprint} of the connectors declared in the
 					* config file (its JSON is let go after start) */
+	struct wpool *hooks;           /* webhook workers, or NULL: all on the loop */
 	int created_state_dir;         /* removed again if start-up fails */
 	int state_lock_fd;             /* flock on <state_dir>/hubd.lock, -1 when none */
 	char instance_id[40];          /* <state_dir>/instance.id: this hubd's name across restarts */

@@ -2,14 +2,16 @@
  * jsonschema.c - checking schemas and validating records and configs against
  * them (the subset described in jsonschema.h).
  *
- * Two walks over a schema tree: check_node() refuses what the validator
- * would not enforce (unknown keywords, malformed values, patterns that do
- * not compile, dangling local references) and, for a registry, compiles each
- * distinct pattern once into a cache keyed by its text; validate() then
- * walks schema and instance together, building the instance path as it
- * descends so the first violation can be reported as "lines[2].unit_price".
- * The registry is only read while validating, so validations may run in
- * parallel (glibc's regexec() is thread-safe).
+ * check_node() walks a schema tree and refuses what the validator would not
+ * enforce (unknown keywords, malformed values, patterns that do not compile,
+ * dangling local references) and, for a registry, compiles each distinct
+ * pattern once into a cache keyed by its text. compile() turns each schema
+ * node into a jc_node (keywords read once, $ref linked, properties hashed);
+ * validate() then walks compiled schema and instance together, keeping the
+ * instance path as a stack of segments so the first violation can be
+ * reported as "lines[2].unit_price". The registry is only read while
+ * validating, so validations may run in parallel (glibc's regexec() is
+ * thread-safe).
  */
 #include "config.h"
 
@@ -27,12 +29,26 @@
 /* Deepest schema nesting plus $ref hops followed; stops reference loops. */
 #define MAX_DEPTH 200
 
+struct jc_node;
+
+/* Compiled schema nodes by the JSON node they come from (see below). */
+struct jc_set {
+	struct jc_node **slots; /* open addressing on the json_t pointer */
+	size_t nslots, count;
+	struct jc_node **all;   /* in creation order, for freeing */
+	size_t nall, capall;
+};
+
 struct js_registry {
 	json_t *schemas;      /* object: name -> schema */
 	json_t *pattern_ids;  /* object: pattern text -> index into patterns */
 	regex_t **patterns;
 	size_t npatterns, cap;
+	struct jc_set nodes;  /* every registered schema, compiled */
 };
+
+static void set_release(struct jc_set *set);
+static int registry_compile(struct js_registry *reg, const json_t *schema);
 
 struct js_registry *js_registry_new(void)
 {
@@ -58,6 +74,7 @@ void js_registry_free(struct js_registry *reg)
 		free(reg->patterns[i]);
 	}
 	free(reg->patterns);
+	set_release(&reg->nodes);
 	json_decref(reg->schemas);
 	json_decref(reg->pattern_ids);
 	free(reg);
@@ -499,7 +516,7 @@ int js_registry_add(struct js_registry *reg, const char *name, json_t *schema,
 		}
 		return -1;
 	}
-	if (json_object_set(reg->schemas, name, schema) < 0)
+	if (json_object_set(reg->schemas, name, schema) < 0 || registry_compile(reg, schema) < 0)
 		return hub_error_set(err, "", "out of memory registering schema %s", name);
 	return 0;
 }
@@ -537,43 +554,410 @@ int js_registry_add_builtin(struct js_registry *reg, struct hub_error *err)
 	return 0;
 }
 
+/* ---- compiled schemas -------------------------------------------------- */
+
+/*
+ * Validating straight from the schema's JSON looked every keyword up in
+ * every schema object it passed (a dozen hash lookups per node) and wrote
+ * the instance path with snprintf at every step; for the canonical records
+ * hubd checks on every webhook that cost more than mapping the order. So
+ * each schema node is compiled once into a jc_node: keywords read, $ref
+ * resolved to its target node, properties in a hash table. The instance path
+ * is kept as a stack of segments and written out only for a violation. The
+ * checks, their order and their messages are those of the JSON walk.
+ *
+ * A registry compiles each schema as it is added, and resolves references to
+ * schemas added later as they arrive. js_validate() on a schema that is not
+ * in the registry (a plugin's config schema) compiles a throwaway tree for
+ * the call.
+ */
+
+enum jc_kind { JC_TRUE, JC_FALSE, JC_OBJECT, JC_BAD };
+
+/* Instance type bits; JT_CHECK marks a node that has a "type" to check. */
+enum jc_type_bits {
+	JT_NULL = 1u << 0,
+	JT_BOOLEAN = 1u << 1,
+	JT_OBJECT = 1u << 2,
+	JT_ARRAY = 1u << 3,
+	JT_NUMBER = 1u << 4,
+	JT_INTEGER = 1u << 5,
+	JT_STRING = 1u << 6,
+	JT_CHECK = 1u << 7,
+};
+
+struct jc_node;
+
+struct jc_prop {
+	const char *key;
+	size_t len;
+	uint32_t hash;
+	const struct jc_node *node;
+};
+
+struct jc_node {
+	const json_t *schema;
+	const json_t *doc; /* the document it belongs to: its local $refs */
+	enum jc_kind kind;
+	const char *ref;                /* "$ref" text, or NULL */
+	const struct jc_node *target;   /* what ref resolved to; NULL: not (yet) */
+	const json_t *type;             /* as written, for messages */
+	unsigned types;                 /* enum jc_type_bits */
+	const json_t *enum_list, *konst;
+	int secret;
+	/* objects */
+	const json_t *required;
+	struct jc_prop *props;
+	size_t nprops;
+	uint32_t *slots; /* index + 1 into props, or 0; size slot_mask + 1 */
+	uint32_t slot_mask;
+	const struct jc_node *extra;    /* additionalProperties, or NULL */
+	int extra_false;
+	/* arrays */
+	const struct jc_node *items;
+	const json_t *min_items, *max_items;
+	/* strings */
+	const json_t *min_len, *max_len;
+	const char *pattern;
+	const regex_t *re;
+	regex_t *own_re;
+	int re_bad;
+	/* numbers */
+	const json_t *minimum, *maximum;
+};
+
+static uint32_t key_hash(const char *key, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)key[i]) * 16777619u;
+	return h;
+}
+
+static size_t ptr_slot(const void *p, size_t mask)
+{
+	uintptr_t v = (uintptr_t)p;
+
+	v ^= v >> 17;
+	v *= (uintptr_t)0x9E3779B97F4A7C15u;
+	return (size_t)(v >> 7) & mask;
+}
+
+static struct jc_node *set_find(const struct jc_set *set, const json_t *schema)
+{
+	size_t mask, i;
+
+	if (set == NULL || set->nslots == 0)
+		return NULL;
+	mask = set->nslots - 1;
+	for (i = ptr_slot(schema, mask); set->slots[i] != NULL; i = (i + 1) & mask)
+		if (set->slots[i]->schema == schema)
+			return set->slots[i];
+	return NULL;
+}
+
+static int set_insert(struct jc_set *set, struct jc_node *node)
+{
+	size_t mask, i;
+
+	if ((set->count + 1) * 2 > set->nslots) {
+		size_t n = set->nslots ? set->nslots * 2 : 64;
+		struct jc_node **slots = calloc(n, sizeof(*slots));
+
+		if (slots == NULL)
+			return -1;
+		for (size_t k = 0; k < set->nslots; k++) {
+			if (set->slots[k] == NULL)
+				continue;
+			for (i = ptr_slot(set->slots[k]->schema, n - 1); slots[i] != NULL; i = (i + 1) & (n - 1))
+				;
+			slots[i] = set->slots[k];
+		}
+		free(set->slots);
+		set->slots = slots;
+		set->nslots = n;
+	}
+	if (set->nall == set->capall) {
+		size_t n = set->capall ? set->capall * 2 : 64;
+		struct jc_node **all = realloc(set->all, n * sizeof(*all));
+
+		if (all == NULL)
+			return -1;
+		set->all = all;
+		set->capall = n;
+	}
+	mask = set->nslots - 1;
+	for (i = ptr_slot(node->schema, mask); set->slots[i] != NULL; i = (i + 1) & mask)
+		;
+	set->slots[i] = node;
+	set->count++;
+	set->all[set->nall++] = node;
+	return 0;
+}
+
+static void set_release(struct jc_set *set)
+{
+	for (size_t i = 0; i < set->nall; i++) {
+		struct jc_node *n = set->all[i];
+
+		if (n->own_re != NULL) {
+			regfree(n->own_re);
+			free(n->own_re);
+		}
+		free(n->props);
+		free(n->slots);
+		free(n);
+	}
+	free(set->all);
+	free(set->slots);
+	memset(set, 0, sizeof(*set));
+}
+
+/* What a compilation reads from and writes to. */
+struct jc_build {
+	struct jc_set *set;              /* new nodes go here */
+	const struct jc_set *shared;     /* nodes to reuse (the registry's), or NULL */
+	const struct js_registry *reg;   /* external references and patterns, or NULL */
+	int depth;
+};
+
+static struct jc_node *compile(struct jc_build *b, const json_t *schema, const json_t *doc);
+
+/* Resolves node->ref if it can be now. 0, or -1 when out of memory. */
+static int link_ref(struct jc_build *b, struct jc_node *node)
+{
+	const json_t *doc, *target;
+
+	target = resolve_ref(b->reg, node->doc, node->ref, &doc);
+	if (target == NULL)
+		return 0; /* reported if a validation reaches it */
+	node->target = compile(b, target, doc);
+	return node->target != NULL ? 0 : -1;
+}
+
+static int compile_props(struct jc_build *b, struct jc_node *node, const json_t *props)
+{
+	const char *key;
+	const json_t *sub;
+	size_t n = json_object_size(props), size = 4, i = 0;
+
+	while (size < n * 2)
+		size *= 2;
+	node->props = calloc(n ? n : 1, sizeof(*node->props));
+	node->slots = calloc(size, sizeof(*node->slots));
+	if (node->props == NULL || node->slots == NULL)
+		return -1;
+	node->slot_mask = (uint32_t)(size - 1);
+	json_object_foreach((json_t *)props, key, sub) {
+		struct jc_prop *p = &node->props[i];
+		uint32_t s;
+
+		p->key = key;
+		p->len = strlen(key);
+		p->hash = key_hash(key, p->len);
+		p->node = compile(b, sub, node->doc);
+		if (p->node == NULL)
+			return -1;
+		for (s = p->hash & node->slot_mask; node->slots[s] != 0; s = (s + 1) & node->slot_mask)
+			;
+		node->slots[s] = (uint32_t)(i + 1);
+		i++;
+	}
+	node->nprops = i;
+	return 0;
+}
+
+static unsigned type_bit(const char *name)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} map[] = {
+		{"null", JT_NULL},     {"boolean", JT_BOOLEAN}, {"object", JT_OBJECT},
+		{"array", JT_ARRAY},   {"number", JT_NUMBER},   {"integer", JT_INTEGER},
+		{"string", JT_STRING},
+	};
+
+	for (size_t i = 0; name != NULL && i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i].name, name) == 0)
+			return map[i].bit;
+	return 0;
+}
+
+/* The compiled node of `schema` (a node of document `doc`), compiling it
+ * and everything below it on first use. NULL when out of memory. */
+static struct jc_node *compile(struct jc_build *b, const json_t *schema, const json_t *doc)
+{
+	struct jc_node *node = set_find(b->shared, schema);
+	const json_t *v, *t;
+	size_t i;
+
+	if (node == NULL)
+		node = set_find(b->set, schema);
+	if (node != NULL)
+		return node;
+	node = calloc(1, sizeof(*node));
+	if (node == NULL)
+		return NULL;
+	node->schema = schema;
+	node->doc = doc;
+	if (set_insert(b->set, node) < 0) {
+		free(node);
+		return NULL;
+	}
+	if (json_is_true(schema)) {
+		node->kind = JC_TRUE;
+		return node;
+	}
+	if (json_is_false(schema)) {
+		node->kind = JC_FALSE;
+		return node;
+	}
+	if (!json_is_object(schema)) {
+		node->kind = JC_BAD;
+		return node;
+	}
+	node->kind = JC_OBJECT;
+	/* Schemas nested absurdly deep are left to fail at validation. */
+	if (++b->depth > MAX_DEPTH) {
+		b->depth--;
+		node->kind = JC_BAD;
+		return node;
+	}
+	v = json_object_get(schema, "$ref");
+	if (json_is_string(v)) {
+		node->ref = json_string_value(v);
+		if (link_ref(b, node) < 0)
+			goto nomem;
+	}
+	node->type = json_object_get(schema, "type");
+	if (json_is_string(node->type)) {
+		node->types = JT_CHECK | type_bit(json_string_value(node->type));
+	} else if (json_is_array(node->type)) {
+		node->types = JT_CHECK;
+		json_array_foreach(node->type, i, t)
+			node->types |= json_is_string(t) ? type_bit(json_string_value(t)) : 0;
+	}
+	v = json_object_get(schema, "enum");
+	node->enum_list = json_is_array(v) ? v : NULL;
+	node->konst = json_object_get(schema, "const");
+	node->secret = json_is_true(json_object_get(schema, "x-secret"));
+	v = json_object_get(schema, "required");
+	node->required = json_is_array(v) ? v : NULL;
+	v = json_object_get(schema, "properties");
+	if (json_is_object(v) && compile_props(b, node, v) < 0)
+		goto nomem;
+	v = json_object_get(schema, "additionalProperties");
+	if (v != NULL) {
+		node->extra_false = json_is_false(v);
+		if ((node->extra = compile(b, v, doc)) == NULL)
+			goto nomem;
+	}
+	v = json_object_get(schema, "items");
+	if (v != NULL && (node->items = compile(b, v, doc)) == NULL)
+		goto nomem;
+	node->min_items = json_object_get(schema, "minItems");
+	node->max_items = json_object_get(schema, "maxItems");
+	node->min_len = json_object_get(schema, "minLength");
+	node->max_len = json_object_get(schema, "maxLength");
+	node->minimum = json_object_get(schema, "minimum");
+	node->maximum = json_object_get(schema, "maximum");
+	v = json_object_get(schema, "pattern");
+	if (json_is_string(v)) {
+		const json_t *id = b->reg != NULL ? json_object_get(b->reg->pattern_ids,
+								     json_string_value(v)) : NULL;
+
+		node->pattern = json_string_value(v);
+		if (id != NULL) {
+			node->re = b->reg->patterns[json_integer_value(id)];
+		} else {
+			node->own_re = malloc(sizeof(*node->own_re));
+			if (node->own_re == NULL)
+				goto nomem;
+			if (regcomp(node->own_re, node->pattern, REG_EXTENDED | REG_NOSUB) != 0) {
+				free(node->own_re);
+				node->own_re = NULL;
+				node->re_bad = 1;
+			}
+			node->re = node->own_re;
+		}
+	}
+	/* $defs are compiled when a reference reaches them. */
+	b->depth--;
+	return node;
+nomem:
+	b->depth--;
+	return NULL;
+}
+
+/* Compiles a schema just added to the registry, and links the references of
+ * earlier schemas that it now satisfies. 0, or -1 when out of memory. */
+static int registry_compile(struct js_registry *reg, const json_t *schema)
+{
+	struct jc_build b = {.set = &reg->nodes, .reg = reg};
+
+	if (compile(&b, schema, schema) == NULL)
+		return -1;
+	for (size_t i = 0; i < reg->nodes.nall; i++) {
+		struct jc_node *n = reg->nodes.all[i];
+
+		if (n->ref != NULL && n->target == NULL && link_ref(&b, n) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* ---- validating instances -------------------------------------------- */
+
+/* One step of the instance path: a key, or an index when key is NULL. */
+struct seg {
+	const char *key;
+	size_t index;
+};
 
 struct vctx {
 	const struct js_registry *reg;
 	struct hub_error *err;
-	char path[512];   /* instance path: "lines[2].unit_price" */
-	size_t len;
+	struct seg segs[MAX_DEPTH + 8];
+	size_t nsegs;
 	int depth;
 };
 
-static size_t path_push_key(struct vctx *c, const char *key)
+static void push_key(struct vctx *c, const char *key)
 {
-	size_t old = c->len;
-	int n = snprintf(c->path + c->len, sizeof(c->path) - c->len, "%s%s",
-			 c->len > 0 ? "." : "", key);
-
-	if (n > 0)
-		c->len += (size_t)n < sizeof(c->path) - c->len ? (size_t)n
-							       : sizeof(c->path) - c->len - 1;
-	return old;
+	if (c->nsegs < sizeof(c->segs) / sizeof(c->segs[0]))
+		c->segs[c->nsegs].key = key;
+	c->nsegs++;
 }
 
-static size_t path_push_index(struct vctx *c, size_t i)
+static void push_index(struct vctx *c, size_t i)
 {
-	size_t old = c->len;
-	int n = snprintf(c->path + c->len, sizeof(c->path) - c->len, "[%zu]", i);
-
-	if (n > 0)
-		c->len += (size_t)n < sizeof(c->path) - c->len ? (size_t)n
-							       : sizeof(c->path) - c->len - 1;
-	return old;
+	if (c->nsegs < sizeof(c->segs) / sizeof(c->segs[0])) {
+		c->segs[c->nsegs].key = NULL;
+		c->segs[c->nsegs].index = i;
+	}
+	c->nsegs++;
 }
 
-static void path_pop(struct vctx *c, size_t old)
+/* Writes the instance path, "lines[2].unit_price" ("" for the value
+ * itself), cut to fit like the message fields it goes into. */
+static void write_path(const struct vctx *c, char *path, size_t size)
 {
-	c->len = old;
-	c->path[old] = '\0';
+	size_t len = 0, n = c->nsegs;
+
+	path[0] = '\0';
+	if (n > sizeof(c->segs) / sizeof(c->segs[0]))
+		n = sizeof(c->segs) / sizeof(c->segs[0]);
+	for (size_t i = 0; i < n && len + 1 < size; i++) {
+		int w = c->segs[i].key != NULL
+				? snprintf(path + len, size - len, "%s%s", len > 0 ? "." : "", c->segs[i].key)
+				: snprintf(path + len, size - len, "[%zu]", c->segs[i].index);
+
+		if (w < 0)
+			break;
+		len += (size_t)w < size - len ? (size_t)w : size - len - 1;
+	}
 }
 
 static int fail(struct vctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -581,13 +965,14 @@ static int fail(struct vctx *c, const char *fmt, ...) __attribute__((format(prin
 /* Reports a violation at the current path. Returns -1. */
 static int fail(struct vctx *c, const char *fmt, ...)
 {
-	char msg[sizeof(c->err->message)];
+	char msg[sizeof(c->err->message)], path[512];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return hub_error_set(c->err, c->path, "%s", msg);
+	write_path(c, path, sizeof(path));
+	return hub_error_set(c->err, path, "%s", msg);
 }
 
 static const char *instance_type(const json_t *v)
@@ -605,11 +990,19 @@ static const char *instance_type(const json_t *v)
 	return "unknown";
 }
 
-static int type_matches(const char *type, const json_t *v)
+static unsigned instance_bits(const json_t *v)
 {
-	if (strcmp(type, "number") == 0)
-		return json_is_number(v);
-	return strcmp(type, instance_type(v)) == 0;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return JT_OBJECT;
+	case JSON_ARRAY: return JT_ARRAY;
+	case JSON_STRING: return JT_STRING;
+	case JSON_INTEGER: return JT_INTEGER | JT_NUMBER;
+	case JSON_REAL: return JT_NUMBER;
+	case JSON_TRUE:
+	case JSON_FALSE: return JT_BOOLEAN;
+	case JSON_NULL: return JT_NULL;
+	}
+	return 0;
 }
 
 /* Compact JSON text of v, cut to fit size (ending in "..." when cut). */
@@ -652,28 +1045,22 @@ static int num_cmp(const json_t *a, const json_t *b)
 	return x < y ? -1 : x > y;
 }
 
-static int validate(struct vctx *c, const json_t *root, const json_t *schema,
-		    const json_t *inst);
+static int validate(struct vctx *c, const struct jc_node *n, const json_t *inst);
 
-static int check_type(struct vctx *c, const json_t *type, const json_t *inst)
+static int check_type(struct vctx *c, const struct jc_node *n, const json_t *inst)
 {
 	char want[128] = "";
 	size_t i;
 	const json_t *t;
 
-	if (json_is_string(type)) {
-		if (type_matches(json_string_value(type), inst))
-			return 0;
-		return fail(c, "expected %s, got %s", json_string_value(type), instance_type(inst));
-	}
-	if (!json_is_array(type))
+	if (instance_bits(inst) & n->types)
 		return 0;
-	json_array_foreach(type, i, t) {
-		size_t n = strlen(want);
+	if (json_is_string(n->type))
+		return fail(c, "expected %s, got %s", json_string_value(n->type), instance_type(inst));
+	json_array_foreach(n->type, i, t) {
+		size_t len = strlen(want);
 
-		if (json_is_string(t) && type_matches(json_string_value(t), inst))
-			return 0;
-		snprintf(want + n, sizeof(want) - n, "%s%s", i > 0 ? " or " : "",
+		snprintf(want + len, sizeof(want) - len, "%s%s", i > 0 ? " or " : "",
 			 json_string_value(t) != NULL ? json_string_value(t) : "?");
 	}
 	return fail(c, "expected %s, got %s", want, instance_type(inst));
@@ -686,9 +1073,20 @@ static int check_enum(struct vctx *c, const json_t *list, const json_t *inst, in
 	size_t i;
 	const json_t *e;
 
-	json_array_foreach(list, i, e)
-		if (json_equal(e, inst))
-			return 0;
+	/* Most enums are words: compare strings without json_equal. */
+	if (json_is_string(inst)) {
+		const char *s = json_string_value(inst);
+		size_t len = json_string_length(inst);
+
+		json_array_foreach(list, i, e)
+			if (json_is_string(e) && json_string_length(e) == len &&
+			    memcmp(json_string_value(e), s, len) == 0)
+				return 0;
+	} else {
+		json_array_foreach(list, i, e)
+			if (json_equal(e, inst))
+				return 0;
+	}
 	if (secret)
 		return fail(c, "the (secret) value is not one of the allowed values");
 	dump_value(inst, value, sizeof(value));
@@ -696,184 +1094,172 @@ static int check_enum(struct vctx *c, const json_t *list, const json_t *inst, in
 	return fail(c, "value %s not in enum %s", value, all);
 }
 
-static int check_pattern_match(struct vctx *c, const char *pattern, const char *text, int secret)
+static int check_pattern_match(struct vctx *c, const struct jc_node *n, const char *text)
 {
-	const json_t *id = c->reg != NULL ? json_object_get(c->reg->pattern_ids, pattern) : NULL;
-	regex_t tmp;
-	const regex_t *re;
-	int rc;
-
-	if (id != NULL) {
-		re = c->reg->patterns[json_integer_value(id)];
-	} else {
-		/* A schema outside the registry: compile for this call only. */
-		if (regcomp(&tmp, pattern, REG_EXTENDED | REG_NOSUB) != 0)
-			return fail(c, "pattern \"%.100s\" does not compile", pattern);
-		re = &tmp;
-	}
-	rc = regexec(re, text, 0, NULL, 0);
-	if (id == NULL)
-		regfree(&tmp);
-	if (rc == 0)
+	if (n->re_bad)
+		return fail(c, "pattern \"%.100s\" does not compile", n->pattern);
+	if (regexec(n->re, text, 0, NULL, 0) == 0)
 		return 0;
-	if (secret)
-		return fail(c, "the (secret) value does not match the pattern %.150s", pattern);
-	return fail(c, "\"%.100s\" does not match the pattern %.150s", text, pattern);
+	if (n->secret)
+		return fail(c, "the (secret) value does not match the pattern %.150s", n->pattern);
+	return fail(c, "\"%.100s\" does not match the pattern %.150s", text, n->pattern);
 }
 
-static int check_object(struct vctx *c, const json_t *root, const json_t *schema,
-			const json_t *inst)
+static const struct jc_node *find_prop(const struct jc_node *n, const char *key)
 {
-	const json_t *required = json_object_get(schema, "required");
-	const json_t *props = json_object_get(schema, "properties");
-	const json_t *extra = json_object_get(schema, "additionalProperties");
+	size_t len;
+	uint32_t h, s, i;
+
+	if (n->slots == NULL)
+		return NULL;
+	len = strlen(key);
+	h = key_hash(key, len);
+	for (s = h & n->slot_mask; (i = n->slots[s]) != 0; s = (s + 1) & n->slot_mask) {
+		const struct jc_prop *p = &n->props[i - 1];
+
+		if (p->hash == h && p->len == len && memcmp(p->key, key, len) == 0)
+			return p->node;
+	}
+	return NULL;
+}
+
+static int check_object(struct vctx *c, const struct jc_node *n, const json_t *inst)
+{
 	const char *key;
 	const json_t *v;
 	size_t i;
 
-	json_array_foreach(required, i, v) {
+	json_array_foreach(n->required, i, v) {
 		if (json_is_string(v) && json_object_get(inst, json_string_value(v)) == NULL) {
-			path_push_key(c, json_string_value(v));
+			push_key(c, json_string_value(v));
 			return fail(c, "required property missing");
 		}
 	}
 	json_object_foreach((json_t *)inst, key, v) {
-		const json_t *sub = json_is_object(props) ? json_object_get(props, key) : NULL;
-		size_t old = path_push_key(c, key);
+		const struct jc_node *sub = find_prop(n, key);
 
-		if (sub == NULL && json_is_false(extra))
+		push_key(c, key);
+		if (sub == NULL && n->extra_false)
 			return fail(c, "unknown property \"%.100s\"", key);
 		if (sub == NULL)
-			sub = extra;
-		if (sub != NULL && validate(c, root, sub, v) < 0)
+			sub = n->extra;
+		if (sub != NULL && validate(c, sub, v) < 0)
 			return -1;
-		path_pop(c, old);
+		c->nsegs--;
 	}
 	return 0;
 }
 
-static int check_array(struct vctx *c, const json_t *root, const json_t *schema,
-		       const json_t *inst)
+static int check_array(struct vctx *c, const struct jc_node *n, const json_t *inst)
 {
-	const json_t *items = json_object_get(schema, "items");
-	const json_t *min = json_object_get(schema, "minItems");
-	const json_t *max = json_object_get(schema, "maxItems");
-	size_t n = json_array_size(inst), i;
+	size_t len = json_array_size(inst), i;
 	const json_t *v;
 
-	if (json_is_integer(min) && (json_int_t)n < json_integer_value(min))
+	if (json_is_integer(n->min_items) && (json_int_t)len < json_integer_value(n->min_items))
 		return fail(c, "array has %zu items, fewer than minItems %" JSON_INTEGER_FORMAT,
-			    n, json_integer_value(min));
-	if (json_is_integer(max) && (json_int_t)n > json_integer_value(max))
+			    len, json_integer_value(n->min_items));
+	if (json_is_integer(n->max_items) && (json_int_t)len > json_integer_value(n->max_items))
 		return fail(c, "array has %zu items, more than maxItems %" JSON_INTEGER_FORMAT,
-			    n, json_integer_value(max));
-	if (items == NULL)
+			    len, json_integer_value(n->max_items));
+	if (n->items == NULL)
 		return 0;
 	json_array_foreach(inst, i, v) {
-		size_t old = path_push_index(c, i);
-
-		if (validate(c, root, items, v) < 0)
+		push_index(c, i);
+		if (validate(c, n->items, v) < 0)
 			return -1;
-		path_pop(c, old);
+		c->nsegs--;
 	}
 	return 0;
 }
 
-static int check_string(struct vctx *c, const json_t *schema, const json_t *inst)
+static int check_string(struct vctx *c, const struct jc_node *n, const json_t *inst)
 {
-	const json_t *min = json_object_get(schema, "minLength");
-	const json_t *max = json_object_get(schema, "maxLength");
-	const json_t *pattern = json_object_get(schema, "pattern");
-	size_t n;
+	size_t len;
 
-	if (json_is_integer(min) || json_is_integer(max)) {
-		n = utf8_length(json_string_value(inst), json_string_length(inst));
-		if (json_is_integer(min) && (json_int_t)n < json_integer_value(min))
+	if (json_is_integer(n->min_len) || json_is_integer(n->max_len)) {
+		len = utf8_length(json_string_value(inst), json_string_length(inst));
+		if (json_is_integer(n->min_len) && (json_int_t)len < json_integer_value(n->min_len))
 			return fail(c, "string has %zu characters, fewer than minLength %"
-				    JSON_INTEGER_FORMAT, n, json_integer_value(min));
-		if (json_is_integer(max) && (json_int_t)n > json_integer_value(max))
+				    JSON_INTEGER_FORMAT, len, json_integer_value(n->min_len));
+		if (json_is_integer(n->max_len) && (json_int_t)len > json_integer_value(n->max_len))
 			return fail(c, "string has %zu characters, more than maxLength %"
-				    JSON_INTEGER_FORMAT, n, json_integer_value(max));
+				    JSON_INTEGER_FORMAT, len, json_integer_value(n->max_len));
 	}
-	if (json_is_string(pattern))
-		return check_pattern_match(c, json_string_value(pattern), json_string_value(inst),
-					   json_is_true(json_object_get(schema, "x-secret")));
+	if (n->pattern != NULL)
+		return check_pattern_match(c, n, json_string_value(inst));
 	return 0;
 }
 
-static int check_number(struct vctx *c, const json_t *schema, const json_t *inst)
+static int check_number(struct vctx *c, const struct jc_node *n, const json_t *inst)
 {
-	const json_t *min = json_object_get(schema, "minimum");
-	const json_t *max = json_object_get(schema, "maximum");
 	char value[64], bound[64];
 
-	if (json_is_number(min) && num_cmp(inst, min) < 0) {
+	if (json_is_number(n->minimum) && num_cmp(inst, n->minimum) < 0) {
 		dump_value(inst, value, sizeof(value));
-		dump_value(min, bound, sizeof(bound));
+		dump_value(n->minimum, bound, sizeof(bound));
 		return fail(c, "%s is less than the minimum %s", value, bound);
 	}
-	if (json_is_number(max) && num_cmp(inst, max) > 0) {
+	if (json_is_number(n->maximum) && num_cmp(inst, n->maximum) > 0) {
 		dump_value(inst, value, sizeof(value));
-		dump_value(max, bound, sizeof(bound));
+		dump_value(n->maximum, bound, sizeof(bound));
 		return fail(c, "%s is greater than the maximum %s", value, bound);
 	}
 	return 0;
 }
 
-/* Validates inst against schema, a node of document root. */
-static int validate(struct vctx *c, const json_t *root, const json_t *schema,
-		    const json_t *inst)
+/* Validates inst against compiled node n. */
+static int validate(struct vctx *c, const struct jc_node *n, const json_t *inst)
 {
-	const json_t *ref, *v;
 	int rc = 0;
 
-	if (json_is_true(schema))
+	if (n->kind == JC_TRUE)
 		return 0;
-	if (json_is_false(schema))
+	if (n->kind == JC_FALSE)
 		return fail(c, "no value is allowed here");
-	if (!json_is_object(schema))
+	if (n->kind == JC_BAD && !json_is_object(n->schema))
 		return fail(c, "the schema here is not an object (was it checked?)");
-	if (++c->depth > MAX_DEPTH)
-		return fail(c, "schema nesting or $ref recursion deeper than %d", MAX_DEPTH);
-
-	ref = json_object_get(schema, "$ref");
-	if (json_is_string(ref)) {
-		const json_t *doc, *target;
-
-		target = resolve_ref(c->reg, root, json_string_value(ref), &doc);
-		if (target == NULL) {
-			rc = fail(c, "$ref \"%.100s\" does not resolve to a known schema",
-				  json_string_value(ref));
+	if (++c->depth > MAX_DEPTH || n->kind == JC_BAD) {
+		rc = fail(c, "schema nesting or $ref recursion deeper than %d", MAX_DEPTH);
+		goto out;
+	}
+	if (n->ref != NULL) {
+		if (n->target == NULL) {
+			rc = fail(c, "$ref \"%.100s\" does not resolve to a known schema", n->ref);
 			goto out;
 		}
-		rc = validate(c, doc, target, inst);
+		rc = validate(c, n->target, inst);
 		if (rc < 0)
 			goto out;
 	}
-	v = json_object_get(schema, "type");
-	if (v != NULL && (rc = check_type(c, v, inst)) < 0)
+	if ((n->types & JT_CHECK) && (rc = check_type(c, n, inst)) < 0)
 		goto out;
-	v = json_object_get(schema, "enum");
-	if (json_is_array(v) &&
-	    (rc = check_enum(c, v, inst, json_is_true(json_object_get(schema, "x-secret")))) < 0)
+	if (n->enum_list != NULL && (rc = check_enum(c, n->enum_list, inst, n->secret)) < 0)
 		goto out;
-	v = json_object_get(schema, "const");
-	if (v != NULL && !json_equal(v, inst)) {
+	if (n->konst != NULL && !json_equal(n->konst, inst)) {
 		char value[96], want[96];
 
 		dump_value(inst, value, sizeof(value));
-		dump_value(v, want, sizeof(want));
+		dump_value(n->konst, want, sizeof(want));
 		rc = fail(c, "value %s is not the required constant %s", value, want);
 		goto out;
 	}
-	if (json_is_object(inst))
-		rc = check_object(c, root, schema, inst);
-	else if (json_is_array(inst))
-		rc = check_array(c, root, schema, inst);
-	else if (json_is_string(inst))
-		rc = check_string(c, schema, inst);
-	else if (json_is_number(inst))
-		rc = check_number(c, schema, inst);
+	switch (json_typeof(inst)) {
+	case JSON_OBJECT:
+		rc = check_object(c, n, inst);
+		break;
+	case JSON_ARRAY:
+		rc = check_array(c, n, inst);
+		break;
+	case JSON_STRING:
+		rc = check_string(c, n, inst);
+		break;
+	case JSON_INTEGER:
+	case JSON_REAL:
+		rc = check_number(c, n, inst);
+		break;
+	default:
+		break;
+	}
 out:
 	c->depth--;
 	return rc;
@@ -882,15 +1268,30 @@ out:
 int js_validate(const struct js_registry *reg, const json_t *schema, const json_t *instance,
 		struct hub_error *err)
 {
-	struct vctx c;
 	struct hub_error local;
+	struct jc_set temp = {0};
+	const struct jc_node *node;
+	struct vctx ctx, *c = &ctx;
+	int rc;
 
-	memset(&c, 0, sizeof(c));
-	c.reg = reg;
-	/* fail() formats through err's buffers; give it one when the caller
-	 * does not want details. */
-	c.err = err != NULL ? err : &local;
 	if (schema == NULL || instance == NULL)
 		return hub_error_set(err, "", "no %s given", schema == NULL ? "schema" : "value");
-	return validate(&c, schema, schema, instance);
+	c->reg = reg;
+	c->nsegs = 0;
+	c->depth = 0;
+	/* fail() formats through err's buffers; give it one when the caller
+	 * does not want details. */
+	c->err = err != NULL ? err : &local;
+	node = reg != NULL ? set_find(&reg->nodes, schema) : NULL;
+	if (node == NULL) {
+		/* Not one of the registry's: compile it for this call. */
+		struct jc_build b = {.set = &temp, .shared = reg != NULL ? &reg->nodes : NULL,
+				     .reg = reg};
+
+		node = compile(&b, schema, schema);
+	}
+	rc = node != NULL ? validate(c, node, instance)
+			  : hub_error_set(c->err, "", "out of memory validating");
+	set_release(&temp);
+	return rc;
 }

@@ -183,6 +183,16 @@ int msg_set_body(struct hub_msg *msg, const void *body, size_t len)
 	return 0;
 }
 
+int msg_take_body(struct hub_msg *msg, char *body, size_t len)
+{
+	if (!msg || !body)
+		return -1;
+	free(msg->body);
+	msg->body = body;
+	msg->body_len = len;
+	return 0;
+}
+
 int msg_set_operation(struct hub_msg *msg, const char *operation)
 {
 	if (!msg || !is_token(operation))

@@ -64,6 +64,9 @@ int msg_set_request(struct hub_msg *msg, const char *method, const char *url);
 int msg_set_webhook(struct hub_msg *msg, const char *method, const char *path);
 int msg_add_header(struct hub_msg *msg, const char *name, const char *value);
 int msg_set_body(struct hub_msg *msg, const void *body, size_t len);
+/* Gives the message `body` (malloc'd, len bytes plus a NUL terminator) to
+ * own, instead of copying it. 0, or -1 (NULL body) with body not taken. */
+int msg_take_body(struct hub_msg *msg, char *body, size_t len);
 int msg_set_operation(struct hub_msg *msg, const char *operation);
 /* Sets the HTTP status of a response (100..599); -1 otherwise. */
 int msg_set_status(struct hub_msg *msg, int status);

@@ -345,6 +345,18 @@ const char *server_body(struct server_req *r, size_t *len)
 	return ri->body ? ri->body : "";
 }
 
+char *server_take_body(struct server_req *r, size_t *len)
+{
+	struct req_impl *ri = (struct req_impl *)r;
+	char *body;
+
+	server_body(r, len);
+	body = ri->body;
+	ri->body = NULL;
+	ri->body_len = 0;
+	return body;
+}
+
 json_t *server_body_json(struct server_req *r)
 {
 	size_t len;

@@ -106,6 +106,9 @@ void server_set_limiter(struct server *srv, server_limit_fn fn, void *arg);
 const char *server_header(const struct server_req *r, const char *name);
 /* The raw body (NUL-terminated copy owned by r) and its length. */
 const char *server_body(struct server_req *r, size_t *len);
+/* The raw body handed over: a malloc'd NUL-terminated copy the caller frees
+ * (NULL when out of memory), its length in *len. r keeps no body after. */
+char *server_take_body(struct server_req *r, size_t *len);
 /* Parses the body as a JSON object; on failure replies 400 itself and
  * returns NULL. New reference. */
 json_t *server_body_json(struct server_req *r);

@@ -4,7 +4,9 @@
  *
  * Queue: the loop thread appends items (units and ops) under a mutex and
  * signals a condition variable. The store thread takes everything queued,
- * up to batch_max, and runs it in one transaction. Statements of many items
+ * up to batch_max, and runs it in one transaction; while work keeps coming
+ * it first lets a small batch fill for up to 300 us (LINGER_*), as a
+ * commit costs nearly the same for a few items as for dozens. Statements of many items
  * go to the backend together (PostgreSQL pipelines them), so a batch costs a
  * few round trips and one commit (one fsync) whatever its size. A failing
  * item is rolled back alone (see exec_batch: optimistic, then a SAVEPOINT
@@ -52,6 +54,16 @@
 #define BACKOFF_MAX_MS 5000
 #define PRUNE_EVERY_MS 60000
 #define OP_DEADLINE_MS 10000
+/* Group commit under load: a commit costs about the same for 5 items as for
+ * 50 (one fsync, and the last page of every table and index written again),
+ * so while work keeps coming (the previous batch ended less than
+ * LINGER_BUSY_US ago) a batch waits until LINGER_ITEMS items are queued, or
+ * its first item has waited LINGER_US. Light traffic never waits. (Measured
+ * with bench/webhooks: 1 ms / 32 saved the most CPU but cost latency; 300 us
+ * / 16 kept most of the saving at the best p99.) */
+#define LINGER_ITEMS 16
+#define LINGER_US 300
+#define LINGER_BUSY_US 5000
 
 struct store_waiter {
 	pthread_mutex_t mu;
@@ -88,6 +100,7 @@ struct store {
 
 	/* store thread */
 	uint64_t stat_batches, stat_reruns, stat_safe; /* published to count under mu */
+	int64_t last_batch_end_us; /* monotonic */
 	struct store_item **batch;
 	struct sql_script script;
 	struct store_exec exec;
@@ -110,6 +123,14 @@ const char *store_status_name(enum store_status status)
 		return "failed";
 	}
 	return "unknown";
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 int64_t store_now_ms(void)
@@ -535,6 +556,23 @@ attempt:
 /* ---- the store thread ---------------------------------------------------------------- */
 
 /* Waits on st->cv for at most ms milliseconds. Called with st->mu held. */
+/* Waits on st->cv for at most us microseconds. Called with st->mu held. */
+static void wait_us(struct store *st, int64_t us)
+{
+	struct timespec ts;
+
+	if (us <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(us / 1000000);
+	ts.tv_nsec += (long)(us % 1000000) * 1000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+}
+
 static void wait_ms(struct store *st, int64_t ms)
 {
 	struct timespec ts;
@@ -697,6 +735,17 @@ static void *store_main(void *arg)
 			}
 			continue;
 		}
+		if (st->q_len < LINGER_ITEMS && !st->closing &&
+		    mono_us() - st->last_batch_end_us < LINGER_BUSY_US) {
+			int64_t left = st->q_head->queued_us + LINGER_US - mono_us();
+
+			if (left > 0) {
+				wait_us(st, left);
+				pthread_mutex_unlock(&st->mu);
+				complete(st, expired);
+				continue;
+			}
+		}
 		while (st->q_head && n < st->batch_max) {
 			it = st->q_head;
 			st->q_head = it->next;
@@ -710,6 +759,7 @@ static void *store_main(void *arg)
 		complete(st, expired);
 
 		rc = exec_batch(st, st->batch, n);
+		st->last_batch_end_us = mono_us();
 		if (rc == EXEC_RETRY_CONN) {
 			st->be->disconnect(st->conn);
 			st->conn = NULL;
@@ -898,8 +948,10 @@ static int enqueue(struct store *st, struct store_item *it, struct hub_error *er
 	else
 		rc = 0;
 	if (rc == 0) {
-		/* The store thread sleeps only on an empty queue (or on timed
-		 * waits that need no wake-up): signal on the first item only. */
+		/* The store thread sleeps on an empty queue, or lingers for a
+		 * fuller batch (see LINGER_ITEMS): signal on the first item and
+		 * when the batch is full, not on every item. */
+		it->queued_us = mono_us();
 		if (st->q_tail) {
 			st->q_tail->next = it;
 		} else {
@@ -907,7 +959,9 @@ static int enqueue(struct store *st, struct store_item *it, struct hub_error *er
 			pthread_cond_signal(&st->cv);
 		}
 		st->q_tail = it;
-		st->q_len++;
+		/* A lingering batch is complete. */
+		if (++st->q_len == LINGER_ITEMS)
+			pthread_cond_signal(&st->cv);
 	}
 	pthread_mutex_unlock(&st->mu);
 	return rc;

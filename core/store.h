@@ -10,7 +10,8 @@
  *
  * Threads: a store thread owns the database connection. The event-loop
  * thread submits work (units and ops) through a queue and never blocks; the
- * store thread takes everything queued (up to batch_max items), runs it in
+ * store thread takes everything queued (up to batch_max items; under load it
+ * waits up to 300 us for a small batch to fill), runs it in
  * ONE transaction (group commit) in which a bad item fails alone (it is
  * rolled back, by a savepoint or by running the batch again without it),
  * commits, and hands results back to the loop, where the callbacks run. If the database is unreachable the store thread reconnects

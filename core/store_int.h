@@ -60,7 +60,8 @@ struct unit_dead {
 
 struct store_unit {
 	char *merchant, *connector;
-	char id[33]; /* random: makes job and dead-letter inserts idempotent on retry */
+	char id[33]; /* random, drawn with the first job or dead letter: makes their
+	                inserts idempotent on retry ("" until then) */
 	struct unit_record *records;
 	size_t nrecords, records_cap;
 	struct unit_job *jobs;
@@ -106,6 +107,7 @@ struct store_item {
 	struct store_waiter *waiter;
 	int64_t deadline_ms;
 	int fail_fast;
+	int64_t queued_us; /* monotonic time it was queued (group commit) */
 };
 
 /* What builders may use while the store thread builds a batch. */

@@ -20,6 +20,7 @@
 #include <hub/sdk.h>
 
 #include "crypto.h"
+#include "jtext.h"
 
 static const char *const order_statuses[] = {"open", "closed", "cancelled", NULL};
 static const char *const financial_statuses[] = {
@@ -34,7 +35,6 @@ static const char *const shipment_statuses[] = {
 struct store_unit *store_unit_new(const char *merchant, const char *connector)
 {
 	struct store_unit *u;
-	unsigned char raw[16];
 
 	if (!merchant || !connector)
 		return NULL;
@@ -43,13 +43,31 @@ struct store_unit *store_unit_new(const char *merchant, const char *connector)
 		return NULL;
 	u->merchant = strdup(merchant);
 	u->connector = strdup(connector);
-	if (!u->merchant || !u->connector || crypto_random(raw, sizeof(raw)) < 0) {
+	if (!u->merchant || !u->connector) {
 		store_unit_free(u);
 		return NULL;
 	}
-	for (size_t i = 0; i < sizeof(raw); i++)
-		snprintf(u->id + 2 * i, 3, "%02x", raw[i]);
 	return u;
+}
+
+/* Gives the unit its random id, which only the dedupe keys of its jobs and
+ * dead letters use: drawn when the first of those is added, not for every
+ * unit (a webhook rarely has either). 0 or -1. */
+static int unit_id(struct store_unit *u)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[16];
+
+	if (u->id[0])
+		return 0;
+	if (crypto_random(raw, sizeof(raw)) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		u->id[2 * i] = hex[raw[i] >> 4];
+		u->id[2 * i + 1] = hex[raw[i] & 0xF];
+	}
+	u->id[2 * sizeof(raw)] = '\0';
+	return 0;
 }
 
 void store_unit_free(struct store_unit *u)
@@ -58,7 +76,7 @@ void store_unit_free(struct store_unit *u)
 		return;
 	for (size_t i = 0; i < u->nrecords; i++) {
 		json_decref(u->records[i].json);
-		free(u->records[i].text);
+		jtext_block_free(u->records[i].text);
 		free(u->records[i].extra);
 		free(u->records[i].lines);
 	}
@@ -92,7 +110,10 @@ size_t store_unit_size(const struct store_unit *u)
 	return u->nrecords + u->ndead;
 }
 
-/* Grows an array of elem-sized entries. Returns 0 or -1. */
+/* Grows an array of elem-sized entries. Returns 0 or -1. Starts small: a
+ * webhook's unit holds one record, and an array of eight records would be
+ * a "large" allocation for glibc, which first consolidates every small free
+ * chunk of the arena (a tenth of a webhook's parse-and-map time). */
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
 	void *bigger;
@@ -100,7 +121,7 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
 
 	if (n < *cap)
 		return 0;
-	ncap = *cap ? *cap * 2 : 8;
+	ncap = *cap ? *cap * 2 : 2;
 	bigger = realloc(*arr, ncap * elem);
 	if (!bigger)
 		return -1;
@@ -298,7 +319,7 @@ static int check_shipment(struct unit_record *r, struct hub_error *err)
 			return bad(&c, "tracking_numbers",
 				   "must hold non-empty strings of at most 64 characters");
 	}
-	r->extra = json_dumps(numbers, JSON_COMPACT);
+	r->extra = jtext_dump(numbers, NULL);
 	return r->extra ? 0 : hub_error_set(err, NULL, "out of memory");
 }
 
@@ -340,7 +361,7 @@ static int check_tracking(struct unit_record *r, struct hub_error *err)
 		if (!s || strlen(s) > 1024)
 			return bad(&ec, "description", "must be a string of at most 1024 characters");
 	}
-	r->extra = json_dumps(events, JSON_COMPACT);
+	r->extra = jtext_dump(events, NULL);
 	return r->extra ? 0 : hub_error_set(err, NULL, "out of memory");
 }
 
@@ -388,11 +409,9 @@ int store_unit_add_record(struct store_unit *u, enum hub_record_kind kind, json_
 	else
 		hub_error_set(err, NULL, "unknown record kind %d", (int)kind);
 	if (rc == 0) {
-		r->text = json_dumps(record, JSON_COMPACT);
+		r->text = jtext_dump_block(record, &r->text_len);
 		if (!r->text)
 			rc = hub_error_set(err, NULL, "out of memory");
-		else
-			r->text_len = strlen(r->text);
 	}
 	if (rc == 0) {
 		u->nrecords++;
@@ -419,7 +438,7 @@ static char *dump_or_null(json_t *v)
 
 	if (!v)
 		return NULL;
-	text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	text = jtext_dump(v, NULL);
 	json_decref(v);
 	return text;
 }
@@ -446,7 +465,7 @@ int store_unit_add_job(struct store_unit *u, const char *action, json_t *payload
 	struct unit_job *j;
 	char *text = payload ? dump_or_null(payload) : strdup("{}");
 
-	if (!text || !action ||
+	if (!text || !action || unit_id(u) < 0 ||
 	    grow((void **)&u->jobs, &u->jobs_cap, u->njobs, sizeof(*u->jobs)) < 0) {
 		free(text);
 		return -1;
@@ -481,7 +500,7 @@ int store_unit_add_dead_letter(struct store_unit *u, const char *kind, json_t *p
 	struct unit_dead *d;
 	char *text = dump_or_null(payload);
 
-	if ((payload && !text) || !kind || !reason ||
+	if ((payload && !text) || !kind || !reason || unit_id(u) < 0 ||
 	    grow((void **)&u->dead, &u->dead_cap, u->ndead, sizeof(*u->dead)) < 0) {
 		free(text);
 		return -1;
@@ -583,7 +602,7 @@ static const char *lines_json(struct sql_script *s, const struct unit_record *r)
 						      l->title, "quantity", (json_int_t)l->quantity,
 						      "unit_price", (json_int_t)l->unit_price));
 	}
-	text = json_dumps(cols, JSON_COMPACT);
+	text = jtext_dump(cols, NULL);
 	json_decref(cols);
 	if (text)
 		out = sql_arena_strdup(&s->arena, text);

@@ -24,6 +24,7 @@
 #include "plugin.h"
 #include "store.h"
 #include "sync.h"
+#include "wpool.h"
 
 #define RECEIPT_TTL_MS (7LL * 24 * 3600 * 1000)
 #define COMMIT_DEADLINE_MS 5000
@@ -50,12 +51,19 @@ static void committed(void *arg, const struct store_unit_result *res)
 	struct server_req *r = p->r;
 
 	switch (res->status) {
-	case STORE_OK:
+	case STORE_OK: {
+		/* The reply of every stored webhook: written directly rather
+		 * than built as a JSON value and serialised. */
+		char body[128];
+		int n = snprintf(body, sizeof(body),
+				 "{\"status\":\"stored\",\"records\":%u,\"written\":%u,"
+				 "\"dead_letters\":%u}",
+				 res->records, res->written, res->dead_letters);
+
 		count(p->hub, p->connector, "stored");
-		server_reply_json(r, 200, json_pack("{s:s,s:i,s:i,s:i}", "status", "stored", "records",
-						    (int)res->records, "written", (int)res->written,
-						    "dead_letters", (int)res->dead_letters));
+		server_reply_text(r, 200, "application/json", body, (size_t)n);
 		break;
+	}
 	case STORE_DUPLICATE:
 		count(p->hub, p->connector, "duplicate");
 		server_reply_json(r, 200, json_pack("{s:s,s:i}", "status", "duplicate", "records", 0));
@@ -74,19 +82,22 @@ static void committed(void *arg, const struct store_unit_result *res)
 	free(p);
 }
 
-/* Builds the plugin's view of the request: method, path+query, headers, raw body. */
+/* Builds the plugin's view of the request: method, path+query, headers, raw
+ * body (taken over from the request, not copied). The message is complete
+ * on its own: a worker may read it while the loop goes on. */
 static void request_msg(struct server_req *r, struct hub_msg *m)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(r->req);
 	const char *uri = evhttp_request_get_uri(r->req);
-	size_t len;
-	const char *body = server_body(r, &len);
+	size_t len = 0;
+	char *body = server_take_body(r, &len);
 
 	msg_init(m);
 	msg_set_webhook(m, "POST", uri ? uri : "/");
 	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
 		msg_add_header(m, kv->key, kv->value);
-	msg_set_body(m, body, len);
+	if (msg_take_body(m, body, len) < 0)
+		msg_set_body(m, "", 0);
 }
 
 /* A dead letter holding the raw delivery, so it can be replayed later. */
@@ -115,62 +126,173 @@ static void add_raw_dead_letter(struct store_unit *u, const struct hub_msg *m, c
 }
 
 /*
- * Runs verify + read on m with connector c and fills u. Returns the HTTP
- * status to answer (200 on success) with a message in msg.
+ * One delivery through the plugin. The loop thread fills the inputs
+ * (prepare), run() does the plugin's work and fills the unit, on the loop or
+ * on a worker (wpool) when the plugin declares its webhook callbacks
+ * reentrant, and the loop thread answers (finish). run() touches nothing
+ * but the job: the instance is only read, its reference was taken and is
+ * dropped on the loop.
  */
-static int process(struct hub *hub, struct connector *c, const struct hub_msg *m, int verify,
-		   struct store_unit *u, char *topic, size_t topic_size, char *msg, size_t size,
-		   unsigned *nrecords)
+struct job {
+	struct wpool_job work;
+	/* inputs */
+	struct hub *hub;
+	struct server_req *r;          /* NULL for a replay */
+	struct conn_instance *inst;    /* holds a reference */
+	uint32_t kinds;
+	const struct js_registry *schemas;
+	const char *connector;         /* borrowed from inst's connector */
+	struct hub_msg m;
+	int verify;
+	int on_worker;
+	/* outputs */
+	struct store_unit *u;          /* filled by run() */
+	int status;                    /* HTTP status to answer */
+	char msg[640];                 /* room for a plugin's field and message */
+	char topic[96];
+	unsigned nrecords;
+};
+
+/* Acquires the connector's instance into job. Returns 0, or the HTTP status
+ * to answer (503 no instance, 404 no webhooks) with job->msg set. Loop. */
+static int prepare(struct job *job, struct hub *hub, struct connector *c)
 {
 	struct conn_instance *inst = connector_acquire(c);
-	struct hub_call call;
-	struct hub_error err;
-	int rc, status = 200;
 
+	job->hub = hub;
+	job->connector = connector_name(c);
 	if (!inst) {
-		snprintf(msg, size, "connector %s has no running instance", connector_name(c));
+		snprintf(job->msg, sizeof(job->msg), "connector %s has no running instance",
+			 connector_name(c));
 		return 503;
 	}
 	if (!(inst->gen->desc.capabilities & HUB_CAP_WEBHOOKS)) {
-		snprintf(msg, size, "connector %s (plugin %s) does not accept webhooks", connector_name(c),
-			 inst->gen->desc.name);
+		snprintf(job->msg, sizeof(job->msg), "connector %s (plugin %s) does not accept webhooks",
+			 connector_name(c), inst->gen->desc.name);
 		instance_release(inst);
 		return 404;
 	}
-	call_init(&call, plugin_gen_kinds(inst->gen), plugin_registry_schemas(hub->reg));
+	job->inst = inst;
+	job->kinds = plugin_gen_kinds(inst->gen);
+	job->schemas = plugin_registry_schemas(hub->reg);
+	return 0;
+}
+
+/* Runs verify (when job->verify) + read on job->m and fills job->u; sets
+ * job->status (200 on success, 401, 202 ignored, 422 unreadable) and
+ * job->msg. Loop thread or worker. */
+static void run(struct job *job)
+{
+	const struct conn_instance *inst = job->inst;
+	const char *plugin = inst->gen->desc.name;
+	struct hub_call call;
+	struct hub_error err;
+	int rc;
+
+	job->status = 200;
+	call_init(&call, job->kinds, job->schemas);
 	memset(&err, 0, sizeof(err));
-	if (verify) {
-		rc = instance_verify_webhook(inst, m, &call, &err);
+	if (job->verify) {
+		rc = job->on_worker ? instance_verify_webhook_worker(inst, &job->m, &call, &err)
+				    : instance_verify_webhook(job->inst, &job->m, &call, &err);
 		if (rc != HUB_OK) {
-			snprintf(msg, size, "signature check failed: %s%s%s", err.field, err.field[0] ? ": " : "",
-				 err.message[0] ? err.message : "not authentic");
-			status = 401;
+			snprintf(job->msg, sizeof(job->msg), "signature check failed: %s%s%s", err.field,
+				 err.field[0] ? ": " : "", err.message[0] ? err.message : "not authentic");
+			job->status = 401;
 			goto out;
 		}
 	}
-	rc = instance_read_webhook(inst, m, &call, &err);
-	snprintf(topic, topic_size, "%s", call.topic ? call.topic : "");
+	rc = job->on_worker ? instance_read_webhook_worker(inst, &job->m, &call, &err)
+			    : instance_read_webhook(job->inst, &job->m, &call, &err);
+	snprintf(job->topic, sizeof(job->topic), "%s", call.topic ? call.topic : "");
 	if (rc == HUB_IGNORED) {
-		status = 202;
-		snprintf(msg, size, "topic %s is not handled by plugin %s", call.topic ? call.topic : "(none)",
-			 inst->gen->desc.name);
+		job->status = 202;
+		snprintf(job->msg, sizeof(job->msg), "topic %s is not handled by plugin %s",
+			 call.topic ? call.topic : "(none)", plugin);
 		goto out;
 	}
 	if (rc != HUB_OK) {
-		snprintf(msg, size, "the payload cannot be read: %s%s%s", err.field, err.field[0] ? ": " : "",
-			 err.message);
-		add_raw_dead_letter(u, m, msg, err.field[0] ? err.field : NULL);
-		status = 422;
+		snprintf(job->msg, sizeof(job->msg), "the payload cannot be read: %s%s%s", err.field,
+			 err.field[0] ? ": " : "", err.message);
+		add_raw_dead_letter(job->u, &job->m, job->msg, err.field[0] ? err.field : NULL);
+		job->status = 422;
 		goto out;
 	}
-	*nrecords = (unsigned)call.nrecords;
-	sync_call_to_unit(&call, u, connector_name(c));
-	if (verify && call.delivery_id && *call.delivery_id)
-		store_unit_set_receipt(u, call.delivery_id, host_now_ms() + RECEIPT_TTL_MS);
+	job->nrecords = (unsigned)call.nrecords;
+	sync_call_to_unit(&call, job->u, job->connector);
+	if (job->verify && call.delivery_id && *call.delivery_id)
+		store_unit_set_receipt(job->u, call.delivery_id, host_now_ms() + RECEIPT_TTL_MS);
 out:
 	call_release(&call);
-	instance_release(inst);
-	return status;
+	/* The delivery is no longer needed: free it where it was used. */
+	msg_release(&job->m);
+}
+
+static void run_on_worker(struct wpool_job *work)
+{
+	run((struct job *)work);
+}
+
+/* Answers the delivery once run() is done. Loop thread; frees job. */
+static void finish(struct job *job)
+{
+	struct hub *hub = job->hub;
+	struct server_req *r = job->r;
+	struct store_unit *u = job->u;
+	struct hub_error err;
+	struct pending *p;
+	int status = job->status;
+	const char *name = job->connector;
+
+	if (status == 401) {
+		store_unit_free(u);
+		count(hub, name, "unauthorized");
+		log_warn("webhook", "%s from %s: %d %s", name, r->peer, status, job->msg);
+		server_reply_error(r, 401, "unauthorized", "%s", job->msg);
+		goto out;
+	}
+	if (status == 202) {
+		store_unit_free(u);
+		count(hub, name, "ignored");
+		server_reply_json(r, 200, json_pack("{s:s,s:s}", "status", "ignored", "message", job->msg));
+		goto out;
+	}
+	sync_hint(hub->sync, job->inst->conn);
+	store_unit_set_deadline(u, host_now_ms() + COMMIT_DEADLINE_MS);
+	if (status == 422) {
+		/* Keep the raw delivery as a dead letter, then tell the sender. */
+		memset(&err, 0, sizeof(err));
+		store_submit(hub->store, u, NULL, NULL, &err);
+		count(hub, name, "invalid");
+		server_reply_error(r, 422, "invalid_payload", "%s (kept as a dead letter)", job->msg);
+		goto out;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		store_unit_free(u);
+		server_reply_error(r, 503, "unavailable", "out of memory");
+		goto out;
+	}
+	p->hub = hub;
+	p->r = r;
+	p->records = job->nrecords;
+	snprintf(p->connector, sizeof(p->connector), "%s", name);
+	snprintf(p->topic, sizeof(p->topic), "%s", job->topic);
+	memset(&err, 0, sizeof(err));
+	if (store_submit(hub->store, u, committed, p, &err) < 0) {
+		free(p);
+		count(hub, name, "unavailable");
+		server_add_header(r, "Retry-After", "5");
+		server_reply_error(r, 503, "store_unavailable", "nothing was stored: %s; retry later", err.message);
+	}
+out:
+	instance_release(job->inst);
+	free(job);
+}
+
+static void finish_from_worker(struct wpool_job *work)
+{
+	finish((struct job *)work);
 }
 
 static void hook(struct server_req *r)
@@ -178,12 +300,7 @@ static void hook(struct server_req *r)
 	struct hub *hub = r->route_arg;
 	const char *name = r->params[0];
 	struct connector *c = connector_find(hub->reg, name);
-	struct store_unit *u;
-	struct pending *p;
-	struct hub_msg m;
-	struct hub_error err;
-	char msg[512], topic[96];
-	unsigned nrecords = 0;
+	struct job *job;
 	int status;
 
 	if (!c || !hub->store) {
@@ -196,109 +313,102 @@ static void hook(struct server_req *r)
 		server_reply_error(r, 503, "stopping", "hubd is shutting down; retry shortly");
 		return;
 	}
-	u = store_unit_new(c->merchant, connector_name(c));
-	if (!u) {
+	job = calloc(1, sizeof(*job));
+	if (!job) {
 		server_reply_error(r, 503, "unavailable", "out of memory");
 		return;
 	}
-	request_msg(r, &m);
-	status = process(hub, c, &m, 1, u, topic, sizeof(topic), msg, sizeof(msg), &nrecords);
-	msg_release(&m);
-	if (status == 401 || status == 404 || status == 503) {
-		store_unit_free(u);
-		count(hub, connector_name(c), status == 401 ? "unauthorized" : "refused");
-		log_warn("webhook", "%s from %s: %d %s", connector_name(c), r->peer, status, msg);
-		server_reply_error(r, status, status == 401 ? "unauthorized" : status == 404 ? "not_found" : "unavailable",
-				   "%s", msg);
+	status = prepare(job, hub, c);
+	if (status != 0) {
+		count(hub, connector_name(c), "refused");
+		log_warn("webhook", "%s from %s: %d %s", connector_name(c), r->peer, status, job->msg);
+		server_reply_error(r, status, status == 404 ? "not_found" : "unavailable", "%s", job->msg);
+		free(job);
 		return;
 	}
-	if (status == 202) {
-		store_unit_free(u);
-		count(hub, connector_name(c), "ignored");
-		server_reply_json(r, 200, json_pack("{s:s,s:s}", "status", "ignored", "message", msg));
-		return;
-	}
-	sync_hint(hub->sync, c);
-	store_unit_set_deadline(u, host_now_ms() + COMMIT_DEADLINE_MS);
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		store_unit_free(u);
+	job->u = store_unit_new(c->merchant, connector_name(c));
+	if (!job->u) {
+		instance_release(job->inst);
+		free(job);
 		server_reply_error(r, 503, "unavailable", "out of memory");
 		return;
 	}
-	p->hub = hub;
-	p->r = r;
-	p->records = nrecords;
-	snprintf(p->connector, sizeof(p->connector), "%s", connector_name(c));
-	snprintf(p->topic, sizeof(p->topic), "%s", topic);
-	if (status == 422) {
-		/* Keep the raw delivery as a dead letter, then tell the sender. */
-		free(p);
-		memset(&err, 0, sizeof(err));
-		store_submit(hub->store, u, NULL, NULL, &err);
-		count(hub, connector_name(c), "invalid");
-		server_reply_error(r, 422, "invalid_payload", "%s (kept as a dead letter)", msg);
+	job->r = r;
+	job->verify = 1;
+	request_msg(r, &job->m);
+	if (hub->hooks && instance_webhooks_reentrant(job->inst)) {
+		job->on_worker = 1;
+		job->work.run = run_on_worker;
+		job->work.done = finish_from_worker;
+		wpool_submit(hub->hooks, &job->work);
 		return;
 	}
-	memset(&err, 0, sizeof(err));
-	if (store_submit(hub->store, u, committed, p, &err) < 0) {
-		free(p);
-		count(hub, connector_name(c), "unavailable");
-		server_add_header(r, "Retry-After", "5");
-		server_reply_error(r, 503, "store_unavailable", "nothing was stored: %s; retry later", err.message);
-	}
+	run(job);
+	finish(job);
 }
 
 int webhook_replay(struct hub *hub, const char *connector, json_t *payload, char *err, size_t size)
 {
 	struct connector *c = connector_find(hub->reg, connector);
-	struct store_unit *u;
-	struct hub_msg m;
 	struct hub_error herr;
+	struct job job;
 	const char *key;
 	json_t *v;
-	char topic[96];
-	unsigned n = 0;
 	int status;
 
 	if (!c) {
 		snprintf(err, size, "connector %s no longer exists", connector);
 		return -1;
 	}
-	msg_init(&m);
-	msg_set_webhook(&m, json_string_value(json_object_get(payload, "method")) ?: "POST",
+	memset(&job, 0, sizeof(job));
+	status = prepare(&job, hub, c);
+	if (status != 0) {
+		snprintf(err, size, "%s", job.msg);
+		return -1;
+	}
+	msg_init(&job.m);
+	msg_set_webhook(&job.m, json_string_value(json_object_get(payload, "method")) ?: "POST",
 			json_string_value(json_object_get(payload, "url")) ?: "/");
 	json_object_foreach(json_object_get(payload, "headers"), key, v)
-		msg_add_header(&m, key, json_string_value(v) ? json_string_value(v) : "");
+		msg_add_header(&job.m, key, json_string_value(v) ? json_string_value(v) : "");
 	if (json_is_string(json_object_get(payload, "body"))) {
-		msg_set_body(&m, json_string_value(json_object_get(payload, "body")),
+		msg_set_body(&job.m, json_string_value(json_object_get(payload, "body")),
 			     json_string_length(json_object_get(payload, "body")));
 	} else if (json_is_string(json_object_get(payload, "body_base64"))) {
 		size_t blen = 0;
 		unsigned char *raw = hub_base64_decode(json_string_value(json_object_get(payload, "body_base64")),
 						       &blen);
 		if (raw)
-			msg_set_body(&m, raw, blen);
+			msg_set_body(&job.m, raw, blen);
 		free(raw);
 	}
-	u = store_unit_new(c->merchant, connector_name(c));
-	/* Replayed deliveries were verified when they arrived. */
-	status = u ? process(hub, c, &m, 0, u, topic, sizeof(topic), err, size, &n) : 503;
-	msg_release(&m);
+	job.u = store_unit_new(c->merchant, connector_name(c));
+	if (!job.u) {
+		msg_release(&job.m);
+		instance_release(job.inst);
+		snprintf(err, size, "out of memory");
+		return -1;
+	}
+	/* Replayed deliveries were verified when they arrived; the loop runs
+	 * them (a replay is rare). */
+	run(&job);
+	instance_release(job.inst);
+	status = job.status;
 	if (status == 202) {
-		store_unit_free(u);
+		store_unit_free(job.u);
 		return 0; /* a topic the plugin ignores: nothing to store */
 	}
 	if (status != 200 && status != 422) {
-		store_unit_free(u);
+		snprintf(err, size, "%s", job.msg);
+		store_unit_free(job.u);
 		return -1;
 	}
 	memset(&herr, 0, sizeof(herr));
-	if (store_submit(hub->store, u, NULL, NULL, &herr) < 0) {
+	if (store_submit(hub->store, job.u, NULL, NULL, &herr) < 0) {
 		snprintf(err, size, "%s", herr.message);
 		return -1;
 	}
-	/* Still unreadable: process() kept it as a new dead letter. */
+	/* Still unreadable: run() kept it as a new dead letter. */
 	return status == 200 ? 0 : 1;
 }
 

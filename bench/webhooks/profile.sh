@@ -64,26 +64,42 @@ ir() {
 	{ grep -m1 -E "[:/ ]$1( |$|\\[)" "$BENCH_TMP/inclusive.txt" || true; } | awk '{gsub(/,/, "", $1); print $1 + 0}'
 }
 loop=$(ir event_base_loop)
-printf '\n| step (inclusive) | instructions per webhook | share of the loop thread |\n|---|---|---|\n'
-for f in event_base_loop:"loop thread, all of it (HTTP parsing, callbacks, timers)" \
-	generic_cb:"request handler (all below)" \
-	hook:"webhook route" \
-	hub_hmac_verify_base64:"signature check (HMAC-SHA256, constant-time compare)" \
-	instance_read_webhook:"plugin reads the delivery (all below)" \
-	json_loadb:"parse the 3 KB body (jansson)" \
-	shopify_map_order:"map to the canonical order" \
-	js_validate:"JSON Schema validation of the record" \
-	store_unit_add_record:"serialize the record for the store" \
-	on_notify:"commit completions and replies" \
-	store_main:"store thread (other thread): SQL and commit" \
-	sq_run:"  of which SQLite statements"; do
+work=$(ir worker_main)
+store=$(ir store_main)
+# Each step is shown with the thread it runs on and its share of that
+# thread's instructions: the loop, a webhook worker (plugins declaring
+# HUB_CAP_WEBHOOKS_REENTRANT; none with http.webhook_workers 0) or the store.
+printf '\n| step (inclusive) | thread | instructions per webhook | share of its thread |\n|---|---|---|---|\n'
+for f in event_base_loop:loop:"loop thread, all of it (HTTP, callbacks, completions, timers)" \
+	generic_cb:loop:"request handler" \
+	hook:loop:"webhook route (lookup, request copy, hand-over)" \
+	finish:loop:"after the plugin: answer or submit to the store" \
+	on_notify:loop:"commit completions and replies" \
+	store_unit_free:loop:"units freed after their commit" \
+	worker_main:worker:"webhook worker, all of it" \
+	hub_hmac_verify_base64:worker:"signature check (HMAC-SHA256, constant-time compare)" \
+	hub_json_loadb:worker:"parse the 3 KB body (hub_json_loadb)" \
+	shopify_map_order:worker:"map to the canonical order" \
+	js_validate:worker:"JSON Schema validation of the record" \
+	store_unit_add_record:worker:"check and serialise the record for the store" \
+	json_delete:any:"jansson frees (all threads)" \
+	store_main:store:"store thread: SQL and commit" \
+	sq_run:store:"  of which SQLite statements"; do
 	name=${f%%:*}
-	what=${f#*:}
+	rest=${f#*:}
+	thread=${rest%%:*}
+	what=${rest#*:}
 	v=$(ir "$name")
 	[ -n "$v" ] && [ "$v" != 0 ] || continue
-	awk -v v="$v" -v n="$stored" -v l="$loop" -v name="$name" -v what="$what" 'BEGIN {
-		printf "| %s (`%s`) | %.0fk | %s |\n", what, name, v / n / 1000,
-			(name == "store_main" || name == "sq_run") ? "-" : sprintf("%.0f%%", 100 * v / l) }'
+	case $thread in
+	loop) total=$loop ;;
+	worker) total=${work:-0} ;;
+	store) total=${store:-0} ;;
+	*) total=0 ;;
+	esac
+	awk -v v="$v" -v n="$stored" -v t="$total" -v name="$name" -v what="$what" -v th="$thread" 'BEGIN {
+		printf "| %s (`%s`) | %s | %.0fk | %s |\n", what, name, th, v / n / 1000,
+			(t > 0 ? sprintf("%.0f%%", 100 * v / t) : "-") }'
 done
 echo
-echo "(json_loadb is called by the plugin; a webhook's jansson work also includes json_dumps and frees inside the steps above)"
+echo "(with a worker, the plugin's steps run there; with http.webhook_workers 0 they are part of the loop)"

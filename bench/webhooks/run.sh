@@ -148,6 +148,7 @@ for store in $STORES; do
 	if [ "$PERF" = 1 ]; then
 		timeout $((window + 30)) perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 \
 			-p "$HUB_PID" -o "$BENCH_TMP/perf-$store.data" -- sleep "$window" 2>/dev/null &
+		perf_job=$!
 	fi
 	c0=$(sys_cpu)
 	h0=$(hub_threads "$HUB_PID")
@@ -162,7 +163,8 @@ for store in $STORES; do
 	s1=$(metric 'hub_webhooks_total{connector="bench",result="stored"}')
 	wrk_wait webhooks
 	run=$WRK_RESULT
-	[ "$PERF" = 1 ] && wait
+	# (a bare "wait" would wait for hubd as well)
+	[ "$PERF" = 1 ] && { wait "$perf_job" || true; }
 	echo "$store webhooks $run"
 
 	# What was acknowledged, what the store says, what hubd counted.

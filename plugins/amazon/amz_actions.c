@@ -97,7 +97,7 @@ static int read_refresh(struct amz *a, const struct hub_msg *resp, struct hub_ca
 	int status = host->msg_status(resp);
 	size_t len = 0;
 	const char *body = host->msg_body(resp, &len), *token = NULL;
-	json_t *doc = json_loadb(body, len, 0, NULL);
+	json_t *doc = hub_json_loadb(body, len, 0, NULL);
 	int64_t expires_in = 3600;
 	int rc = HUB_FATAL;
 

@@ -198,7 +198,7 @@ int amz_classify_status(const struct amz *a, const struct hub_msg *resp, int not
 	size_t len = 0;
 	const char *body = a->host->msg_body(resp, &len);
 	const char *code = "", *message = "", *details = "";
-	json_t *doc = json_loadb(body, len, 0, NULL), *first;
+	json_t *doc = hub_json_loadb(body, len, 0, NULL), *first;
 	int rc;
 
 	/* SP-API errors: {"errors":[{"code","message","details"}]}. */
@@ -291,7 +291,7 @@ int amz_read_response(void *state, const char *stream, const json_t *cursor,
 		return rc;
 	}
 	body = host->msg_body(resp, &len);
-	doc = json_loadb(body, len, 0, &jerr);
+	doc = hub_json_loadb(body, len, 0, &jerr);
 	if (doc == NULL) {
 		hub_error_set(err, "body", "response body is not JSON (%s at byte %d): will retry",
 			      jerr.text, jerr.position);

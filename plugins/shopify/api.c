@@ -99,7 +99,7 @@ int shopify_parse_body(const struct shopify *s, const struct hub_msg *msg, const
 		hub_error_set(err, "body", "the body of %s is empty", what);
 		goto fail;
 	}
-	*out = json_loadb(body, len, 0, &jerr);
+	*out = hub_json_loadb(body, len, 0, &jerr);
 	if (*out == NULL) {
 		hub_error_set(err, "body",
 			      "malformed or truncated JSON in %s (%zu bytes) at line %d column %d: %s",

@@ -239,8 +239,9 @@ HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.name = "shopify",
 	.version = PACKAGE_VERSION,
 	.description = "Shopify Admin REST API: orders and fulfillments, webhooks, tracking push",
+	/* verify/read only read the instance (webhook.c): safe on workers */
 	.capabilities = HUB_CAP_ORDERS | HUB_CAP_SHIPMENTS | HUB_CAP_WEBHOOKS |
-			HUB_CAP_FULFILLMENT_PUSH,
+			HUB_CAP_FULFILLMENT_PUSH | HUB_CAP_WEBHOOKS_REENTRANT,
 	.config_schema = config_schema,
 	.streams = streams,
 	.buckets = buckets,

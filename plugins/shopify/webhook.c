@@ -176,7 +176,7 @@ int shopify_read_webhook(void *state, const struct hub_msg *webhook, struct hub_
 		return HUB_IGNORED;
 
 	body = s->host->msg_body(webhook, &len);
-	doc = json_loadb(body, len, 0, &jerr);
+	doc = hub_json_loadb(body, len, 0, &jerr);
 	if (doc == NULL) {
 		hub_error_set(err, "body", "the %s payload is malformed JSON at line %d column "
 			      "%d: %s", topic, jerr.line, jerr.column, jerr.text);

@@ -335,7 +335,7 @@ int woo_classify_status(const struct woo *w, const struct hub_msg *resp,
 	size_t len = 0;
 	const char *body = w->host->msg_body(resp, &len);
 	const char *code = "", *message = "";
-	json_t *doc = json_loadb(body, len, 0, NULL);
+	json_t *doc = hub_json_loadb(body, len, 0, NULL);
 	int rc;
 
 	/* WordPress errors are {"code":"...","message":"...","data":{...}}. */
@@ -416,7 +416,7 @@ int woo_read_response(void *state, const char *stream, const json_t *cursor,
 		return woo_classify_status(w, resp, err);
 
 	body = w->host->msg_body(resp, &len);
-	doc = json_loadb(body, len, 0, &jerr);
+	doc = hub_json_loadb(body, len, 0, &jerr);
 	if (doc == NULL) {
 		/* A proxy's HTML page or a cut connection: worth another try. */
 		hub_error_set(err, "body", "response body is not JSON (%s at byte %d): will retry",

@@ -166,7 +166,8 @@ HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.version = "1.0.0",
 	.description = "WooCommerce REST v3 orders (polling by modification time) and "
 		       "order webhooks",
-	.capabilities = HUB_CAP_ORDERS | HUB_CAP_WEBHOOKS,
+	/* verify/read only read the instance (woo_webhook.c): safe on workers */
+	.capabilities = HUB_CAP_ORDERS | HUB_CAP_WEBHOOKS | HUB_CAP_WEBHOOKS_REENTRANT,
 	.config_schema = config_schema,
 	.streams = streams,
 	.buckets = buckets,

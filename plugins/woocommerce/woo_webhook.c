@@ -99,7 +99,7 @@ int woo_read_webhook(void *state, const struct hub_msg *webhook, struct hub_call
 		return HUB_IGNORED;
 
 	body = host->msg_body(webhook, &len);
-	doc = json_loadb(body, len, 0, &jerr);
+	doc = hub_json_loadb(body, len, 0, &jerr);
 	if (doc == NULL) {
 		hub_error_set(err, "body", "%s body is not JSON (%s at byte %d)", topic, jerr.text,
 			      jerr.position);

@@ -49,7 +49,6 @@ static int lookup(const json_t *obj, const char *key, int optional, const json_t
 {
 	char path[256];
 
-	make_path(path, sizeof(path), ctx, key != NULL ? key : "(null)");
 	if (!json_is_object(obj))
 		return hub_error_set(err, ctx, "%s: expected object, got %s",
 				     ctx != NULL ? ctx : "(value)",
@@ -60,6 +59,9 @@ static int lookup(const json_t *obj, const char *key, int optional, const json_t
 	if (*v == NULL || json_is_null(*v)) {
 		if (optional)
 			return 0;
+		/* The path is only written out for a message: this runs for
+		 * every field of every payload. */
+		make_path(path, sizeof(path), ctx, key);
 		return hub_error_set(err, path, "%s: required field is %s", path,
 				     *v == NULL ? "missing" : "null");
 	}
@@ -213,18 +215,23 @@ int hub_json_id(const json_t *obj, const char *key, char *buf, size_t size, cons
 
 	if (rc < 0)
 		return rc;
-	make_path(path, sizeof(path), ctx, key);
-	if (json_is_integer(v))
+	if (json_is_integer(v)) {
 		n = snprintf(buf, size, "%" PRId64, (int64_t)json_integer_value(v));
-	else if (json_is_string(v) && json_string_length(v) > 0)
-		n = snprintf(buf, size, "%s", json_string_value(v));
-	else if (json_is_string(v))
+	} else if (json_is_string(v) && json_string_length(v) > 0) {
+		n = (int)json_string_length(v);
+		if ((size_t)n < size)
+			memcpy(buf, json_string_value(v), (size_t)n + 1);
+	} else if (json_is_string(v)) {
+		make_path(path, sizeof(path), ctx, key);
 		return hub_error_set(err, path, "%s: id is an empty string", path);
-	else
+	} else {
 		return wrong_type(ctx, key, "integer or string id", v, err);
-	if (n < 0 || (size_t)n >= size)
+	}
+	if (n < 0 || (size_t)n >= size) {
+		make_path(path, sizeof(path), ctx, key);
 		return hub_error_set(err, path, "%s: id is longer than %zu characters", path,
 				     size > 0 ? size - 1 : 0);
+	}
 	return 0;
 }
 
@@ -242,8 +249,8 @@ int hub_json_time_opt(const json_t *obj, const char *key, int assume_utc, int64_
 	/* WooCommerce writes "" for dates that never happened. */
 	if (json_string_length(v) == 0)
 		return 0;
-	make_path(path, sizeof(path), ctx, key);
-	if (hub_time_parse(json_string_value(v), assume_utc, out, path, err) < 0) {
+	if (hub_time_parse(json_string_value(v), assume_utc, out, NULL, err) < 0) {
+		make_path(path, sizeof(path), ctx, key);
 		if (err != NULL) {
 			char why[sizeof(err->message)];
 

@@ -223,7 +223,7 @@ static int example_read_response(void *state, const char *stream, const json_t *
 	if (status / 100 != 2)
 		return http_failure(status, resp, host, err);
 	body = host->msg_body(resp, &len);
-	doc = json_loadb(body, len, 0, NULL);
+	doc = hub_json_loadb(body, len, 0, NULL);
 	if (!doc) /* a truncated body is worth a retry */
 		return hub_error_set(err, "body", "the response is not JSON"), HUB_RETRY;
 	if (hub_json_array(doc, "orders", &orders, NULL, err) < 0 ||
@@ -327,7 +327,7 @@ static int example_read_webhook(void *state, const struct hub_msg *webhook,
 				     event ? event : "(none)"),
 		       HUB_IGNORED;
 	body = host->msg_body(webhook, &len);
-	doc = json_loadb(body, len, 0, NULL);
+	doc = hub_json_loadb(body, len, 0, NULL);
 	if (!doc)
 		return hub_error_set(err, "body", "the webhook body is not JSON"), HUB_INVALID;
 	if (hub_json_object(doc, "order", &order, NULL, err) < 0 ||
@@ -394,7 +394,7 @@ static int example_read_action(void *state, const char *action, const json_t *pa
 	if (status / 100 != 2)
 		return http_failure(status, resp, host, err);
 	body = host->msg_body(resp, &len);
-	doc = json_loadb(body, len, 0, NULL);
+	doc = hub_json_loadb(body, len, 0, NULL);
 	if (!doc)
 		return hub_error_set(err, "body", "the response is not JSON"), HUB_RETRY;
 	created = 0;

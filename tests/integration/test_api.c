@@ -166,7 +166,7 @@ static int setup(void **state)
 		store[0] = '\0';
 	snprintf(cfg, sizeof(cfg),
 		 "{\"listen\":\"127.0.0.1:%d\",\"state_dir\":\"%s/state\",\"plugin_dir\":\"%s\"%s,"
-		 "\"http\":{\"max_body_bytes\":65536,\"timeout_s\":2},"
+		 "\"http\":{\"max_body_bytes\":65536,\"timeout_s\":2,\"webhook_workers\":2},"
 		 "\"log\":{\"level\":\"info\"}}",
 		 port, dir, plugins, store);
 	snprintf(cfgpath, sizeof(cfgpath), "%s/hubd.json", dir);

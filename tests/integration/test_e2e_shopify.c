@@ -102,10 +102,11 @@ static int setup(void **state)
 	if (th_wait_ok(url, 30000) < 0)
 		return -1;
 
-	/* hubd: one Shopify connector per shop. */
+	/* hubd: one Shopify connector per shop. Webhooks run on the loop
+	 * here (test_api covers the webhook workers). */
 	len = (size_t)snprintf(cfg, cap,
 			       "{\"listen\":\"127.0.0.1:%d\",\"state_dir\":\"%s/state\",\"plugin_dir\":\"%s\"%s%s%s,"
-			       "\"log\":{\"level\":\"warn\"},\"connectors\":[",
+			       "\"log\":{\"level\":\"warn\"},\"http\":{\"webhook_workers\":0},\"connectors\":[",
 			       hub_port, dir, plugins, store && *store ? ",\"store\":\"" : "",
 			       store && *store ? store : "", store && *store ? "\"" : "");
 	for (int i = 1; i <= shops; i++)

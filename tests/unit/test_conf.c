@@ -112,7 +112,7 @@ static void full_config_accepted(void **state)
 	char *msg = load("{\"state_dir\":\"/tmp/x\",\"listen\":\"[::1]:8443\","
 			 "\"store\":\"postgresql://hub@localhost/hub\",\"redis\":\"redis://127.0.0.1:6379/0\","
 			 "\"plugin_dir\":\"/opt/p\",\"log\":{\"level\":\"debug\",\"format\":\"json\"},"
-			 "\"http\":{\"max_body_bytes\":65536,\"timeout_s\":5},"
+			 "\"http\":{\"max_body_bytes\":65536,\"timeout_s\":5,\"webhook_workers\":3},"
 			 "\"outbound\":{\"timeout_ms\":2000,\"max_in_flight\":1000,\"max_host_connections\":200,"
 			 "\"max_total_connections\":2000},\"sync\":{\"start_spread_s\":0},"
 			 "\"leases\":{\"enabled\":false,\"ttl_s\":5},"
@@ -130,6 +130,7 @@ static void full_config_accepted(void **state)
 	assert_int_equal(cfg.log_level, LOG_DEBUG);
 	assert_int_equal(cfg.log_format, LOG_JSON);
 	assert_int_equal(cfg.http_max_body, 65536);
+	assert_int_equal(cfg.webhook_workers, 3);
 	assert_int_equal(cfg.request_timeout_ms, 2000);
 	assert_int_equal(cfg.max_in_flight, 1000);
 	assert_int_equal(cfg.max_host_connections, 200);
@@ -158,6 +159,8 @@ static void bad_configs_refused(void **state)
 	refused("{\"state_dir\":\"/x\",\"log\":{\"format\":\"xml\"}}", "log.format: \"xml\" must be text or json");
 	refused("{\"state_dir\":\"/x\",\"log\":{\"colour\":true}}", "log.colour: unknown key");
 	refused("{\"state_dir\":\"/x\",\"http\":{\"max_body_bytes\":1}}", "http.max_body_bytes: must be between");
+	refused("{\"state_dir\":\"/x\",\"http\":{\"webhook_workers\":65}}",
+		"http.webhook_workers: must be between 0 and 64");
 	refused("{\"state_dir\":\"/x\",\"http\":{\"tls_cert\":\"/c.pem\"}}", "http.tls_key: TLS needs both");
 	refused("{\"state_dir\":\"/x\",\"outbound\":{\"timeout_ms\":\"1s\"}}",
 		"outbound.timeout_ms: must be an integer, found a string");

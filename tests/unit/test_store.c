@@ -1418,6 +1418,70 @@ static void test_disk_full(void **state)
 }
 #endif
 
+#ifndef STORE_TEST_PG
+/* SQLite's WAL under steady writing: it goes back to its start (so its file
+ * stays near the restart size, CKPT_RESTART pages = 64 MB) and is never cut
+ * back (cutting it and growing it again cost 150-220 ms stalls), while far
+ * more than that passes through it. Commits of ~1,000 pages (bigger than
+ * CKPT_TAIL) must restart it too. */
+static void test_wal_restarts(void **state)
+{
+	struct fixture *f = *state;
+	char wal[600], note[2049];
+	struct stat st;
+	off_t size = 0, peak = 0;
+	int64_t orders = 0;
+
+	store_close(f->st);
+	strncat(f->url, "?synchronous=normal", sizeof(f->url) - strlen(f->url) - 1);
+	open_store(f, 0);
+	snprintf(wal, sizeof(wal), "%s/hub.db-wal", f->dir);
+	memset(note, 'n', sizeof(note) - 1);
+	note[sizeof(note) - 1] = '\0';
+	/* ~3 KB per order: 60,000 orders are ~180 MB of records, more with
+	 * the indexes, through a WAL that must stay under 110 MB. */
+	for (int round = 0; round < 30; round++) {
+		struct slot slots[40];
+		int pending = 0;
+
+		memset(slots, 0, sizeof(slots));
+		for (int k = 0; k < 40; k++) {
+			struct store_unit *u = unit("shop");
+			struct hub_error err = {0};
+
+			for (int i = 0; i < 50; i++) {
+				char id[48];
+				json_t *o;
+
+				snprintf(id, sizeof(id), "w%d-%d-%d", round, k, i);
+				o = make_order(id, 1, 3);
+				json_object_set_new(o, "note", json_string(note));
+				add(u, HUB_RECORD_ORDER, o);
+				orders++;
+			}
+			slots[k].pending = &pending;
+			pending++;
+			assert_int_equal(store_submit(f->st, u, unit_done, &slots[k], &err), 0);
+		}
+		run_loop(f, &pending, 60000);
+		assert_int_equal(pending, 0);
+		for (int k = 0; k < 40; k++)
+			assert_int_equal(slots[k].res.status, STORE_OK);
+		assert_int_equal(stat(wal, &st), 0);
+		/* Never cut back... */
+		assert_true(st.st_size >= size);
+		size = st.st_size;
+		peak = size > peak ? size : peak;
+	}
+	/* ...and yet bounded. */
+	assert_true(orders * 3000 > 150LL * 1024 * 1024);
+	if (peak >= 110LL * 1024 * 1024)
+		fail_msg("the WAL reached %lld bytes", (long long)peak);
+	f->url[strlen(f->url) - strlen("?synchronous=normal")] = '\0';
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders"), orders);
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1437,6 +1501,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store_down, setup, teardown),
 #else
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_restarts, setup, teardown),
 #endif
 	};
 	int rc;

@@ -92,7 +92,7 @@ json_t *carrier_body_peek(const struct carrier_conn *cc, const struct hub_msg *r
 	size_t len = 0;
 	const char *body = cc->host->msg_body(resp, &len);
 
-	return json_loadb(body, len, 0, NULL);
+	return hub_json_loadb(body, len, 0, NULL);
 }
 
 /*
@@ -105,7 +105,7 @@ int carrier_parse_json(const struct carrier_conn *cc, const struct hub_msg *resp
 	const char *body = cc->host->msg_body(resp, &len);
 	json_error_t jerr;
 
-	*out = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	*out = hub_json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!*out) {
 		hub_error_set(err, "body", "%s %s response is not JSON (line %d: %s); retrying",
 			      cc->label, what, jerr.line, jerr.text);

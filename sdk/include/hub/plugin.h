@@ -12,7 +12,9 @@
  *
  * Threads: every callback is called from the host's event-loop thread, one
  * call at a time per plugin generation, so a plugin needs no locks. Callbacks
- * must return in microseconds: no blocking calls.
+ * must return in microseconds: no blocking calls. The one exception is
+ * opt-in: a plugin that declares HUB_CAP_WEBHOOKS_REENTRANT lets the host run
+ * its verify_webhook and read_webhook on worker threads (see the flag).
  *
  * Compatibility rules (the ABI is a contract):
  *  - struct hub_plugin and struct hub_host start with abi_version and
@@ -80,6 +82,16 @@ enum hub_capability_flags {
 	HUB_CAP_WEBHOOKS = 1u << 3,         /* verify_webhook, read_webhook */
 	HUB_CAP_FULFILLMENT_PUSH = 1u << 4, /* actions "push_tracking"/"push_status": build_action, read_action */
 	HUB_CAP_TOKEN_REFRESH = 1u << 5,    /* action "refresh_token": build_action, read_action */
+	/* verify_webhook and read_webhook are reentrant: the host may call them
+	 * on threads other than its event loop, at the same time as each other
+	 * and as any other callback of the same instance. They must then only
+	 * read what create() set up (never change it; no static mutable state)
+	 * and use only these host functions: log, hmac_sha256, ct_equal,
+	 * now_ms, secret, msg_header, msg_body, msg_method, msg_url, emit,
+	 * set_delivery_id and set_topic (cursor and access_token answer NULL
+	 * there). Plugins without the flag keep the rule above. Added in ABI
+	 * 1.x: older hosts ignore it and call from the loop. */
+	HUB_CAP_WEBHOOKS_REENTRANT = 1u << 6,
 };
 
 /* Kinds of canonical records a plugin emits. Never renumbered. */
@@ -144,9 +156,11 @@ struct hub_call;
 /*
  * The host's function table, passed to create(). Plugins call the host only
  * through it, never through linked symbols. Check `struct_size` before using
- * a field appended after ABI v1.0. All functions are called from the
- * event-loop thread. Strings returned are borrowed: valid until the callback
- * that received them returns, unless said otherwise.
+ * a field appended after ABI v1.0. All functions are called from the thread
+ * running the callback: the event loop, or for a plugin declaring
+ * HUB_CAP_WEBHOOKS_REENTRANT, a worker during verify_webhook/read_webhook
+ * (the functions it lists are safe there). Strings returned are borrowed:
+ * valid until the callback that received them returns, unless said otherwise.
  */
 struct hub_host {
 	uint32_t abi_version; /* HUB_ABI_VERSION */

@@ -185,6 +185,17 @@ int hub_json_id(const json_t *obj, const char *key, char *buf, size_t size, cons
 int hub_json_time_opt(const json_t *obj, const char *key, int assume_utc, int64_t *out,
 		      const char *ctx, struct hub_error *err);
 
+/*
+ * Parses the JSON text buf (len bytes, need not be NUL-terminated) into
+ * jansson values, like json_loadb(buf, len, flags, error) and accepting and
+ * refusing the same texts, but several times faster: use it for payloads
+ * read on every delivery or page. Handles the flags JSON_REJECT_DUPLICATES,
+ * JSON_DECODE_ANY and JSON_ALLOW_NUL itself and passes any other flag on to
+ * json_loadb. Returns a new reference, or NULL with *error (when not NULL)
+ * giving line, column, byte position and the reason. Any thread.
+ */
+json_t *hub_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error);
+
 /* Sets obj[key] to the canonical time string of utc_ms (helper for
  * building records). Returns 0 or -1. */
 int hub_json_set_time(json_t *obj, const char *key, int64_t utc_ms);
