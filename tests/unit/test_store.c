@@ -1439,7 +1439,10 @@ static void test_wal_restarts(void **state)
 	memset(note, 'n', sizeof(note) - 1);
 	note[sizeof(note) - 1] = '\0';
 	/* ~3 KB per order: 60,000 orders are ~180 MB of records, more with
-	 * the indexes, through a WAL that must stay under 110 MB. */
+	 * the indexes, through a WAL that must stay under 160 MB: it restarts
+	 * about every 64 MB once the checkpointer caught up; how far past that
+	 * it runs depends on how busy the machine is (116 MB seen on a loaded
+	 * one), and a WAL that never restarted would hold everything. */
 	for (int round = 0; round < 30; round++) {
 		struct slot slots[40];
 		int pending = 0;
@@ -1475,7 +1478,7 @@ static void test_wal_restarts(void **state)
 	}
 	/* ...and yet bounded. */
 	assert_true(orders * 3000 > 150LL * 1024 * 1024);
-	if (peak >= 110LL * 1024 * 1024)
+	if (peak >= 160LL * 1024 * 1024)
 		fail_msg("the WAL reached %lld bytes", (long long)peak);
 	f->url[strlen(f->url) - strlen("?synchronous=normal")] = '\0';
 	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders"), orders);
