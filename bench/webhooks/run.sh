@@ -10,12 +10,15 @@
 #
 #   bench/webhooks/run.sh [--builddir DIR] [--store sqlite|postgresql|both]
 #       [--seconds N] [--connections C] [--threads T] [--budget R] [--perf]
+#       [--workers W]
 #
 # --seconds: length of the durable run (the ceiling runs take half each);
 # --budget: deliveries generated per second of run (each is sent at most
 # once: the run is bounded in count as well as in time; if a wrk thread runs
 # out, the RESULT line says so); --perf: record a CPU profile of hubd during
-# the durable run (perf, cpu-clock) and print where the time goes.
+# the durable run (perf, cpu-clock) and print where the time goes;
+# --workers: hubd's http.webhook_workers (default: hubd's own choice, one
+# on a machine with two or more CPUs).
 # Target (issue 6): >= 15,000 webhooks/s with p99 <= 10 ms on this machine,
 # load generator included.
 . "$(dirname "$0")/../lib.sh"
@@ -26,6 +29,7 @@ CONNS=64
 THREADS=1
 BUDGET=16000
 PERF=0
+WORKERS=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--builddir) BUILDDIR=$2; shift ;;
@@ -35,6 +39,7 @@ while [ $# -gt 0 ]; do
 	--threads) THREADS=$2; shift ;;
 	--budget) BUDGET=$2; shift ;;
 	--perf) PERF=1 ;;
+	--workers) WORKERS=$2; shift ;;
 	*) die "unknown option $1 (see the header of $0)" ;;
 	esac
 	shift
@@ -53,7 +58,7 @@ COUNT=$((SECONDS_RUN * BUDGET))
 CEIL_S=$(((SECONDS_RUN + 1) / 2))
 
 machine_facts
-echo "command: $0 --store ${STORES// /+} --seconds $SECONDS_RUN --connections $CONNS --threads $THREADS --budget $BUDGET"
+echo "command: $0 --store ${STORES// /+} --seconds $SECONDS_RUN --connections $CONNS --threads $THREADS --budget $BUDGET${WORKERS:+ --workers $WORKERS}"
 say "generating $COUNT signed deliveries"
 "$BENCHBIN/webhooks/hookgen" --fixtures "$FIXTURES" --secret "$SECRET" --count "$COUNT" \
 	--parts "$THREADS" --out "$BENCH_TMP/req" --run "$(date +%s)"
@@ -64,8 +69,8 @@ sys_cpu() {
 	awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $6, $5, $9}' /proc/stat
 }
 
-# CPU ticks of hubd: "loop-thread other-threads" (the store thread is
-# the only busy one besides the loop).
+# CPU ticks of hubd: "loop-thread other-threads" (the others: the webhook
+# worker, the store thread and SQLite's checkpointer).
 hub_threads() {
 	local t main=$1 loop=0 other=0 v
 	for t in /proc/"$main"/task/*; do
@@ -124,6 +129,12 @@ for store in $STORES; do
 		"\"connectors\": [{\"name\": \"bench\", \"plugin\": \"shopify\", \"merchant\": \"bench\",
 		  \"enabled\": false, \"config\": {\"shop\": \"bench.myshopify.com\", \"access_token\": \"shpat_bench\",
 		  \"webhook_secret\": \"$SECRET\", \"api_base\": \"http://127.0.0.1:9\"}}]"
+	if [ -n "$WORKERS" ]; then
+		sed -i "s/\"burst\": 10000000}/\"burst\": 10000000, \"webhook_workers\": $WORKERS}/" \
+			"$BENCH_TMP/hubd-$store.json"
+		grep -q "\"webhook_workers\": $WORKERS" "$BENCH_TMP/hubd-$store.json" ||
+			die "--workers: could not set http.webhook_workers"
+	fi
 	hubd_start "$BENCH_TMP/hubd-$store.json" "$BENCH_TMP/hubd-$store.log" "$port" "$state"
 	say "$store: ceiling GET /healthz (${CEIL_S}s)"
 	wrk_run healthz "$HUB_URL/healthz" "$CEIL_S"
@@ -200,7 +211,7 @@ for store in $STORES; do
 		-v st_name="$store" -v load="$(cut -d' ' -f1-3 /proc/loadavg)" 'BEGIN {
 		f = 100 / hz / s
 		printf "%s cpu over %ds (%% of one core; %d cores): hubd loop thread %.0f%% (%.0f us/webhook),", st_name, s, (b + w + i + t) * f / 100 + 0.5, l * f, l / hz / n * 1e6
-		printf " hubd other threads %.0f%% (%.0f us/webhook),", o * f, o / hz / n * 1e6
+		printf " hubd other threads (worker, store) %.0f%% (%.0f us/webhook),", o * f, o / hz / n * 1e6
 		if (g) printf " postgres %.0f%% (%.0f us/webhook),", g * f, g / hz / n * 1e6
 		printf " wrk %.0f%%, everything else %.0f%%, iowait %.0f%%, idle %.0f%%, steal %.0f%%;",
 			k * f, (b - l - o - k - g) * f, w * f, i * f, t * f
