@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hub/sdk.h>
+
 #define MAX_DEPTH 2048
 
 struct out {
@@ -78,38 +80,6 @@ static const unsigned char special[256] = {
 	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
-/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), 0 if none:
- * jansson refuses to write such a string, and so do we. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-	unsigned c = p[0], cp;
-	size_t n;
-
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if ((size_t)(end - p) < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3F);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return n;
-}
-
 static int put_string(struct out *o, const char *str, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -128,7 +98,7 @@ static int put_string(struct out *o, const char *str, size_t len)
 		if (p >= end)
 			break;
 		if (*p >= 0x80) {
-			size_t n = utf8_len(p, end);
+			size_t n = hub_utf8_sequence(p, end);
 
 			if (n == 0 || put(o, (const char *)p, n) < 0)
 				return -1;

@@ -23,18 +23,43 @@ static void copy_trunc(char *dst, size_t size, const char *src)
 	dst[n] = '\0';
 }
 
+size_t hub_utf8_sequence(const unsigned char *p, const unsigned char *end)
+{
+	unsigned c = p[0], cp;
+	size_t n, i;
+
+	if (c >= 0xC2 && c <= 0xDF) {
+		n = 2;
+		cp = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		n = 3;
+		cp = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if ((size_t)(end - p) < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3F);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n;
+}
+
 size_t hub_utf8_trim(char *s)
 {
-	unsigned char *p = (unsigned char *)s;
+	unsigned char *p = (unsigned char *)s, *end = p + strlen(s);
 
 	while (*p) {
-		int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
-		int i;
-		if (n == 0 || (n == 2 && *p < 0xC2))
-			break;
-		for (i = 1; i < n && (p[i] & 0xC0) == 0x80; i++)
-			;
-		if (i < n)
+		size_t n = *p < 0x80 ? 1 : hub_utf8_sequence(p, end);
+		if (n == 0)
 			break;
 		p += n;
 	}

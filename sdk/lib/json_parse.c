@@ -151,39 +151,6 @@ static void skip_space(struct reader *r)
 	r->p = p;
 }
 
-/* Length of the valid UTF-8 sequence at p (a byte >= 0x80), or 0 when it
- * is not one: overlong forms, surrogates and code points past U+10FFFF
- * are refused, as jansson does. */
-static size_t utf8_sequence(const unsigned char *p, const unsigned char *end)
-{
-	unsigned c = p[0], cp;
-	size_t n, i;
-
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if ((size_t)(end - p) < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3F);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return n;
-}
-
 /* Makes room for `more` bytes after `used` in the scratch buffer. */
 static int scratch_reserve(struct reader *r, size_t used, size_t more)
 {
@@ -272,7 +239,7 @@ static int read_string(struct reader *r, const char **out, size_t *len)
 		if (c == '"')
 			break;
 		if (c >= 0x80) {
-			size_t n = utf8_sequence(p, end);
+			size_t n = hub_utf8_sequence(p, end);
 
 			if (n == 0) {
 				fail_at(r, p, ERR_UTF8, "unable to decode byte 0x%x", c);

@@ -316,6 +316,17 @@ static void test_utf8_trim(void **state)
 	assert_int_equal(hub_utf8_trim(latin1), 2);
 	assert_int_equal(hub_utf8_trim(clean), strlen("d\xc3\xa9j\xc3\xa0 vu \xe2\x82\xac \xf0\x9f\x93\xa6"));
 	assert_int_equal(hub_utf8_trim(overlong), 1);
+	{
+		/* A surrogate and an overlong 3-byte form are not UTF-8; a cut
+		 * sequence neither; a 4-byte one is. */
+		static const unsigned char sur[] = "\xed\xa0\x80", over3[] = "\xe0\x80\xaf", box[] = "\xf0\x9f\x93\xa6";
+		char with_surrogate[] = "ab\xed\xa0\x80";
+		assert_int_equal(hub_utf8_sequence(sur, sur + 3), 0);
+		assert_int_equal(hub_utf8_sequence(over3, over3 + 3), 0);
+		assert_int_equal(hub_utf8_sequence(box, box + 3), 0);
+		assert_int_equal(hub_utf8_sequence(box, box + 4), 4);
+		assert_int_equal(hub_utf8_trim(with_surrogate), 2);
+	}
 
 	/* hub_error_set cuts a long message inside an "é" at its buffer's end. */
 	for (size_t i = 0; i + 2 < sizeof(big); i += 2) {

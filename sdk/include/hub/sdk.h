@@ -40,6 +40,11 @@ int hub_error_set(struct hub_error *err, const char *field, const char *fmt, ...
  * Returns the new length. hub_error_set applies it to what it writes. */
 size_t hub_utf8_trim(char *s);
 
+/* Length (2-4) of the valid UTF-8 sequence at p, a byte >= 0x80 before end,
+ * or 0 when it is not one: overlong forms, surrogates and code points past
+ * U+10FFFF are refused, as JSON (and jansson) require. Added in 3:0:2. */
+size_t hub_utf8_sequence(const unsigned char *p, const unsigned char *end);
+
 /* ---- money ---------------------------------------------------------- */
 
 /* Number of minor-unit digits of an ISO 4217 currency code: 2 for most, 0
