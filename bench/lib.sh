@@ -169,6 +169,8 @@ hubd_config() {
 
 # Starts a throwaway PostgreSQL 15 on a unix socket under BENCH_TMP, with
 # fsync and synchronous_commit on (durable commits). Sets PG_URL.
+# $HUB_PG_CONF: more postgresql.conf lines (to try server settings; the
+# figures in docs/benchmarks.md say which were used).
 pg_start() {
 	local bindir=${HUB_PG_BINDIR:-/usr/lib/postgresql/15/bin} port as=()
 	[ -x "$bindir/initdb" ] || die "no PostgreSQL server in $bindir (set HUB_PG_BINDIR)"
@@ -193,6 +195,7 @@ pg_start() {
 	full_page_writes = on
 	logging_collector = off
 	log_min_messages = warning
+	${HUB_PG_CONF:-}
 	EOF
 	"${as[@]}" "$bindir/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 60 -s start ||
 		{ cat "$PG_DIR/log" >&2; die "PostgreSQL did not start"; }

@@ -150,6 +150,7 @@ json_t *host_capabilities_json(uint32_t capabilities)
 		{HUB_CAP_FULFILLMENT_PUSH, "fulfillment_push"},
 		{HUB_CAP_TOKEN_REFRESH, "token_refresh"},
 		{HUB_CAP_WEBHOOKS_REENTRANT, "webhooks_reentrant"},
+		{HUB_CAP_WEBHOOKS_SCOPED, "webhooks_scoped"},
 	};
 	json_t *arr = json_array();
 	size_t i;

@@ -667,7 +667,8 @@ static int check_desc(struct plugin_gen *gen, const char *path, const char *name
 		return -1;
 	}
 	known = HUB_CAP_ORDERS | HUB_CAP_SHIPMENTS | HUB_CAP_TRACKING | HUB_CAP_WEBHOOKS |
-		HUB_CAP_FULFILLMENT_PUSH | HUB_CAP_TOKEN_REFRESH | HUB_CAP_WEBHOOKS_REENTRANT;
+		HUB_CAP_FULFILLMENT_PUSH | HUB_CAP_TOKEN_REFRESH | HUB_CAP_WEBHOOKS_REENTRANT |
+		HUB_CAP_WEBHOOKS_SCOPED;
 	if (caps & ~known)
 		log_warn("plugin", "%s: unknown capability bits 0x%x ignored (this host speaks "
 			 "ABI %u)", path, caps & ~known, HUB_ABI_VERSION);

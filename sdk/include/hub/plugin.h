@@ -92,6 +92,16 @@ enum hub_capability_flags {
 	 * there). Plugins without the flag keep the rule above. Added in ABI
 	 * 1.x: older hosts ignore it and call from the loop. */
 	HUB_CAP_WEBHOOKS_REENTRANT = 1u << 6,
+	/* Nothing verify_webhook and read_webhook create outlives the call:
+	 * every jansson value the plugin makes during the call (the parsed
+	 * body, the records it emits, anything built on the way) is released
+	 * by the plugin or handed to the host through emit before the
+	 * callback returns, and the plugin keeps no reference to one
+	 * afterwards (no caches filled during a call). The host may then
+	 * give the call's jansson allocations a scratch region that it drops
+	 * in one piece after the call. hub-plugin-kit checks the promise.
+	 * Added in ABI 1.x: older hosts ignore it. */
+	HUB_CAP_WEBHOOKS_SCOPED = 1u << 7,
 };
 
 /* Kinds of canonical records a plugin emits. Never renumbered. */
