@@ -30,18 +30,21 @@ struct unit_line {
 
 struct unit_record {
 	enum hub_record_kind kind;
-	json_t *json;
 	char *text;  /* the record as stored (compact JSON) */
 	size_t text_len;
 	char *extra; /* shipment: tracking numbers (JSON array); tracking: events
 	                (JSON array) */
-	/* borrowed from json */
+	/* The columns, in `own` once the record is accepted (the JSON value is
+	 * released on the thread that made it; a unit holds no JSON). */
 	const char *external_id, *number, *name, *status, *financial_status,
 		*fulfillment_status, *currency, *order_external_id, *carrier, *tracking_number;
 	int64_t total, created_ms, updated_ms, shipped_ms, estimated_ms, delivered_ms;
 	int not_found;
-	struct unit_line *lines; /* order */
+	struct unit_line *lines; /* order; in `own` */
 	size_t nlines;
+	const char *numbers;     /* shipment: its tracking numbers, each NUL-terminated */
+	size_t nnumbers;
+	char *own;               /* one block: the lines, then every string above */
 };
 
 struct unit_job {

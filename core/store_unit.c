@@ -75,10 +75,9 @@ void store_unit_free(struct store_unit *u)
 	if (!u)
 		return;
 	for (size_t i = 0; i < u->nrecords; i++) {
-		json_decref(u->records[i].json);
 		jtext_block_free(u->records[i].text);
 		free(u->records[i].extra);
-		free(u->records[i].lines);
+		free(u->records[i].own);
 	}
 	free(u->records);
 	for (size_t i = 0; i < u->njobs; i++) {
@@ -242,29 +241,29 @@ static int carrier_code_ok(const char *s)
 	return 1;
 }
 
-static int check_order(struct unit_record *r, struct hub_error *err)
+static int check_order(struct unit_record *r, const json_t *rec, struct hub_error *err)
 {
 	struct check c = {"order", err}, lc;
 	const json_t *lines, *line;
 	char ctx[64];
 	size_t i;
 
-	if (get_str(&c, r->json, "external_id", 0, 128, &r->external_id) < 0 ||
-	    get_str(&c, r->json, "number", 1, 64, &r->number) < 0 ||
-	    get_str(&c, r->json, "name", 1, 128, &r->name) < 0 ||
-	    get_enum(&c, r->json, "status", 0, order_statuses, &r->status) < 0 ||
-	    get_enum(&c, r->json, "financial_status", 1, financial_statuses,
+	if (get_str(&c, rec, "external_id", 0, 128, &r->external_id) < 0 ||
+	    get_str(&c, rec, "number", 1, 64, &r->number) < 0 ||
+	    get_str(&c, rec, "name", 1, 128, &r->name) < 0 ||
+	    get_enum(&c, rec, "status", 0, order_statuses, &r->status) < 0 ||
+	    get_enum(&c, rec, "financial_status", 1, financial_statuses,
 		     &r->financial_status) < 0 ||
-	    get_enum(&c, r->json, "fulfillment_status", 1, fulfillment_statuses,
+	    get_enum(&c, rec, "fulfillment_status", 1, fulfillment_statuses,
 		     &r->fulfillment_status) < 0 ||
-	    get_str(&c, r->json, "currency", 0, 3, &r->currency) < 0 ||
-	    get_int(&c, r->json, "total", 0, INT64_MIN, &r->total) < 0 ||
-	    get_time(&c, r->json, "created_at", 0, &r->created_ms) < 0 ||
-	    get_time(&c, r->json, "updated_at", 0, &r->updated_ms) < 0)
+	    get_str(&c, rec, "currency", 0, 3, &r->currency) < 0 ||
+	    get_int(&c, rec, "total", 0, INT64_MIN, &r->total) < 0 ||
+	    get_time(&c, rec, "created_at", 0, &r->created_ms) < 0 ||
+	    get_time(&c, rec, "updated_at", 0, &r->updated_ms) < 0)
 		return -1;
 	if (strlen(r->currency) != 3 || hub_currency_exponent(r->currency) < 0)
 		return bad(&c, "currency", "must be an ISO 4217 code (three capital letters)");
-	lines = json_object_get(r->json, "lines");
+	lines = json_object_get(rec, "lines");
 	if (!json_is_array(lines))
 		return bad(&c, "lines", "must be an array");
 	/* The line columns are kept as they are checked: the store thread binds
@@ -290,40 +289,41 @@ static int check_order(struct unit_record *r, struct hub_error *err)
 	return 0;
 }
 
-static int check_shipment(struct unit_record *r, struct hub_error *err)
+static int check_shipment(struct unit_record *r, const json_t *rec, struct hub_error *err)
 {
 	struct check c = {"shipment", err};
 	const json_t *numbers, *num;
 	size_t i;
 
-	if (get_str(&c, r->json, "external_id", 0, 128, &r->external_id) < 0 ||
-	    get_str(&c, r->json, "order_external_id", 0, 128, &r->order_external_id) < 0 ||
-	    get_str(&c, r->json, "carrier", 1, 64, &r->carrier) < 0 ||
-	    get_enum(&c, r->json, "status", 0, shipment_statuses, &r->status) < 0 ||
-	    get_time(&c, r->json, "shipped_at", 1, &r->shipped_ms) < 0 ||
-	    get_time(&c, r->json, "estimated_delivery_at", 1, &r->estimated_ms) < 0 ||
-	    get_time(&c, r->json, "delivered_at", 1, &r->delivered_ms) < 0 ||
-	    get_time(&c, r->json, "created_at", 0, &r->created_ms) < 0 ||
-	    get_time(&c, r->json, "updated_at", 0, &r->updated_ms) < 0)
+	if (get_str(&c, rec, "external_id", 0, 128, &r->external_id) < 0 ||
+	    get_str(&c, rec, "order_external_id", 0, 128, &r->order_external_id) < 0 ||
+	    get_str(&c, rec, "carrier", 1, 64, &r->carrier) < 0 ||
+	    get_enum(&c, rec, "status", 0, shipment_statuses, &r->status) < 0 ||
+	    get_time(&c, rec, "shipped_at", 1, &r->shipped_ms) < 0 ||
+	    get_time(&c, rec, "estimated_delivery_at", 1, &r->estimated_ms) < 0 ||
+	    get_time(&c, rec, "delivered_at", 1, &r->delivered_ms) < 0 ||
+	    get_time(&c, rec, "created_at", 0, &r->created_ms) < 0 ||
+	    get_time(&c, rec, "updated_at", 0, &r->updated_ms) < 0)
 		return -1;
 	if (r->carrier && !carrier_code_ok(r->carrier))
 		return bad(&c, "carrier", "must be a carrier code ([a-z0-9_]{1,64})");
 	if (!r->carrier)
 		r->carrier = "";
-	numbers = json_object_get(r->json, "tracking_numbers");
+	numbers = json_object_get(rec, "tracking_numbers");
 	if (!json_is_array(numbers))
 		return bad(&c, "tracking_numbers", "must be an array");
 	json_array_foreach(numbers, i, num) {
 		size_t len = json_is_string(num) ? json_string_length(num) : 0;
-		if (len == 0 || len > 64)
+		if (len == 0 || len > 64 || strlen(json_string_value(num)) != len)
 			return bad(&c, "tracking_numbers",
 				   "must hold non-empty strings of at most 64 characters");
 	}
+	r->nnumbers = json_array_size(numbers);
 	r->extra = jtext_dump(numbers, NULL);
 	return r->extra ? 0 : hub_error_set(err, NULL, "out of memory");
 }
 
-static int check_tracking(struct unit_record *r, struct hub_error *err)
+static int check_tracking(struct unit_record *r, const json_t *rec, struct hub_error *err)
 {
 	struct check c = {"tracking", err}, ec;
 	const json_t *events, *ev, *nf;
@@ -332,19 +332,19 @@ static int check_tracking(struct unit_record *r, struct hub_error *err)
 	int64_t ms;
 	size_t i;
 
-	if (get_str(&c, r->json, "carrier", 0, 64, &r->carrier) < 0 ||
-	    get_str(&c, r->json, "tracking_number", 0, 64, &r->tracking_number) < 0 ||
-	    get_enum(&c, r->json, "status", 0, shipment_statuses, &r->status) < 0 ||
-	    get_time(&c, r->json, "estimated_delivery_at", 1, &r->estimated_ms) < 0 ||
-	    get_time(&c, r->json, "delivered_at", 1, &r->delivered_ms) < 0)
+	if (get_str(&c, rec, "carrier", 0, 64, &r->carrier) < 0 ||
+	    get_str(&c, rec, "tracking_number", 0, 64, &r->tracking_number) < 0 ||
+	    get_enum(&c, rec, "status", 0, shipment_statuses, &r->status) < 0 ||
+	    get_time(&c, rec, "estimated_delivery_at", 1, &r->estimated_ms) < 0 ||
+	    get_time(&c, rec, "delivered_at", 1, &r->delivered_ms) < 0)
 		return -1;
 	if (!carrier_code_ok(r->carrier))
 		return bad(&c, "carrier", "must be a carrier code ([a-z0-9_]{1,64})");
-	nf = json_object_get(r->json, "not_found");
+	nf = json_object_get(rec, "not_found");
 	if (nf && !json_is_boolean(nf) && !json_is_null(nf))
 		return bad(&c, "not_found", "must be a boolean");
 	r->not_found = json_is_true(nf);
-	events = json_object_get(r->json, "events");
+	events = json_object_get(rec, "events");
 	if (!json_is_array(events))
 		return bad(&c, "events", "must be an array");
 	json_array_foreach(events, i, ev) {
@@ -363,6 +363,69 @@ static int check_tracking(struct unit_record *r, struct hub_error *err)
 	}
 	r->extra = jtext_dump(events, NULL);
 	return r->extra ? 0 : hub_error_set(err, NULL, "out of memory");
+}
+
+/* Bytes to keep s (NUL included), 0 for NULL. */
+static size_t keep_len(const char *s)
+{
+	return s ? strlen(s) + 1 : 0;
+}
+
+/* Copies s to *at and returns the copy (NULL for NULL). */
+static const char *keep(char **at, const char *s)
+{
+	size_t n;
+	char *copy;
+
+	if (!s)
+		return NULL;
+	n = strlen(s) + 1;
+	copy = memcpy(*at, s, n);
+	*at += n;
+	return copy;
+}
+
+/* Moves the columns the store binds out of the record into r->own, one
+ * block: the lines first, then the strings (the record's own strings
+ * until now). 0 or -1 (out of memory; r unchanged). */
+static int own_columns(struct unit_record *r, const json_t *rec)
+{
+	const char **cols[] = {&r->external_id, &r->number, &r->name, &r->status,
+			       &r->financial_status, &r->fulfillment_status, &r->currency,
+			       &r->order_external_id, &r->carrier, &r->tracking_number};
+	const size_t ncols = sizeof(cols) / sizeof(cols[0]);
+	const json_t *numbers = json_object_get(rec, "tracking_numbers");
+	size_t lines_bytes = r->nlines * sizeof(struct unit_line), n = lines_bytes;
+	struct unit_line *lines;
+	char *block, *at;
+
+	for (size_t i = 0; i < ncols; i++)
+		n += keep_len(*cols[i]);
+	for (size_t i = 0; i < r->nlines; i++)
+		n += keep_len(r->lines[i].external_id) + keep_len(r->lines[i].sku) +
+		     keep_len(r->lines[i].title);
+	for (size_t i = 0; i < r->nnumbers; i++)
+		n += keep_len(json_string_value(json_array_get(numbers, i)));
+	block = malloc(n ? n : 1);
+	if (!block)
+		return -1;
+	lines = (struct unit_line *)(void *)block;
+	at = block + lines_bytes;
+	for (size_t i = 0; i < r->nlines; i++) {
+		lines[i] = r->lines[i];
+		lines[i].external_id = keep(&at, r->lines[i].external_id);
+		lines[i].sku = keep(&at, r->lines[i].sku);
+		lines[i].title = keep(&at, r->lines[i].title);
+	}
+	for (size_t i = 0; i < ncols; i++)
+		*cols[i] = keep(&at, *cols[i]);
+	r->numbers = at;
+	for (size_t i = 0; i < r->nnumbers; i++)
+		keep(&at, json_string_value(json_array_get(numbers, i)));
+	free(r->lines);
+	r->lines = r->nlines ? lines : NULL;
+	r->own = block;
+	return 0;
 }
 
 static const char *kind_name(enum hub_record_kind kind)
@@ -395,25 +458,29 @@ int store_unit_add_record(struct store_unit *u, enum hub_record_kind kind, json_
 	r = &u->records[u->nrecords];
 	memset(r, 0, sizeof(*r));
 	r->kind = kind;
-	r->json = record;
 	r->shipped_ms = r->estimated_ms = r->delivered_ms = STORE_NO_TIME;
 	if (!json_is_object(record))
 		hub_error_set(err, kind_name(kind), "%s: a record must be a JSON object",
 			      kind_name(kind));
 	else if (kind == HUB_RECORD_ORDER)
-		rc = check_order(r, err);
+		rc = check_order(r, record, err);
 	else if (kind == HUB_RECORD_SHIPMENT)
-		rc = check_shipment(r, err);
+		rc = check_shipment(r, record, err);
 	else if (kind == HUB_RECORD_TRACKING)
-		rc = check_tracking(r, err);
+		rc = check_tracking(r, record, err);
 	else
 		hub_error_set(err, NULL, "unknown record kind %d", (int)kind);
 	if (rc == 0) {
 		r->text = jtext_dump_block(record, &r->text_len);
-		if (!r->text)
+		if (!r->text || own_columns(r, record) < 0) {
+			jtext_block_free(r->text);
 			rc = hub_error_set(err, NULL, "out of memory");
+		}
 	}
 	if (rc == 0) {
+		/* Released here, on the thread that made it: the unit is
+		 * freed on another one, after its commit. */
+		json_decref(record);
 		u->nrecords++;
 		return 0;
 	}
@@ -665,7 +732,7 @@ static int build_shipment(struct store_exec *x, struct store_item *it, unsigned 
 	const struct store_unit *u = it->unit;
 	int pg = x->dialect == SQL_PG;
 	struct sql_stmt *st;
-	const json_t *num;
+	const char *num;
 	size_t i;
 
 	ADD(pg ? SQL_SHIPMENT_WRITE_PG : SQL_SHIPMENT_UPSERT, pg ? 14 : 13);
@@ -692,11 +759,12 @@ static int build_shipment(struct store_exec *x, struct store_item *it, unsigned 
 	st->flags |= SQL_STMT_DEPENDENT;
 	sql_bind_text(s, st, 2, r->carrier);
 	sql_bind_text(s, st, 3, r->extra);
-	json_array_foreach(json_object_get(r->json, "tracking_numbers"), i, num) {
+	num = r->numbers;
+	for (i = 0; i < r->nnumbers; i++, num += strlen(num) + 1) {
 		ADD(SQL_SHIPMENT_TRACKING_INSERT, 3);
 		st->flags |= SQL_STMT_DEPENDENT;
 		sql_bind_text(s, st, 2, r->carrier);
-		sql_bind_text(s, st, 3, json_string_value(num));
+		sql_bind_text(s, st, 3, num);
 	}
 	return 0;
 }
