@@ -1005,20 +1005,28 @@ static unsigned instance_bits(const json_t *v)
 	return 0;
 }
 
-/* Compact JSON text of v, cut to fit size (ending in "..." when cut). */
+/* Compact JSON text of v, cut to fit size (ending in "..." when cut).
+ * Written straight into buf (json_dumpb): validation runs inside webhook
+ * calls whose jansson memory is a scratch region (core/jarena.h), where a
+ * json_dumps text must not go to free(). */
 static void dump_value(const json_t *v, char *buf, size_t size)
 {
-	char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	size_t n;
 
-	if (text == NULL) {
-		snprintf(buf, size, "(value)");
+	if (size < 8) {
+		if (size)
+			buf[0] = '\0';
 		return;
 	}
-	if (strlen(text) >= size && size > 4)
-		snprintf(buf, size, "%.*s...", (int)(size - 4), text);
-	else
-		snprintf(buf, size, "%s", text);
-	free(text);
+	n = json_dumpb(v, buf, size - 1, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (n == 0) {
+		snprintf(buf, size, "(value)");
+	} else if (n > size - 1) {
+		/* Cut: json_dumpb filled what it could. */
+		memcpy(buf + size - 4, "...", 4);
+	} else {
+		buf[n] = '\0';
+	}
 }
 
 /* Code points in a UTF-8 string (jansson guarantees valid UTF-8). */

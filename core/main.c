@@ -4,6 +4,7 @@
  */
 #include "config.h"
 #include "hub.h"
+#include "jarena.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -45,6 +46,9 @@ int main(int argc, char **argv)
 	int check_only = 0, opt, rc;
 	struct hub hub;
 
+	/* Before any thread or JSON value: webhook calls of plugins declaring
+	 * HUB_CAP_WEBHOOKS_SCOPED allocate from per-thread scratch regions. */
+	jarena_install();
 	while ((opt = getopt_long(argc, argv, "c:Vh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':

@@ -19,6 +19,7 @@
 #include "connector.h"
 #include "host.h"
 #include "hub.h"
+#include "jarena.h"
 #include "log.h"
 #include "msg.h"
 #include "plugin.h"
@@ -185,11 +186,16 @@ static void run(struct job *job)
 {
 	const struct conn_instance *inst = job->inst;
 	const char *plugin = inst->gen->desc.name;
+	int scoped = (inst->gen->desc.capabilities & HUB_CAP_WEBHOOKS_SCOPED) != 0;
 	struct hub_call call;
 	struct hub_error err;
 	int rc;
 
 	job->status = 200;
+	/* What the call makes lives until call_release below: a plugin that
+	 * promises so gets the scratch region (jarena.h). */
+	if (scoped)
+		jarena_begin();
 	call_init(&call, job->kinds, job->schemas);
 	memset(&err, 0, sizeof(err));
 	if (job->verify) {
@@ -224,6 +230,8 @@ static void run(struct job *job)
 		store_unit_set_receipt(job->u, call.delivery_id, host_now_ms() + RECEIPT_TTL_MS);
 out:
 	call_release(&call);
+	if (scoped)
+		jarena_end();
 	/* The delivery is no longer needed: free it where it was used. */
 	msg_release(&job->m);
 }

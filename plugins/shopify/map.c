@@ -131,6 +131,25 @@ static int need_time(const json_t *obj, const char *key, int64_t *ms, const char
 	return 0;
 }
 
+/* "ctx.key" into buf (cut to fit): a field path, made for every money
+ * field read, so without snprintf. */
+static void join_path(char *buf, size_t size, const char *ctx, const char *key)
+{
+	size_t a = strlen(ctx), b = strlen(key);
+
+	if (a > size - 1)
+		a = size - 1;
+	memcpy(buf, ctx, a);
+	if (a + 1 < size) {
+		buf[a++] = '.';
+		if (b > size - 1 - a)
+			b = size - 1 - a;
+		memcpy(buf + a, key, b);
+		a += b;
+	}
+	buf[a] = '\0';
+}
+
 /* A money field that may be absent or null (*present = 0 then). */
 static int get_money(const json_t *obj, const char *key, const char *currency, int64_t *minor,
 		     int *present, const char *ctx, struct hub_error *err)
@@ -141,7 +160,7 @@ static int get_money(const json_t *obj, const char *key, const char *currency, i
 	*present = 0;
 	if (v == NULL || json_is_null(v))
 		return 0;
-	snprintf(field, sizeof(field), "%s.%s", ctx, key);
+	join_path(field, sizeof(field), ctx, key);
 	if (hub_money_from_json(v, currency, minor, field, err) < 0)
 		return -1;
 	*present = 1;

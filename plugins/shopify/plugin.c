@@ -241,7 +241,8 @@ HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.description = "Shopify Admin REST API: orders and fulfillments, webhooks, tracking push",
 	/* verify/read only read the instance (webhook.c): safe on workers */
 	.capabilities = HUB_CAP_ORDERS | HUB_CAP_SHIPMENTS | HUB_CAP_WEBHOOKS |
-			HUB_CAP_FULFILLMENT_PUSH | HUB_CAP_WEBHOOKS_REENTRANT,
+			HUB_CAP_FULFILLMENT_PUSH | HUB_CAP_WEBHOOKS_REENTRANT |
+			HUB_CAP_WEBHOOKS_SCOPED,
 	.config_schema = config_schema,
 	.streams = streams,
 	.buckets = buckets,

@@ -167,7 +167,8 @@ HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.description = "WooCommerce REST v3 orders (polling by modification time) and "
 		       "order webhooks",
 	/* verify/read only read the instance (woo_webhook.c): safe on workers */
-	.capabilities = HUB_CAP_ORDERS | HUB_CAP_WEBHOOKS | HUB_CAP_WEBHOOKS_REENTRANT,
+	.capabilities = HUB_CAP_ORDERS | HUB_CAP_WEBHOOKS | HUB_CAP_WEBHOOKS_REENTRANT |
+			HUB_CAP_WEBHOOKS_SCOPED,
 	.config_schema = config_schema,
 	.streams = streams,
 	.buckets = buckets,

@@ -206,6 +206,30 @@ int hub_json_array_opt(const json_t *obj, const char *key, json_t **out, const c
 	return get_container(obj, key, out, 1, 1, ctx, err);
 }
 
+/* v in decimal into buf, like snprintf "%" PRId64 (ids are read for every
+ * record and line): the length it needs, which may be >= size (then buf
+ * holds nothing usable). */
+static int format_int(char *buf, size_t size, int64_t v)
+{
+	char tmp[24];
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	int n = 0, len;
+
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		tmp[n++] = '-';
+	len = n;
+	if ((size_t)len < size) {
+		for (int k = 0; k < len; k++)
+			buf[k] = tmp[len - 1 - k];
+		buf[len] = '\0';
+	}
+	return len;
+}
+
 int hub_json_id(const json_t *obj, const char *key, char *buf, size_t size, const char *ctx,
 		struct hub_error *err)
 {
@@ -216,7 +240,7 @@ int hub_json_id(const json_t *obj, const char *key, char *buf, size_t size, cons
 	if (rc < 0)
 		return rc;
 	if (json_is_integer(v)) {
-		n = snprintf(buf, size, "%" PRId64, (int64_t)json_integer_value(v));
+		n = format_int(buf, size, (int64_t)json_integer_value(v));
 	} else if (json_is_string(v) && json_string_length(v) > 0) {
 		n = (int)json_string_length(v);
 		if ((size_t)n < size)

@@ -187,6 +187,26 @@ static void test_id(void **state)
 	expect_err(&err, "o.price", "got number");
 	assert_int_equal(hub_json_id(doc, "nothing", buf, sizeof(buf), "o", &err), -1);
 	expect_err(&err, "o.nothing", "null");
+	/* Integer ids at the edges, as snprintf would write them. */
+	{
+		static const json_int_t ids[] = {0, -7, 9, 10, INT64_MAX, INT64_MIN};
+		static const char *const texts[] = {"0", "-7", "9", "10", "9223372036854775807",
+						    "-9223372036854775808"};
+		for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+			json_t *o = json_pack("{s:I}", "id", ids[i]);
+
+			assert_int_equal(hub_json_id(o, "id", buf, sizeof(buf), "o", &err), 0);
+			assert_string_equal(buf, texts[i]);
+			json_decref(o);
+		}
+		/* Exactly as long as the buffer allows, and one longer. */
+		json_t *o = json_pack("{s:I}", "id", (json_int_t)1234567);
+		assert_int_equal(hub_json_id(o, "id", tiny, sizeof(tiny), "o", &err), 0);
+		assert_string_equal(tiny, "1234567");
+		json_object_set_new(o, "id", json_integer(12345678));
+		assert_int_equal(hub_json_id(o, "id", tiny, sizeof(tiny), "o", &err), -1);
+		json_decref(o);
+	}
 }
 
 static void test_time(void **state)

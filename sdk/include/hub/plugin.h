@@ -99,7 +99,11 @@ enum hub_capability_flags {
 	 * callback returns, and the plugin keeps no reference to one
 	 * afterwards (no caches filled during a call). The host may then
 	 * give the call's jansson allocations a scratch region that it drops
-	 * in one piece after the call. hub-plugin-kit checks the promise.
+	 * in one piece after the call. So memory jansson hands out during
+	 * the call is never passed to free(): a json_dumps text made then is
+	 * released with the free function json_get_alloc_funcs() returns
+	 * (or use json_dumpb into your own buffer). hub-plugin-kit checks
+	 * the promise.
 	 * Added in ABI 1.x: older hosts ignore it. */
 	HUB_CAP_WEBHOOKS_SCOPED = 1u << 7,
 };
