@@ -169,6 +169,7 @@ void store_item_reset(struct store_item *it)
 	it->status = STORE_OK;
 	it->rows = 0;
 	it->phase = 0;
+	it->receipt_folded = 0;
 }
 
 static void item_free(struct store_item *it)
@@ -192,20 +193,29 @@ static void item_unavailable(struct store_item *it, const char *what, const char
 		      why);
 }
 
+void store_item_duplicate(struct store_item *it)
+{
+	store_item_reset(it);
+	it->final = 1;
+	it->status = STORE_DUPLICATE;
+	hub_error_set(store_item_err(it), NULL, "webhook delivery %s of connector %s was already "
+				      "received: nothing written",
+		      it->unit->delivery_id, it->unit->connector);
+}
+
 /* Classifies the failure of one item's statement. */
 static void item_fail(struct store_item *it, const struct sql_stmt *stmt, const struct sql_fail *f,
 		      const char *when)
 {
 	const char *what = it->unit ? "unit" : "operation";
 
+	if (stmt && (stmt->flags & SQL_STMT_DUPLICATE) && f->code == SQL_ERR_UNIQUE) {
+		store_item_duplicate(it);
+		return;
+	}
 	store_item_reset(it);
 	it->final = 1;
-	if (stmt && (stmt->flags & SQL_STMT_DUPLICATE) && f->code == SQL_ERR_UNIQUE) {
-		it->status = STORE_DUPLICATE;
-		hub_error_set(store_item_err(it), NULL, "webhook delivery %s of connector %s was already "
-					      "received: nothing written",
-			      it->unit->delivery_id, it->unit->connector);
-	} else if (stmt && (stmt->flags & SQL_STMT_FAULT)) {
+	if (stmt && (stmt->flags & SQL_STMT_FAULT)) {
 		it->status = STORE_FAILED;
 		hub_error_set(store_item_err(it), NULL, "injected fault: the %s was rolled back", what);
 	} else {

@@ -102,6 +102,10 @@ struct store_item {
 	} n;
 	int64_t rows;    /* rows seen by the op's counting statements */
 	int final;       /* failed for good within this batch */
+	/* PostgreSQL bulk path: the unit's webhook receipt went into the bulk
+	 * statement (1), which returned it as newly stored (2); still 1 after
+	 * the statement ran means "a duplicate delivery: nothing written". */
+	int receipt_folded;
 	unsigned phase;
 	/* completion */
 	store_unit_cb ucb;
@@ -138,13 +142,26 @@ size_t store_unit_order_bytes(const struct store_unit *u);
  * records of the units among items[from..to) (not final), with their lines,
  * item SQL_ITEM_MANY. Records of the same key keep the newest version (the
  * first of equals), as running them one by one would. Written orders are
- * counted on their units. Returns 0, or -1 when out of memory.
+ * counted on their units.
+ *
+ * Webhook units holding only orders also have their receipt inserted by
+ * that statement (ON CONFLICT DO NOTHING), and their orders are written
+ * only when the receipt was new: a duplicate writes nothing, as with the
+ * per-unit receipt INSERT, without one statement per webhook. Units whose
+ * delivery id or order keys also occur in another unit of the chunk keep
+ * the per-unit INSERT (appended here), so that the newest-version rule
+ * never depends on a receipt. Returns 0, or -1 when out of memory.
  */
 int store_unit_build_orders_bulk(struct store_exec *x, struct store_item **items, size_t from,
 				 size_t to, struct sql_script *s);
 
-/* Fills the unit's counters once its statements ran. */
+/* Fills the unit's counters once its statements ran; a unit whose folded
+ * receipt was not new becomes STORE_DUPLICATE (final). */
 void store_unit_done(struct store_exec *x, struct store_item *it);
+
+/* Whether the bulk statement may carry the unit's receipt: a webhook
+ * delivery holding nothing but order records. */
+int store_unit_receipt_foldable(const struct store_unit *u);
 
 /*
  * Appends the statements of the op's current phase (it->phase, from 0).
@@ -172,6 +189,10 @@ void store_item_reset(struct store_item *it);
 /* The item's error detail, allocated (zeroed) on first use; a scratch
  * buffer of the calling thread when out of memory. Never NULL. */
 struct hub_error *store_item_err(struct store_item *it);
+
+/* Makes a unit's outcome "duplicate webhook delivery: nothing written"
+ * (final for this batch). */
+void store_item_duplicate(struct store_item *it);
 
 /* Milliseconds since the epoch, wall clock. */
 int64_t store_now_ms(void);

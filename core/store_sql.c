@@ -102,13 +102,26 @@ const struct sql_def sql_defs[SQL_SLOT_COUNT] = {
 	 * element per order, keys unique), the lines as arrays too ($15-$21,
 	 * $15 the 1-based position of their order). Returns the positions of
 	 * the orders written; their lines are replaced. */
+	/* The folded webhook receipts come as arrays too ($22-$24), and $25
+	 * gives each order the 1-based position of the receipt that gates it
+	 * (0: none). Returns (0, position) per written order and (1, position)
+	 * per receipt that was new. */
 	DEF2(SQL_ORDERS_BULK_PG, NULL,
-	     "WITH src AS (SELECT * FROM unnest(CAST($1 AS text[]), CAST($2 AS text[]), "
+	     "WITH rcp AS (SELECT * FROM unnest(CAST($22 AS text[]), CAST($23 AS text[]), "
+	     "CAST($24 AS bigint[])) WITH ORDINALITY AS r(connector, delivery_id, expires_at_ms, pos)), "
+	     "ins AS (INSERT INTO webhook_receipts (connector, delivery_id, received_at_ms, "
+	     "expires_at_ms) SELECT connector, delivery_id, $14, expires_at_ms FROM rcp "
+	     "ON CONFLICT DO NOTHING RETURNING connector, delivery_id), "
+	     "fresh AS (SELECT rcp.pos FROM rcp JOIN ins ON ins.connector = rcp.connector "
+	     "AND ins.delivery_id = rcp.delivery_id), "
+	     "src AS (SELECT * FROM unnest(CAST($1 AS text[]), CAST($2 AS text[]), "
 	     "CAST($3 AS text[]), CAST($4 AS text[]), CAST($5 AS text[]), CAST($6 AS text[]), "
 	     "CAST($7 AS text[]), CAST($8 AS text[]), CAST($9 AS text[]), CAST($10 AS bigint[]), "
-	     "CAST($11 AS bigint[]), CAST($12 AS bigint[]), CAST($13 AS text[])) WITH ORDINALITY "
+	     "CAST($11 AS bigint[]), CAST($12 AS bigint[]), CAST($13 AS text[]), "
+	     "CAST($25 AS bigint[])) WITH ORDINALITY "
 	     "AS s(merchant, connector, external_id, number, name, status, financial_status, "
-	     "fulfillment_status, currency, total, created_at_ms, updated_at_ms, record, ord)), "
+	     "fulfillment_status, currency, total, created_at_ms, updated_at_ms, record, gate, ord) "
+	     "WHERE gate = 0 OR gate IN (SELECT pos FROM fresh)), "
 	     "up AS (INSERT INTO orders (merchant, connector, external_id, number, name, status, "
 	     "financial_status, fulfillment_status, currency, total, created_at_ms, updated_at_ms, "
 	     "record, stored_at_ms) "
@@ -125,7 +138,7 @@ const struct sql_def sql_defs[SQL_SLOT_COUNT] = {
 	     "CAST($17 AS text[]), CAST($18 AS text[]), CAST($19 AS text[]), "
 	     "CAST($20 AS bigint[]), CAST($21 AS bigint[])) "
 	     "AS l(ord, line_no, external_id, sku, title, quantity, unit_price) ON l.ord = w.ord) "
-	     "SELECT ord FROM written"),
+	     "SELECT 0, ord FROM written UNION ALL SELECT 1, pos FROM fresh"),
 	DEF2(SQL_ORDER_WRITE_PG, NULL,
 	     "WITH up AS (" ORDER_UPSERT " RETURNING id), "
 	     "gone AS (DELETE FROM order_lines WHERE order_id IN (SELECT id FROM up)), "

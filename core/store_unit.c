@@ -809,6 +809,34 @@ static int build_tracking(struct store_exec *x, struct store_item *it, unsigned 
 	return 0;
 }
 
+int store_unit_receipt_foldable(const struct store_unit *u)
+{
+	if (!u->delivery_id || u->nrecords == 0 || u->ndead || u->njobs || u->cursor ||
+	    u->has_token || u->fault)
+		return 0;
+	for (size_t i = 0; i < u->nrecords; i++) {
+		if (u->records[i].kind != HUB_RECORD_ORDER)
+			return 0;
+	}
+	return 1;
+}
+
+/* The unit's own receipt INSERT: a unique violation there makes it a
+ * duplicate. 0 or -1. */
+static int add_receipt(struct store_exec *x, struct sql_script *s, const struct store_unit *u,
+		       unsigned index)
+{
+	struct sql_stmt *st;
+
+	ADD(SQL_RECEIPT_INSERT, 4);
+	sql_bind_text(s, st, 1, u->connector);
+	sql_bind_text(s, st, 2, u->delivery_id);
+	sql_bind_int(s, st, 3, x->now_ms);
+	sql_bind_int(s, st, 4, u->receipt_expires_ms);
+	st->flags |= SQL_STMT_DUPLICATE;
+	return 0;
+}
+
 int store_unit_build(struct store_exec *x, struct store_item *it, unsigned index,
 		     struct sql_script *s, int skip_orders)
 {
@@ -816,14 +844,11 @@ int store_unit_build(struct store_exec *x, struct store_item *it, unsigned index
 	struct sql_stmt *st;
 	char *text;
 
-	if (u->delivery_id) {
-		ADD(SQL_RECEIPT_INSERT, 4);
-		sql_bind_text(s, st, 1, u->connector);
-		sql_bind_text(s, st, 2, u->delivery_id);
-		sql_bind_int(s, st, 3, x->now_ms);
-		sql_bind_int(s, st, 4, u->receipt_expires_ms);
-		st->flags |= SQL_STMT_DUPLICATE;
-	}
+	/* On the bulk path the bulk builder decides where a foldable
+	 * unit's receipt goes. */
+	if (u->delivery_id && !(skip_orders && store_unit_receipt_foldable(u)) &&
+	    add_receipt(x, s, u, index) < 0)
+		return -1;
 	for (size_t i = 0; i < u->nrecords; i++) {
 		const struct unit_record *r = &u->records[i];
 		int rc = 0;
@@ -913,29 +938,41 @@ size_t store_unit_order_bytes(const struct store_unit *u)
 struct bulk {
 	struct store_item **owners; /* by position in the statement */
 	size_t n;
+	struct store_item **folded; /* by receipt position */
+	size_t nfolded;
 };
 
 static int count_bulk_written(void *ctx, const struct sql_row *row)
 {
 	struct bulk *b = ctx;
-	int64_t ord = sql_col_int(row, 0);
+	int64_t pos = sql_col_int(row, 1);
 
-	if (ord >= 1 && (size_t)ord <= b->n)
-		b->owners[ord - 1]->n.written++;
+	if (sql_col_int(row, 0) == 0) {
+		if (pos >= 1 && (size_t)pos <= b->n)
+			b->owners[pos - 1]->n.written++;
+	} else if (pos >= 1 && (size_t)pos <= b->nfolded) {
+		b->folded[pos - 1]->receipt_folded = 2;
+	}
 	return 0;
 }
 
-static uint64_t key_hash(const struct store_unit *u, const struct unit_record *r)
+static uint64_t hash_texts(const char *const *parts, int n)
 {
-	const char *parts[3] = {u->merchant, u->connector, r->external_id};
 	uint64_t h = UINT64_C(1469598103934665603);
 
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < n; k++) {
 		for (const unsigned char *p = (const unsigned char *)parts[k]; *p; p++)
 			h = (h ^ *p) * UINT64_C(1099511628211);
 		h = (h ^ 0xff) * UINT64_C(1099511628211);
 	}
 	return h;
+}
+
+static uint64_t key_hash(const struct store_unit *u, const struct unit_record *r)
+{
+	const char *parts[3] = {u->merchant, u->connector, r->external_id};
+
+	return hash_texts(parts, 3);
 }
 
 static int same_key(const struct store_unit *a, const struct unit_record *ra,
@@ -945,13 +982,68 @@ static int same_key(const struct store_unit *a, const struct unit_record *ra,
 	       strcmp(a->connector, b->connector) == 0 && strcmp(a->merchant, b->merchant) == 0;
 }
 
+/* Decides where the receipts of the foldable units among items[from..to)
+ * go: into the bulk statement (b->folded, rpos[i - from] = its 1-based
+ * position), or, for a unit that shares an order (shared[i - from]) or its
+ * delivery id with another unit of the chunk, its own INSERT. 0 or -1. */
+static int fold_receipts(struct store_exec *x, struct store_item **items, size_t from, size_t to,
+			 struct sql_script *s, unsigned char *shared, size_t *rpos, struct bulk *b)
+{
+	size_t cap, *slots;
+
+	for (cap = 16; cap < 2 * (to - from); cap *= 2)
+		;
+	slots = calloc(cap, sizeof(*slots));
+	if (!slots)
+		return -1;
+	for (size_t i = from; i < to; i++) {
+		const struct store_unit *u = items[i]->unit;
+		const char *parts[2];
+		size_t h;
+
+		if (!u || items[i]->final || !store_unit_receipt_foldable(u))
+			continue;
+		parts[0] = u->connector;
+		parts[1] = u->delivery_id;
+		for (h = hash_texts(parts, 2) & (cap - 1); slots[h]; h = (h + 1) & (cap - 1)) {
+			const struct store_unit *o = items[slots[h] - 1]->unit;
+
+			if (strcmp(o->delivery_id, u->delivery_id) == 0 &&
+			    strcmp(o->connector, u->connector) == 0) {
+				shared[slots[h] - 1 - from] = shared[i - from] = 1;
+				break;
+			}
+		}
+		if (!slots[h])
+			slots[h] = i + 1;
+	}
+	free(slots);
+	for (size_t i = from; i < to; i++) {
+		const struct store_unit *u = items[i]->unit;
+
+		if (!u || items[i]->final || !store_unit_receipt_foldable(u))
+			continue;
+		if (shared[i - from]) {
+			if (add_receipt(x, s, u, (unsigned)i) < 0)
+				return -1;
+			continue;
+		}
+		b->folded[b->nfolded++] = items[i];
+		rpos[i - from] = b->nfolded;
+		items[i]->receipt_folded = 1;
+	}
+	return 0;
+}
+
 int store_unit_build_orders_bulk(struct store_exec *x, struct store_item **items, size_t from,
 				 size_t to, struct sql_script *s)
 {
 	const struct unit_record **recs = NULL;
 	const char **text = NULL;
 	int64_t *ints = NULL;
-	size_t n = 0, kept = 0, nlines = 0, cap, *slots = NULL;
+	size_t n = 0, kept = 0, nlines = 0, cap, *slots = NULL, *owner_ix = NULL, *rpos = NULL;
+	size_t span = to - from, nf = 0, most;
+	unsigned char *shared = NULL;
 	struct bulk *b;
 	struct sql_stmt *st;
 	int rc = -1;
@@ -970,11 +1062,16 @@ int store_unit_build_orders_bulk(struct store_exec *x, struct store_item **items
 		;
 	b = sql_arena_alloc(&s->arena, sizeof(*b));
 	recs = malloc(n * sizeof(*recs));
+	owner_ix = malloc(n * sizeof(*owner_ix));
 	slots = calloc(cap, sizeof(*slots));
-	if (!b || !recs || !slots)
+	shared = calloc(span, 1);
+	rpos = calloc(span, sizeof(*rpos));
+	if (!b || !recs || !owner_ix || !slots || !shared || !rpos)
 		goto out;
 	b->owners = sql_arena_alloc(&s->arena, n * sizeof(*b->owners));
-	if (!b->owners)
+	b->folded = sql_arena_alloc(&s->arena, span * sizeof(*b->folded));
+	b->nfolded = 0;
+	if (!b->owners || !b->folded)
 		goto out;
 	/* Keep one record per key: the newest (the first of equals). */
 	for (size_t i = from; i < to; i++) {
@@ -996,21 +1093,33 @@ int store_unit_build_orders_bulk(struct store_exec *x, struct store_item **items
 			if (!slots[h]) {
 				slots[h] = kept + 1;
 				recs[kept] = r;
+				owner_ix[kept] = i;
 				b->owners[kept++] = items[i];
-			} else if (r->updated_ms > recs[slots[h] - 1]->updated_ms) {
+				continue;
+			}
+			/* The same order in two units: neither folds its receipt. */
+			if (owner_ix[slots[h] - 1] != i)
+				shared[owner_ix[slots[h] - 1] - from] = shared[i - from] = 1;
+			if (r->updated_ms > recs[slots[h] - 1]->updated_ms) {
 				recs[slots[h] - 1] = r;
+				owner_ix[slots[h] - 1] = i;
 				b->owners[slots[h] - 1] = items[i];
 			}
 		}
 	}
 	b->n = kept;
+	if (fold_receipts(x, items, from, to, s, shared, rpos, b) < 0)
+		goto out;
+	nf = b->nfolded;
 	for (size_t j = 0; j < kept; j++)
 		nlines += recs[j]->nlines;
-	text = malloc((kept > nlines ? kept : nlines) * sizeof(*text) + 1);
-	ints = malloc((kept > nlines ? kept : nlines) * sizeof(*ints) + 1);
+	most = kept > nlines ? kept : nlines;
+	most = most > nf ? most : nf;
+	text = malloc(most * sizeof(*text) + 1);
+	ints = malloc(most * sizeof(*ints) + 1);
 	if (!text || !ints)
 		goto out;
-	st = sql_script_add(s, SQL_DEF(SQL_ORDERS_BULK_PG), 21, SQL_ITEM_MANY);
+	st = sql_script_add(s, SQL_DEF(SQL_ORDERS_BULK_PG), 25, SQL_ITEM_MANY);
 	if (!st)
 		goto out;
 	st->on_row = count_bulk_written;
@@ -1045,8 +1154,23 @@ int store_unit_build_orders_bulk(struct store_exec *x, struct store_item **items
 	INT_COL(11, recs[j]->created_ms);
 	INT_COL(12, recs[j]->updated_ms);
 	TEXT_COL(13, recs[j]->text);
+	INT_COL(25, (int64_t)rpos[owner_ix[j] - from]);
 #undef TEXT_COL
 #undef INT_COL
+
+	/* The folded receipts, by position. */
+	for (size_t k = 0; k < nf; k++)
+		text[k] = b->folded[k]->unit->connector;
+	if (sql_bind_array_text(s, st, 22, text, nf) < 0)
+		goto out;
+	for (size_t k = 0; k < nf; k++)
+		text[k] = b->folded[k]->unit->delivery_id;
+	if (sql_bind_array_text(s, st, 23, text, nf) < 0)
+		goto out;
+	for (size_t k = 0; k < nf; k++)
+		ints[k] = b->folded[k]->unit->receipt_expires_ms;
+	if (sql_bind_array_int8(s, st, 24, ints, nf) < 0)
+		goto out;
 
 	/* The lines, flattened; each names its order by position (1-based). */
 	for (int col = 0; col < 7; col++) {
@@ -1076,7 +1200,10 @@ out:
 	if (rc < 0)
 		s->oom = 1;
 	free(recs);
+	free(owner_ix);
 	free(slots);
+	free(shared);
+	free(rpos);
 	free(text);
 	free(ints);
 	return rc;
@@ -1088,6 +1215,12 @@ void store_unit_done(struct store_exec *x, struct store_item *it)
 	unsigned upserts = 0;
 
 	(void)x;
+	if (it->receipt_folded == 1) {
+		/* The bulk statement found the receipt already stored and
+		 * wrote none of the unit's orders. */
+		store_item_duplicate(it);
+		return;
+	}
 	for (size_t i = 0; i < u->nrecords; i++) {
 		if (u->records[i].kind != HUB_RECORD_TRACKING)
 			upserts++;

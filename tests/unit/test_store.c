@@ -591,6 +591,110 @@ static void test_duplicate_webhook(void **state)
 	assert_int_equal(submit(f, u, &res), STORE_OK);
 }
 
+/* Submits units while the store thread is held, so that they commit in
+ * one batch; waits for all. */
+static void submit_held(struct fixture *f, struct store_unit **units, struct slot *slots, int n)
+{
+	int pending = 0;
+
+	store_hold(f->st, 1);
+	for (int i = 0; i < n; i++) {
+		memset(&slots[i], 0, sizeof(slots[i]));
+		slots[i].pending = &pending;
+		pending++;
+		assert_int_equal(store_submit(f->st, units[i], unit_done, &slots[i], NULL), 0);
+	}
+	store_hold(f->st, 0);
+	run_loop(f, &pending, 20000);
+	assert_int_equal(pending, 0);
+}
+
+/* Webhook units of orders only: on PostgreSQL their receipts go into the
+ * bulk order statement, which writes the orders of new deliveries only. A
+ * duplicate must still write nothing, also when it shares a batch with
+ * its twin or holds a newer version of an order another unit carries. */
+static void test_duplicates_in_batches(void **state)
+{
+	struct fixture *f = *state;
+	int pg = strcmp(store_backend(f->st), "postgresql") == 0;
+	struct store_unit *u, *units[12];
+	struct store_unit_result res;
+	struct store_counters before, after;
+	struct slot slots[12];
+	char id[32], *text;
+
+	/* Already received: "seen", and order "d" at version 5. */
+	u = unit("shop");
+	add(u, HUB_RECORD_ORDER, make_order("seen-order", 1, 1));
+	store_unit_set_receipt(u, "seen", T0 + 86400000);
+	assert_int_equal(submit(f, u, &res), STORE_OK);
+
+	/* Batch 1: ten new deliveries and one repeat of "seen" carrying an
+	 * order the store does not have. */
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "a%d", i);
+		units[i] = unit("shop");
+		add(units[i], HUB_RECORD_ORDER, make_order(id, 1, 2));
+		store_unit_set_receipt(units[i], id, T0 + 86400000);
+	}
+	units[10] = unit("shop");
+	add(units[10], HUB_RECORD_ORDER, make_order("never", 1, 2));
+	store_unit_set_receipt(units[10], "seen", T0 + 86400000);
+	store_counters(f->st, &before);
+	submit_held(f, units, slots, 11);
+	store_counters(f->st, &after);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(slots[i].res.status, STORE_OK);
+		assert_int_equal(slots[i].res.written, 1);
+	}
+	assert_int_equal(slots[10].res.status, STORE_DUPLICATE);
+	assert_non_null(strstr(slots[10].res.err.message, "seen"));
+	assert_int_equal(slots[10].res.written, 0);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders WHERE external_id = 'never'"), 0);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines WHERE external_id LIKE "
+				      "'never%'"),
+			 0);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders WHERE external_id LIKE 'a%'"), 10);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines WHERE external_id LIKE "
+				      "'a%'"),
+			 20);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM webhook_receipts"), 11);
+	assert_int_equal(after.batches - before.batches, 1);
+	/* PostgreSQL: the duplicate is found inside the bulk statement, the
+	 * batch is not run again; SQLite: its receipt INSERT fails, and the
+	 * batch runs again without it. */
+	assert_int_equal(after.reruns - before.reruns, pg ? 0 : 1);
+
+	/* Batch 2: the same new delivery twice ("twin"), and order "d" from
+	 * a new delivery at version 2 beside a repeat of "seen" carrying "d"
+	 * at version 3: the newer version must not win through a duplicate. */
+	for (int i = 0; i < 2; i++) {
+		units[i] = unit("shop");
+		add(units[i], HUB_RECORD_ORDER, make_order("twin-order", 1, 1));
+		store_unit_set_receipt(units[i], "twin", T0 + 86400000);
+	}
+	units[2] = unit("shop");
+	add(units[2], HUB_RECORD_ORDER, make_order("d", 2, 1));
+	store_unit_set_receipt(units[2], "d-new", T0 + 86400000);
+	units[3] = unit("shop");
+	add(units[3], HUB_RECORD_ORDER, make_order("d", 3, 1));
+	store_unit_set_receipt(units[3], "seen", T0 + 86400000);
+	submit_held(f, units, slots, 4);
+	assert_int_equal(slots[0].res.status == STORE_OK ? slots[1].res.status : slots[0].res.status,
+			 STORE_DUPLICATE);
+	assert_true(slots[0].res.status == STORE_OK || slots[1].res.status == STORE_OK);
+	assert_int_equal(slots[2].res.status, STORE_OK);
+	assert_int_equal(slots[2].res.written, 1);
+	assert_int_equal(slots[3].res.status, STORE_DUPLICATE);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders WHERE external_id = 'twin-order'"),
+			 1);
+	text = raw_query(f, "SELECT updated_at_ms FROM orders WHERE external_id = 'd'");
+	assert_non_null(text);
+	assert_int_equal(strtoll(text, NULL, 10), T0 + 2 * 1000);
+	free(text);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM webhook_receipts"), 13);
+}
+
 static void test_dead_letters(void **state)
 {
 	struct fixture *f = *state;
@@ -1493,6 +1597,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_upsert_never_older, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unit_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_webhook, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicates_in_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets_sealed, setup, teardown),
