@@ -85,6 +85,13 @@ static int is_method(const char *s)
 	return 1;
 }
 
+/* Whether s lives in the message's header block. */
+static int in_block(const struct hub_msg *msg, const char *s)
+{
+	return msg->header_block && s >= msg->header_block &&
+	       s < msg->header_block + msg->header_block_len;
+}
+
 void msg_init(struct hub_msg *msg)
 {
 	memset(msg, 0, sizeof(*msg));
@@ -95,10 +102,13 @@ void msg_release(struct hub_msg *msg)
 	size_t i;
 
 	for (i = 0; i < msg->nheaders; i++) {
-		free(msg->headers[i].name);
-		free(msg->headers[i].value);
+		if (!in_block(msg, msg->headers[i].name))
+			free(msg->headers[i].name);
+		if (!in_block(msg, msg->headers[i].value))
+			free(msg->headers[i].value);
 	}
 	free(msg->headers);
+	free(msg->header_block);
 	free(msg->method);
 	free(msg->url);
 	free(msg->body);
@@ -139,16 +149,77 @@ int msg_set_webhook(struct hub_msg *msg, const char *method, const char *path)
 	return 0;
 }
 
+/* Whether name: value may be a header. */
+static int header_ok(const char *name, const char *value)
+{
+	if (!is_token(name) || !value)
+		return 0;
+	for (const char *p = value; *p; p++)
+		if (*p == '\r' || *p == '\n')
+			return 0;
+	return 1;
+}
+
+int msg_add_headers(struct hub_msg *msg, const char *const *names, const char *const *values,
+		    size_t n)
+{
+	size_t bytes = 0, keep = 0, cap;
+	struct msg_header *arr;
+	char *block, *at;
+
+	if (!msg)
+		return -1;
+	if (msg->header_block) {
+		for (size_t i = 0; i < n; i++)
+			if (header_ok(names[i], values[i]) &&
+			    msg_add_header(msg, names[i], values[i]) < 0)
+				return -1;
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (header_ok(names[i], values[i])) {
+			bytes += strlen(names[i]) + strlen(values[i]) + 2;
+			keep++;
+		}
+	}
+	if (keep == 0)
+		return 0;
+	cap = msg->nheaders + keep;
+	block = malloc(bytes);
+	arr = cap > msg->cap_headers ? realloc(msg->headers, cap * sizeof(*arr)) : msg->headers;
+	if (!block || !arr) {
+		free(block);
+		return -1;
+	}
+	if (cap > msg->cap_headers) {
+		msg->headers = arr;
+		msg->cap_headers = cap;
+	}
+	at = block;
+	for (size_t i = 0; i < n; i++) {
+		struct msg_header *h = &msg->headers[msg->nheaders];
+		size_t a, b;
+
+		if (!header_ok(names[i], values[i]))
+			continue;
+		a = strlen(names[i]) + 1;
+		b = strlen(values[i]) + 1;
+		h->name = memcpy(at, names[i], a);
+		h->value = memcpy(at + a, values[i], b);
+		at += a + b;
+		msg->nheaders++;
+	}
+	msg->header_block = block;
+	msg->header_block_len = bytes;
+	return 0;
+}
+
 int msg_add_header(struct hub_msg *msg, const char *name, const char *value)
 {
 	struct msg_header *h;
-	const char *p;
 
-	if (!msg || !is_token(name) || !value)
+	if (!msg || !header_ok(name, value))
 		return -1;
-	for (p = value; *p; p++)
-		if (*p == '\r' || *p == '\n')
-			return -1;
 	if (grow((void **)&msg->headers, &msg->cap_headers, msg->nheaders, sizeof(*h)) < 0)
 		return -1;
 	h = &msg->headers[msg->nheaders];

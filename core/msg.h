@@ -42,6 +42,8 @@ struct hub_msg {
 	char *body;               /* NUL-terminated, NULL while empty */
 	size_t body_len;
 	char *operation;          /* rate-limit bucket of a request, or NULL */
+	char *header_block;       /* strings of headers added by msg_add_headers */
+	size_t header_block_len;
 };
 
 /* Sets up an empty message in caller-owned memory. */
@@ -63,6 +65,13 @@ void msg_free(struct hub_msg *msg);
 int msg_set_request(struct hub_msg *msg, const char *method, const char *url);
 int msg_set_webhook(struct hub_msg *msg, const char *method, const char *path);
 int msg_add_header(struct hub_msg *msg, const char *name, const char *value);
+/* Adds n headers at once, their strings copied into one block (a received
+ * request's or response's headers: one allocation instead of two per
+ * header). Headers msg_add_header would refuse are left out. The first
+ * call on a message packs; later ones add header by header. 0, or -1 when
+ * memory runs out (nothing added). */
+int msg_add_headers(struct hub_msg *msg, const char *const *names, const char *const *values,
+		    size_t n);
 int msg_set_body(struct hub_msg *msg, const void *body, size_t len);
 /* Gives the message `body` (malloc'd, len bytes plus a NUL terminator) to
  * own, instead of copying it. 0, or -1 (NULL body) with body not taken. */

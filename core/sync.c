@@ -344,10 +344,20 @@ static void rl_key(char *buf, size_t size, const struct connector *c, const char
 /* Copies an http_resp into a response message. */
 static void resp_to_msg(const struct http_resp *resp, struct hub_msg *m)
 {
+	const char *names[32], *values[32];
+	size_t n = 0;
+
 	msg_init(m);
 	msg_set_status(m, resp->status);
-	for (size_t i = 0; i < resp->nheaders; i++)
-		msg_add_header(m, resp->headers[i].name, resp->headers[i].value);
+	for (size_t i = 0; i < resp->nheaders; i++) {
+		if (n == sizeof(names) / sizeof(names[0])) {
+			msg_add_headers(m, names, values, n);
+			n = 0;
+		}
+		names[n] = resp->headers[i].name;
+		values[n++] = resp->headers[i].value;
+	}
+	msg_add_headers(m, names, values, n);
 	if (resp->body_len)
 		msg_set_body(m, resp->body, resp->body_len);
 }

@@ -33,17 +33,22 @@
 struct pending {
 	struct hub *hub;
 	struct server_req *r;
+	struct metric *stored; /* the connector's "stored" counter */
 	char connector[64];
 	char topic[96];
 	unsigned records;
 };
 
+static struct metric *counter(struct hub *hub, const char *connector, const char *result)
+{
+	return metrics_getf(hub->metrics, METRIC_COUNTER, "hub_webhooks_total",
+			    "Webhooks received by connector and result",
+			    "connector=\"%s\",result=\"%s\"", connector, result);
+}
+
 static void count(struct hub *hub, const char *connector, const char *result)
 {
-	metric_add(metrics_getf(hub->metrics, METRIC_COUNTER, "hub_webhooks_total",
-				"Webhooks received by connector and result", "connector=\"%s\",result=\"%s\"",
-				connector, result),
-		   1);
+	metric_add(counter(hub, connector, result), 1);
 }
 
 static void committed(void *arg, const struct store_unit_result *res)
@@ -61,7 +66,7 @@ static void committed(void *arg, const struct store_unit_result *res)
 				 "\"dead_letters\":%u}",
 				 res->records, res->written, res->dead_letters);
 
-		count(p->hub, p->connector, "stored");
+		metric_add(p->stored, 1);
 		server_reply_text(r, 200, "application/json", body, (size_t)n);
 		break;
 	}
@@ -93,10 +98,20 @@ static void request_msg(struct server_req *r, struct hub_msg *m)
 	size_t len = 0;
 	char *body = server_take_body(r, &len);
 
+	const char *names[32], *values[32];
+	size_t n = 0;
+
 	msg_init(m);
 	msg_set_webhook(m, "POST", uri ? uri : "/");
-	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
-		msg_add_header(m, kv->key, kv->value);
+	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+		if (n == sizeof(names) / sizeof(names[0])) {
+			msg_add_headers(m, names, values, n);
+			n = 0;
+		}
+		names[n] = kv->key;
+		values[n++] = kv->value;
+	}
+	msg_add_headers(m, names, values, n);
 	if (msg_take_body(m, body, len) < 0)
 		msg_set_body(m, "", 0);
 }
@@ -284,6 +299,9 @@ static void finish(struct job *job)
 	p->hub = hub;
 	p->r = r;
 	p->records = job->nrecords;
+	if (!job->inst->conn->webhooks_stored)
+		job->inst->conn->webhooks_stored = counter(hub, name, "stored");
+	p->stored = job->inst->conn->webhooks_stored;
 	snprintf(p->connector, sizeof(p->connector), "%s", name);
 	snprintf(p->topic, sizeof(p->topic), "%s", job->topic);
 	memset(&err, 0, sizeof(err));
