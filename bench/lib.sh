@@ -203,6 +203,24 @@ pg_start() {
 	PG_URL="postgresql:///postgres?host=$PG_DIR&port=$port&user=postgres"
 }
 
+# pg_warm MB: brings the throwaway cluster to the steady state of a server
+# that has been running: about MB of WAL is written and checkpointed, so
+# that the segments are recycled (renamed, not created and zero-filled)
+# when the measured load needs them (keep min_wal_size >= MB), and the
+# written pages are in shared_buffers' memory.
+pg_warm() {
+	local mb=$1 as=() t0
+	[ "$(id -u)" = 0 ] && as=(/usr/sbin/runuser -u postgres --)
+	t0=$(date +%s)
+	"${as[@]}" "$PG_BINDIR/psql" -q -X -v ON_ERROR_STOP=1 "$PG_URL" >/dev/null <<-EOF ||
+	CREATE TABLE bench_warm AS SELECT g, repeat('w', 900) AS filler FROM generate_series(1, $((mb * 1000))) g;
+	DROP TABLE bench_warm;
+	CHECKPOINT;
+	EOF
+		die "pg_warm failed"
+	say "postgresql: warmed (about $mb MB of WAL written and checkpointed in $(($(date +%s) - t0)) s)"
+}
+
 pg_stop() {
 	local as=()
 	[ -n "$PG_DIR" ] && [ -f "$PG_DIR/data/postmaster.pid" ] || return 0
