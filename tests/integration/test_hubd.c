@@ -184,6 +184,21 @@ static void bad_start_inputs(void **state)
 	assert_false(exists(state_dir));
 	free(out);
 
+	/* A bad SQLite URL option: one line naming it, exit 1, no state dir. */
+	{
+		char store[700];
+
+		snprintf(store, sizeof(store), ",\"store\":\"sqlite:%s/hub.db?cache_mb=0\"", state_dir);
+		snprintf(path, sizeof(path), "%s", write_config("badcache.json", proc_free_port(), state_dir, store));
+	}
+	assert_int_equal(proc_run(argv, &out, 5000), 1);
+	count_lines(out, &lines);
+	assert_int_equal(lines, 1);
+	assert_non_null(strstr(out, "badcache.json: store: sqlite: URL option cache_mb=\"0\" must be an integer "
+				    "from 1 to 65536"));
+	assert_false(exists(state_dir));
+	free(out);
+
 	/* State dir under a file: cannot be created. */
 	char file[512], under[600];
 	snprintf(file, sizeof(file), "%s/plainfile", dir);
