@@ -236,7 +236,8 @@ enum store_op {
 	STORE_OP_CONNECTOR_GET = 8,
 	/* {merchant?, reveal?} -> {"items": [...]} */
 	STORE_OP_CONNECTORS_LIST = 9,
-	/* {name} -> {} ; NOT_FOUND when missing. Cursors and receipts go too. */
+	/* {name} -> {} ; NOT_FOUND when missing. Its cursors, webhook receipts
+	 * and polling lease (connector_leases) go too, in the same transaction. */
 	STORE_OP_CONNECTOR_DELETE = 10,
 	/* {name, paused: bool} -> {} */
 	STORE_OP_CONNECTOR_PAUSE = 11,

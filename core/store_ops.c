@@ -924,7 +924,8 @@ static int build_connector_delete(struct store_exec *x, struct store_item *it, u
 		return refuse(it, "name", "name is required");
 	if (!add_keyed(it, index, s, SQL_CONNECTOR_DELETE, 1, name, count_row) ||
 	    !add_keyed(it, index, s, SQL_CONNECTOR_CURSORS_DELETE, 1, name, NULL) ||
-	    !add_keyed(it, index, s, SQL_CONNECTOR_RECEIPTS_DELETE, 1, name, NULL))
+	    !add_keyed(it, index, s, SQL_CONNECTOR_RECEIPTS_DELETE, 1, name, NULL) ||
+	    !add_keyed(it, index, s, SQL_CONNECTOR_LEASE_DELETE, 1, name, NULL))
 		return oom(it);
 	return 0;
 }
