@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "conf.h"
+#include "sync.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -141,7 +142,11 @@ static const struct key_spec top_keys[] = {
 	{"listen", K_STRING, 0},    {"state_dir", K_STRING, 1}, {"store", K_STRING, 0},
 	{"redis", K_STRING, 0},     {"plugin_dir", K_STRING, 0}, {"log", K_OBJECT, 0},
 	{"http", K_OBJECT, 0},      {"outbound", K_OBJECT, 0},  {"connectors", K_ARRAY, 0},
-	{"sync", K_OBJECT, 0},      {"leases", K_OBJECT, 0},    {NULL, 0, 0},
+	{"sync", K_OBJECT, 0},      {"leases", K_OBJECT, 0},    {"retry", K_OBJECT, 0},
+	{NULL, 0, 0},
+};
+static const struct key_spec retry_keys[] = {
+	{"base_ms", K_INT, 0}, {"cap_ms", K_INT, 0}, {"max_attempts", K_INT, 0}, {NULL, 0, 0},
 };
 static const struct key_spec lease_keys[] = {
 	{"enabled", K_BOOL, 0}, {"ttl_s", K_INT, 0}, {NULL, 0, 0},
@@ -301,10 +306,58 @@ static int int_in(struct cfg_problems *p, const char *file, const json_t *obj, c
 	return 0;
 }
 
+/* The "retry" object: each key in range, the cap no smaller than the first
+ * window, and the windows of one step's retries adding up to no more than
+ * the lease of a tracking step's numbers. */
+static void load_retry(struct cfg_problems *p, const char *file, const json_t *retry, struct hub_config *cfg)
+{
+	long long v;
+	int bad;
+
+	bad = check_keys(p, file, "retry", retry, retry_keys);
+	if (int_in(p, file, retry, "base_ms", "retry.base_ms", 1, 60000, &v) < 0)
+		bad++;
+	else if (json_object_get(retry, "base_ms"))
+		cfg->retry_base_ms = (int)v;
+	if (int_in(p, file, retry, "cap_ms", "retry.cap_ms", 1, 600000, &v) < 0)
+		bad++;
+	else if (json_object_get(retry, "cap_ms"))
+		cfg->retry_cap_ms = (int)v;
+	if (int_in(p, file, retry, "max_attempts", "retry.max_attempts", 1, 100, &v) < 0)
+		bad++;
+	else if (json_object_get(retry, "max_attempts"))
+		cfg->retry_max_attempts = (int)v;
+	if (bad)
+		return;
+	if (cfg->retry_cap_ms < cfg->retry_base_ms) {
+		cfg_problem(p, file, json_object_get(retry, "cap_ms") ? "retry.cap_ms" : "retry.base_ms",
+			    "cap_ms (%d) must be at least base_ms (%d): raise the first or lower the second",
+			    cfg->retry_cap_ms, cfg->retry_base_ms);
+		return;
+	}
+	/* A tracking step keeps its numbers leased while it retries: the
+	 * longest its retries may wait must fit in that lease. */
+	{
+		long long window = cfg->retry_base_ms, total = 0;
+
+		for (int n = 1; n < cfg->retry_max_attempts; n++) {
+			total += window;
+			window = window * 2 < cfg->retry_cap_ms ? window * 2 : cfg->retry_cap_ms;
+		}
+		if (total > SYNC_TRACKING_LEASE_MS)
+			cfg_problem(p, file, "retry.max_attempts",
+				    "%d attempts with base_ms %d and cap_ms %d may wait up to %lld ms in all (the sum "
+				    "of their backoff windows), more than the %d ms a tracking step holds its numbers: "
+				    "lower max_attempts or cap_ms",
+				    cfg->retry_max_attempts, cfg->retry_base_ms, cfg->retry_cap_ms, total,
+				    SYNC_TRACKING_LEASE_MS);
+	}
+}
+
 int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p)
 {
 	json_error_t jerr;
-	json_t *root = NULL, *log, *http, *out, *sync, *leases;
+	json_t *root = NULL, *log, *http, *out, *sync, *leases, *retry;
 	const char *s;
 	size_t before = p->n;
 	long long v;
@@ -327,6 +380,9 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 	cfg->start_spread_s = 900;
 	cfg->leases_enabled = 1;
 	cfg->lease_ttl_s = 30;
+	cfg->retry_base_ms = 500;
+	cfg->retry_cap_ms = 60000;
+	cfg->retry_max_attempts = 8;
 
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
@@ -463,6 +519,10 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 		    json_object_get(leases, "ttl_s"))
 			cfg->lease_ttl_s = (int)v;
 	}
+
+	retry = json_object_get(root, "retry");
+	if (json_is_object(retry))
+		load_retry(p, path, retry, cfg);
 
 	cfg->connectors = json_object_get(root, "connectors");
 	if (json_is_array(cfg->connectors)) {

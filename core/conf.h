@@ -62,6 +62,12 @@ struct hub_config {
 	/* Scheduling. */
 	int start_spread_s;          /* first syncs after start-up spread over at most this */
 
+	/* Retries of failed upstream requests (stream steps, outbox jobs, token
+	 * refreshes): backoff with full jitter, see core/retry.h. */
+	int retry_base_ms;           /* window of the first retry (default 500) */
+	int retry_cap_ms;            /* largest window (default 60000) */
+	int retry_max_attempts;      /* attempts in all, the first included (default 8) */
+
 	/* Polling leases, when several hubd share a PostgreSQL store. */
 	int leases_enabled;       /* default 1; ignored with SQLite (one process) */
 	int lease_ttl_s;          /* default 30 */

@@ -285,6 +285,9 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	    fresh.max_total_connections != hub->cfg.max_total_connections)
 		log_warn("hubd", "outbound.max_in_flight, max_host_connections and max_total_connections changes "
 			 "take effect at the next restart");
+	if (fresh.retry_base_ms != hub->cfg.retry_base_ms || fresh.retry_cap_ms != hub->cfg.retry_cap_ms ||
+	    fresh.retry_max_attempts != hub->cfg.retry_max_attempts)
+		log_warn("hubd", "retry changes take effect at the next restart");
 	log_setup(fresh.log_level, fresh.log_format);
 	/* Keep what needs a restart, take the rest. */
 	{
@@ -301,6 +304,9 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		fresh.listen_port = keep_port;
 		fresh.state_dir = keep_state;
 		fresh.store = keep_store;
+		fresh.retry_base_ms = old.retry_base_ms;
+		fresh.retry_cap_ms = old.retry_cap_ms;
+		fresh.retry_max_attempts = old.retry_max_attempts;
 		hub->cfg = fresh;
 		config_release(&old);
 		memset(&fresh, 0, sizeof(fresh));
@@ -882,6 +888,9 @@ int hub_start(struct hub *hub, const char *config_path)
 	syo.metrics = hub->metrics;
 	syo.request_timeout_ms = hub->cfg.request_timeout_ms;
 	syo.start_spread_s = hub->cfg.start_spread_s;
+	syo.retry_base_ms = hub->cfg.retry_base_ms;
+	syo.retry_cap_ms = hub->cfg.retry_cap_ms;
+	syo.retry_max_attempts = hub->cfg.retry_max_attempts;
 	/* Several hubd may share a PostgreSQL store: each polls only what it leases. */
 	if (hub->cfg.leases_enabled && strcmp(store_backend(hub->store), "postgresql") == 0) {
 		/* Named after the state dir's instance id: a restarted hubd renews

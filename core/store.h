@@ -236,7 +236,8 @@ enum store_op {
 	STORE_OP_CONNECTOR_GET = 8,
 	/* {merchant?, reveal?} -> {"items": [...]} */
 	STORE_OP_CONNECTORS_LIST = 9,
-	/* {name} -> {} ; NOT_FOUND when missing. Cursors and receipts go too. */
+	/* {name} -> {} ; NOT_FOUND when missing. Its cursors, webhook receipts
+	 * and polling lease (connector_leases) go too, in the same transaction. */
 	STORE_OP_CONNECTOR_DELETE = 10,
 	/* {name, paused: bool} -> {} */
 	STORE_OP_CONNECTOR_PAUSE = 11,
@@ -279,7 +280,9 @@ enum store_op {
 	STORE_OP_MERCHANTS_LIST = 25,
 	/* {} -> {"receipts": n}: deletes expired webhook receipts */
 	STORE_OP_PRUNE = 26,
-	/* {} -> {"orders": n, "shipments": n, "jobs": n, "dead_letters": n, "schema_version": n} */
+	/* {} -> {"orders": n, "shipments": n, "jobs": n, "dead_letters": n, "schema_version": n},
+	 * and with SQLite "sqlite_cache_kib": the page cache of the store's
+	 * connection (the URL's cache_mb, in KiB) */
 	STORE_OP_STATS = 27,
 	/* {carrier, numbers: [..], next_check_ms?} -> {"released": n shipments}: gives
 	 * back the lease of numbers whose check failed, so they are due again

@@ -924,7 +924,8 @@ static int build_connector_delete(struct store_exec *x, struct store_item *it, u
 		return refuse(it, "name", "name is required");
 	if (!add_keyed(it, index, s, SQL_CONNECTOR_DELETE, 1, name, count_row) ||
 	    !add_keyed(it, index, s, SQL_CONNECTOR_CURSORS_DELETE, 1, name, NULL) ||
-	    !add_keyed(it, index, s, SQL_CONNECTOR_RECEIPTS_DELETE, 1, name, NULL))
+	    !add_keyed(it, index, s, SQL_CONNECTOR_RECEIPTS_DELETE, 1, name, NULL) ||
+	    !add_keyed(it, index, s, SQL_CONNECTOR_LEASE_DELETE, 1, name, NULL))
 		return oom(it);
 	return 0;
 }
@@ -1391,6 +1392,17 @@ static int stats_row(void *ctx, const struct sql_row *row)
 	return 0;
 }
 
+/* SQLite: the page cache of the store's own connection (PRAGMA cache_size,
+ * per connection, so only the store can tell), in KiB. */
+static int sqlite_cache_row(void *ctx, const struct sql_row *row)
+{
+	struct store_item *it = ctx;
+
+	if (it->result)
+		json_object_set_new(it->result, "sqlite_cache_kib", json_integer((json_int_t)sql_col_int(row, 0)));
+	return 0;
+}
+
 static int build_misc(struct store_exec *x, struct store_item *it, unsigned index,
 		      struct sql_script *s)
 {
@@ -1436,6 +1448,18 @@ static int build_misc(struct store_exec *x, struct store_item *it, unsigned inde
 			return oom(it);
 		st->on_row = stats_row;
 		st->ctx = it;
+		if (x->dialect == SQL_SQLITE) {
+			/* A negative cache_size is in KiB, a positive one in pages. */
+			st = sql_script_add_text(s,
+						 "SELECT CASE WHEN c.cache_size < 0 THEN -c.cache_size "
+						 "ELSE c.cache_size * p.page_size / 1024 END "
+						 "FROM pragma_cache_size() c, pragma_page_size() p",
+						 0, index);
+			if (!st)
+				return oom(it);
+			st->on_row = sqlite_cache_row;
+			st->ctx = it;
+		}
 		return 0;
 	}
 }

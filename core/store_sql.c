@@ -294,6 +294,9 @@ const struct sql_def sql_defs[SQL_SLOT_COUNT] = {
 	DEF(SQL_CONNECTOR_DELETE, "DELETE FROM connectors WHERE name = $1 RETURNING name"),
 	DEF(SQL_CONNECTOR_CURSORS_DELETE, "DELETE FROM cursors WHERE connector = $1"),
 	DEF(SQL_CONNECTOR_RECEIPTS_DELETE, "DELETE FROM webhook_receipts WHERE connector = $1"),
+	/* Its polling lease (migration 2), whoever holds it: no row outlives
+	 * the connector. */
+	DEF(SQL_CONNECTOR_LEASE_DELETE, "DELETE FROM connector_leases WHERE connector = $1"),
 	DEF(SQL_CONNECTOR_PAUSE,
 	    "UPDATE connectors SET paused = $2, updated_at_ms = $3 WHERE name = $1 RETURNING name"),
 	DEF(SQL_MERCHANT_ENSURE,

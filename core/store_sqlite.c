@@ -3,10 +3,12 @@
  * store_sql.h for the vtable it implements).
  *
  * URL: "sqlite:/path/hub.db" (also "sqlite:///path/hub.db" and relative
- * paths), with optional query parameters busy_timeout_ms (default 5000),
+ * paths), with optional query parameters cache_mb (the page cache of the
+ * store's connection, default 64), busy_timeout_ms (default 5000),
  * max_page_count (caps the file size: a full database then fails cleanly
  * with SQLITE_FULL, used to test the disk-full path) and synchronous
- * ("full", the default, or "normal").
+ * ("full", the default, or "normal"). A bad value or an unknown option
+ * fails the open, naming the option.
  *
  * Durability: journal_mode=WAL with synchronous=FULL: the WAL is fsynced at
  * every commit, so a commit the store acknowledged survives a power cut.
@@ -30,6 +32,7 @@
 #include "config.h"
 #include "store_sql.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,18 +211,67 @@ static void *checkpointer(void *arg)
 	return NULL;
 }
 
-/* Reads option `name` from a "a=1&b=2" query into buf. Returns 1 if found. */
-static int query_opt(const char *query, const char *name, char *buf, size_t size)
+/* The options a sqlite: URL may carry after "?", "name=value" joined by "&". */
+struct sq_opts {
+	long busy_ms;   /* busy_timeout_ms */
+	long max_pages; /* max_page_count, 0: none */
+	long cache_mb;  /* cache_mb: the page cache of the store's connection */
+	int full;       /* synchronous: 1 full, 0 normal */
+};
+
+/* Parses `value` of option `name` as an integer in [lo, hi]. 0 or -1 with err. */
+static int opt_long(const char *name, const char *value, long lo, long hi, long *out, struct hub_error *err)
 {
-	size_t n = strlen(name);
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(value, &end, 10);
+	if (errno || end == value || *end || v < lo || v > hi)
+		return hub_error_set(err, NULL, "store: sqlite: URL option %s=\"%s\" must be an integer from %ld "
+					       "to %ld", name, value, lo, hi);
+	*out = v;
+	return 0;
+}
+
+/* Reads the query part of the URL (NULL: none) into o, defaults first.
+ * Unknown options are refused, so that a misspelt one is not ignored. */
+static int parse_opts(const char *query, struct sq_opts *o, struct hub_error *err)
+{
 	const char *p = query;
 
+	o->busy_ms = 5000;
+	o->max_pages = 0;
+	o->cache_mb = 64;
+	o->full = 1;
 	while (p && *p) {
-		const char *end = strchr(p, '&');
+		const char *end = strchr(p, '&'), *eq;
 		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
-			snprintf(buf, size, "%.*s", (int)(len - n - 1), p + n + 1);
-			return 1;
+		char name[32], value[64];
+
+		eq = memchr(p, '=', len);
+		if (!eq || eq == p || (size_t)(eq - p) >= sizeof(name) || len - (size_t)(eq - p) - 1 >= sizeof(value))
+			return hub_error_set(err, NULL, "store: sqlite: URL option \"%.*s\" is not name=value",
+					     (int)(len > 64 ? 64 : len), p);
+		snprintf(name, sizeof(name), "%.*s", (int)(eq - p), p);
+		snprintf(value, sizeof(value), "%.*s", (int)(len - (size_t)(eq - p) - 1), eq + 1);
+		if (strcmp(name, "busy_timeout_ms") == 0) {
+			if (opt_long(name, value, 0, 3600000, &o->busy_ms, err) < 0)
+				return -1;
+		} else if (strcmp(name, "max_page_count") == 0) {
+			if (opt_long(name, value, 1, 2147483647L, &o->max_pages, err) < 0)
+				return -1;
+		} else if (strcmp(name, "cache_mb") == 0) {
+			if (opt_long(name, value, 1, 65536, &o->cache_mb, err) < 0)
+				return -1;
+		} else if (strcmp(name, "synchronous") == 0) {
+			if (strcmp(value, "full") != 0 && strcmp(value, "normal") != 0)
+				return hub_error_set(err, NULL, "store: sqlite: URL option synchronous=\"%s\" must be "
+							       "full or normal", value);
+			o->full = strcmp(value, "full") == 0;
+		} else {
+			return hub_error_set(err, NULL, "store: sqlite: unknown URL option \"%s\" (known: "
+						       "busy_timeout_ms, cache_mb, max_page_count, synchronous)", name);
 		}
 		p = end ? end + 1 : NULL;
 	}
@@ -260,10 +312,10 @@ static void configure_sqlite(void)
 static int sq_connect(struct sql_conn **out, const char *url, struct hub_error *err)
 {
 	struct sql_conn *c = NULL;
-	char path[4096], opt[64], pragma[128];
+	char path[4096], pragma[128];
 	const char *p = url + strlen("sqlite:"), *q;
-	long busy = 5000, max_pages = 0;
-	int wal = 0, full = 1;
+	struct sq_opts o;
+	int wal = 0;
 
 	if (strncmp(p, "//", 2) == 0)
 		p += 2;
@@ -272,12 +324,8 @@ static int sq_connect(struct sql_conn **out, const char *url, struct hub_error *
 	if (!path[0])
 		return hub_error_set(err, NULL, "store: the SQLite URL has no file path "
 						"(expected sqlite:/path/to/hub.db)");
-	if (q && query_opt(q + 1, "busy_timeout_ms", opt, sizeof(opt)))
-		busy = strtol(opt, NULL, 10);
-	if (q && query_opt(q + 1, "max_page_count", opt, sizeof(opt)))
-		max_pages = strtol(opt, NULL, 10);
-	if (q && query_opt(q + 1, "synchronous", opt, sizeof(opt)))
-		full = strcmp(opt, "normal") != 0;
+	if (parse_opts(q ? q + 1 : NULL, &o, err) < 0)
+		return -1;
 
 	(void)pthread_once(&config_once, configure_sqlite);
 	c = calloc(1, sizeof(*c));
@@ -286,7 +334,7 @@ static int sq_connect(struct sql_conn **out, const char *url, struct hub_error *
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	snprintf(c->path, sizeof(c->path), "%s", path);
-	c->full = full;
+	c->full = o.full;
 	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 				  SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		hub_error_set(err, NULL, "store: cannot open the SQLite database %s: %s", path,
@@ -298,7 +346,7 @@ static int sq_connect(struct sql_conn **out, const char *url, struct hub_error *
 	 * malloc (a webhook made ~90 mallocs in SQLite with the default 100
 	 * slots). */
 	(void)sqlite3_db_config(c->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 1024, 1024);
-	sqlite3_busy_timeout(c->db, (int)busy);
+	sqlite3_busy_timeout(c->db, (int)o.busy_ms);
 	/* 8 KB pages hold three 2 KB orders where 4 KB pages hold one (the
 	 * rest of each page wasted, and written to the WAL at every commit).
 	 * Only takes effect when the file is created. */
@@ -311,10 +359,12 @@ static int sq_connect(struct sql_conn **out, const char *url, struct hub_error *
 			      sqlite3_errmsg(c->db));
 		goto fail;
 	}
-	if (exec_simple(c->db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+	/* Negative: a size in KiB rather than in pages. */
+	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size=-%ld", o.cache_mb * 1024);
+	if (exec_simple(c->db, o.full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
 			err) < 0 ||
 	    exec_simple(c->db, "PRAGMA foreign_keys=OFF", err) < 0 ||
-	    exec_simple(c->db, "PRAGMA cache_size=-65536", err) < 0 ||
+	    exec_simple(c->db, pragma, err) < 0 ||
 	    exec_simple(c->db, "PRAGMA journal_size_limit=" WAL_SIZE_LIMIT, err) < 0 ||
 	    exec_simple(c->db, "PRAGMA temp_store=MEMORY", err) < 0)
 		goto fail;
@@ -324,8 +374,8 @@ static int sq_connect(struct sql_conn **out, const char *url, struct hub_error *
 		c->ckpt_started = 1;
 	else
 		sqlite3_wal_autocheckpoint(c->db, CKPT_PAGES);
-	if (max_pages > 0) {
-		snprintf(pragma, sizeof(pragma), "PRAGMA max_page_count=%ld", max_pages);
+	if (o.max_pages > 0) {
+		snprintf(pragma, sizeof(pragma), "PRAGMA max_page_count=%ld", o.max_pages);
 		if (exec_simple(c->db, pragma, err) < 0)
 			goto fail;
 	}

@@ -40,9 +40,8 @@
 #define HINT_DELAY_MS 2000
 #define MAX_JOBS_IN_FLIGHT 32
 #define BODY_EXCERPT 512
-/* How long a tracking step holds its numbers: longer than any step with its
- * retries takes, so that two steps (or two hubd) never check one number. */
-#define TRACKING_LEASE_MS 600000
+/* How long a tracking step holds its numbers (see sync.h). */
+#define TRACKING_LEASE_MS SYNC_TRACKING_LEASE_MS
 
 enum sr_state {
 	SR_IDLE,
@@ -1857,9 +1856,9 @@ struct sync *sync_new(const struct sync_opts *opts)
 	if (sy->o.request_timeout_ms <= 0)
 		sy->o.request_timeout_ms = 30000;
 	memset(&sy->policy, 0, sizeof(sy->policy));
-	sy->policy.base_ms = 500;
-	sy->policy.cap_ms = 60000;
-	sy->policy.max_attempts = 8;
+	sy->policy.base_ms = sy->o.retry_base_ms > 0 ? sy->o.retry_base_ms : 500;
+	sy->policy.cap_ms = sy->o.retry_cap_ms > 0 ? sy->o.retry_cap_ms : 60000;
+	sy->policy.max_attempts = sy->o.retry_max_attempts > 0 ? (unsigned)sy->o.retry_max_attempts : 8;
 	sy->policy.max_age_ms = 24LL * 3600 * 1000;
 	sy->job_timer = evtimer_new(sy->o.base, job_tick, sy);
 	if (!sy->job_timer) {

@@ -33,6 +33,11 @@ struct rl;
 struct metrics;
 struct connector;
 
+/* How long a tracking step holds the numbers it leased: longer than any
+ * step with its retries takes (config_load refuses a retry policy whose
+ * windows add up to more), so that two steps never check one number. */
+#define SYNC_TRACKING_LEASE_MS 600000
+
 struct sync_opts {
 	struct event_base *base;
 	struct store *store;
@@ -49,6 +54,12 @@ struct sync_opts {
 				   * whose lease this process holds (lease.h); 0: poll all */
 	const char *lease_owner;  /* this hubd's lease owner name, the same across restarts
 				   * (NULL: one made up per process, see lease.h) */
+	/* Retry policy of stream steps, outbox jobs and token refreshes
+	 * (retry.h); 0 takes the default noted. */
+	int retry_base_ms;        /* window of the first retry (default 500) */
+	int retry_cap_ms;         /* largest window (default 60000) */
+	int retry_max_attempts;   /* attempts in all, the first included (default 8);
+				   * a step that used them up ends its round */
 };
 
 struct sync;

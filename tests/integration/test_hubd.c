@@ -114,6 +114,17 @@ static void check_config_reports_each_problem(void **state)
 	assert_non_null(strstr(out, "bad.json: connectors[0].merchant: required key missing"));
 	free(out);
 
+	/* The retry policy: each key named with its range, nothing else. */
+	proc_write_file(path, "{\"state_dir\":\"/tmp/x\",\"retry\":{\"base_ms\":0,\"cap_ms\":700000,"
+			      "\"max_attempts\":\"8\"}}");
+	assert_int_equal(proc_run(argv, &out, 5000), 1);
+	count_lines(out, &lines);
+	assert_int_equal(lines, 3);
+	assert_non_null(strstr(out, "bad.json: retry.base_ms: must be between 1 and 60000, found 0"));
+	assert_non_null(strstr(out, "bad.json: retry.cap_ms: must be between 1 and 600000, found 700000"));
+	assert_non_null(strstr(out, "bad.json: retry.max_attempts: must be an integer, found a string"));
+	free(out);
+
 	snprintf(path, sizeof(path), "%s", write_config("good.json", 8080, "/tmp/hubd-never-created", NULL));
 	assert_int_equal(proc_run(argv, &out, 5000), 0);
 	assert_non_null(strstr(out, "configuration is valid"));
@@ -170,6 +181,21 @@ static void bad_start_inputs(void **state)
 	count_lines(out, &lines);
 	assert_non_null(strstr(out, "nostore.json: store: "));
 	assert_non_null(strstr(out, "127.0.0.1"));
+	assert_false(exists(state_dir));
+	free(out);
+
+	/* A bad SQLite URL option: one line naming it, exit 1, no state dir. */
+	{
+		char store[700];
+
+		snprintf(store, sizeof(store), ",\"store\":\"sqlite:%s/hub.db?cache_mb=0\"", state_dir);
+		snprintf(path, sizeof(path), "%s", write_config("badcache.json", proc_free_port(), state_dir, store));
+	}
+	assert_int_equal(proc_run(argv, &out, 5000), 1);
+	count_lines(out, &lines);
+	assert_int_equal(lines, 1);
+	assert_non_null(strstr(out, "badcache.json: store: sqlite: URL option cache_mb=\"0\" must be an integer "
+				    "from 1 to 65536"));
 	assert_false(exists(state_dir));
 	free(out);
 

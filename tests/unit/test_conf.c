@@ -101,6 +101,9 @@ static void good_config_gets_defaults(void **state)
 	assert_int_equal(cfg.start_spread_s, 900);
 	assert_int_equal(cfg.leases_enabled, 1);
 	assert_int_equal(cfg.lease_ttl_s, 30);
+	assert_int_equal(cfg.retry_base_ms, 500);
+	assert_int_equal(cfg.retry_cap_ms, 60000);
+	assert_int_equal(cfg.retry_max_attempts, 8);
 	free(msg);
 	config_release(&cfg);
 }
@@ -116,6 +119,7 @@ static void full_config_accepted(void **state)
 			 "\"outbound\":{\"timeout_ms\":2000,\"max_in_flight\":1000,\"max_host_connections\":200,"
 			 "\"max_total_connections\":2000},\"sync\":{\"start_spread_s\":0},"
 			 "\"leases\":{\"enabled\":false,\"ttl_s\":5},"
+			 "\"retry\":{\"base_ms\":50,\"cap_ms\":2000,\"max_attempts\":3},"
 			 "\"connectors\":[{\"name\":\"acme_shop\",\"plugin\":\"shopify\",\"merchant\":\"acme\","
 			 "\"config\":{\"shop\":\"a.myshopify.com\"},\"poll_interval_s\":60,"
 			 "\"backfill_since\":\"2026-01-01T00:00:00Z\"}]}",
@@ -138,9 +142,34 @@ static void full_config_accepted(void **state)
 	assert_int_equal(cfg.start_spread_s, 0);
 	assert_int_equal(cfg.leases_enabled, 0);
 	assert_int_equal(cfg.lease_ttl_s, 5);
+	assert_int_equal(cfg.retry_base_ms, 50);
+	assert_int_equal(cfg.retry_cap_ms, 2000);
+	assert_int_equal(cfg.retry_max_attempts, 3);
 	assert_int_equal(json_array_size(cfg.connectors), 1);
 	free(msg);
 	config_release(&cfg);
+}
+
+/* The largest policies that fit in a tracking step's lease are accepted. */
+static void retry_limits_accepted(void **state)
+{
+	static const char *const good[] = {
+		"{\"state_dir\":\"/x\",\"retry\":{\"max_attempts\":16}}",
+		"{\"state_dir\":\"/x\",\"retry\":{\"base_ms\":60000,\"cap_ms\":600000,\"max_attempts\":4}}",
+		"{\"state_dir\":\"/x\",\"retry\":{\"base_ms\":1,\"cap_ms\":1,\"max_attempts\":100}}",
+		"{\"state_dir\":\"/x\",\"retry\":{\"cap_ms\":600000,\"max_attempts\":1}}",
+	};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct hub_config cfg;
+		int rc;
+		char *msg = load(good[i], &rc, &cfg);
+
+		if (rc != 0)
+			fail_msg("%s refused: %s", good[i], msg);
+		free(msg);
+		config_release(&cfg);
+	}
 }
 
 static void bad_configs_refused(void **state)
@@ -186,6 +215,41 @@ static void bad_configs_refused(void **state)
 	refused("{\"state_dir\":\"/x\",\"sync\":{\"spread\":1}}", "sync.spread: unknown key");
 	refused("{\"state_dir\":\"/x\",\"leases\":{\"ttl_s\":1}}", "leases.ttl_s: must be between 2 and 3600");
 	refused("{\"state_dir\":\"/x\",\"leases\":{\"owner\":\"me\"}}", "leases.owner: unknown key");
+	refused("{\"state_dir\":\"/x\",\"retry\":3}", "retry: must be an object, found an integer");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"base_ms\":0}}",
+		"hubd.json: retry.base_ms: must be between 1 and 60000, found 0");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"base_ms\":60001}}",
+		"retry.base_ms: must be between 1 and 60000, found 60001");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"base_ms\":0.5}}",
+		"retry.base_ms: must be an integer, found a number");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"cap_ms\":0}}",
+		"retry.cap_ms: must be between 1 and 600000, found 0");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"cap_ms\":600001}}",
+		"retry.cap_ms: must be between 1 and 600000, found 600001");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"cap_ms\":\"1m\"}}",
+		"retry.cap_ms: must be an integer, found a string");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"max_attempts\":0}}",
+		"retry.max_attempts: must be between 1 and 100, found 0");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"max_attempts\":101}}",
+		"retry.max_attempts: must be between 1 and 100, found 101");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"max_attempts\":-3}}",
+		"retry.max_attempts: must be between 1 and 100, found -3");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"base_ms\":1000,\"cap_ms\":500}}",
+		"retry.cap_ms: cap_ms (500) must be at least base_ms (1000): raise the first or lower the second");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"cap_ms\":400}}",
+		"retry.cap_ms: cap_ms (400) must be at least base_ms (500)");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"base_ms\":59000,\"cap_ms\":58000}}",
+		"retry.cap_ms: cap_ms (58000) must be at least base_ms (59000)");
+	/* 7 doubling windows (63.5 s) and then 60 s each: 16 attempts fit in
+	 * the 10-minute tracking lease, 17 do not. */
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"max_attempts\":17}}",
+		"retry.max_attempts: 17 attempts with base_ms 500 and cap_ms 60000 may wait up to 603500 ms in all "
+		"(the sum of their backoff windows), more than the 600000 ms a tracking step holds its numbers: "
+		"lower max_attempts or cap_ms");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"max_attempts\":100,\"base_ms\":1000}}",
+		"retry.max_attempts: 100 attempts with base_ms 1000 and cap_ms 60000 may wait up to 5643000 ms");
+	refused("{\"state_dir\":\"/x\",\"retry\":{\"attempts\":3}}",
+		"retry.attempts: unknown key (allowed here: base_ms, cap_ms, max_attempts)");
 	refused("{\"state_dir\":\"/x\",\"connectors\":{}}", "connectors: must be an array, found an object");
 	refused("{\"state_dir\":\"/x\",\"connectors\":[3]}", "connectors[0]: must be an object");
 	refused("{\"state_dir\":\"/x\",\"connectors\":[{\"name\":\"a\",\"plugin\":\"shopify\"}]}",
@@ -318,6 +382,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(good_config_gets_defaults),
 		cmocka_unit_test(full_config_accepted),
+		cmocka_unit_test(retry_limits_accepted),
 		cmocka_unit_test(bad_configs_refused),
 		cmocka_unit_test(every_problem_reported),
 		cmocka_unit_test(missing_file_refused),

@@ -7,9 +7,9 @@
  * hands its excess back once the second shows up, and the second takes
  * exactly what was handed back; an owner that stops renewing loses its
  * leases at expiry (and not before) to the other; "leave" frees everything
- * at once. Then two stores - two connections, as two processes would
- * have - renew concurrently round after round with leases expiring in
- * between: what the two are told they hold never overlaps, no round fails
+ * at once; deleting a connector drops its lease row with it. Then two
+ * stores - two connections, as two processes would have - renew
+ * concurrently round after round with leases expiring in between: what the two are told they hold never overlaps, no round fails
  * (no deadlock), and every connector ends up held.
  */
 #include "config.h"
@@ -26,6 +26,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include <hub/sdk.h>
 
@@ -273,6 +274,89 @@ static void test_bad_params(void **state)
 			 STORE_INVALID);
 }
 
+/* Rows of connector_leases for `connector`, read with a connection of our
+ * own (the test's, not the store's). */
+static long lease_rows(struct fixture *f, const char *connector)
+{
+	long n = -1;
+#ifdef STORE_TEST_PG
+	const char *values[1] = {connector};
+	PGconn *c = PQconnectdb(f->url);
+	PGresult *r;
+
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	r = PQexecParams(c, "SELECT COUNT(*) FROM connector_leases WHERE connector = $1", 1, NULL, values, NULL,
+			 NULL, 0);
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	PQfinish(c);
+#else
+	char path[300];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	snprintf(path, sizeof(path), "%s/hub.db", f->dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM connector_leases WHERE connector = ?1", -1, &st,
+					    NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(st, 1, connector, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	n = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+#endif
+	return n;
+}
+
+static void put_connector(struct store *st, const char *name)
+{
+	struct hub_error err = {0};
+
+	if (store_call_sync(st, STORE_OP_CONNECTOR_PUT,
+			    json_pack("{s:s, s:s, s:s, s:{}}", "name", name, "plugin", "ups", "merchant", "m", "config"),
+			    NULL, &err) != STORE_OK)
+		fail_msg("connector put %s: %s", name, err.message);
+}
+
+/* Deleting a connector drops its lease row with it: no other process has
+ * to wait for a lease of a connector that no longer exists to expire. */
+static void test_delete_drops_lease(void **state)
+{
+	struct fixture *f = *state;
+	struct hub_error err = {0};
+	char buf[64];
+	json_t *r;
+
+	put_connector(f->a, "c1");
+	put_connector(f->a, "c2");
+	r = renew(f->a, "A", T0, names(1, 2), NULL);
+	assert_string_equal(held_str(r, buf, sizeof(buf)), "c1,c2");
+	json_decref(r);
+	assert_int_equal(lease_rows(f, "c1"), 1);
+
+	assert_int_equal(store_call_sync(f->a, STORE_OP_CONNECTOR_DELETE, json_pack("{s:s}", "name", "c1"), NULL, &err),
+			 STORE_OK);
+	assert_int_equal(lease_rows(f, "c1"), 0);
+	assert_int_equal(lease_rows(f, "c2"), 1);
+	/* A deleted connector's lease is free at once, well before A's expires
+	 * (a connector of that name created again elsewhere starts polling). */
+	r = renew(f->a, "B", T0 + 1, names(1, 1), NULL);
+	assert_string_equal(held_str(r, buf, sizeof(buf)), "c1");
+	json_decref(r);
+	/* A's other lease is untouched, and still its own. */
+	r = renew(f->a, "A", T0 + 2, names(2, 2), NULL);
+	assert_string_equal(held_str(r, buf, sizeof(buf)), "c2");
+	json_decref(r);
+
+	/* A connector that is not there: not found, nothing else deleted. */
+	assert_int_equal(store_call_sync(f->a, STORE_OP_CONNECTOR_DELETE, json_pack("{s:s}", "name", "c9"), NULL, &err),
+			 STORE_NOT_FOUND);
+	assert_int_equal(lease_rows(f, "c1"), 1);
+	assert_int_equal(lease_rows(f, "c2"), 1);
+}
+
 /* ---- two stores at once ------------------------------------------------------ */
 
 struct round {
@@ -367,6 +451,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_share_and_handover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leave, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_drops_lease, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_owners, setup, teardown),
 	};
 	int rc;
