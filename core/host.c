@@ -28,16 +28,24 @@
 #include "msg.h"
 
 static int64_t fixed_clock_ms;
+static _Thread_local int64_t thread_clock_ms;
 
 void host_clock_fix(int64_t utc_ms)
 {
 	fixed_clock_ms = utc_ms;
 }
 
+void host_clock_fix_thread(int64_t utc_ms)
+{
+	thread_clock_ms = utc_ms;
+}
+
 int64_t host_now_ms(void)
 {
 	struct timespec ts;
 
+	if (thread_clock_ms)
+		return thread_clock_ms;
 	if (fixed_clock_ms)
 		return fixed_clock_ms;
 	clock_gettime(CLOCK_REALTIME, &ts);

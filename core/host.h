@@ -34,7 +34,16 @@ const struct hub_host *host_table(void);
  */
 void host_clock_fix(int64_t utc_ms);
 
-/* The time host->now_ms returns: fixed clock, or CLOCK_REALTIME in ms. */
+/*
+ * Fixes the clock plugins see on the calling thread only to `utc_ms`,
+ * ahead of host_clock_fix's; 0 removes the override. The kit's concurrent
+ * webhook check runs cases recorded at different times on several threads
+ * at once. Tools and tests only.
+ */
+void host_clock_fix_thread(int64_t utc_ms);
+
+/* The time host->now_ms returns: the calling thread's fixed clock, else the
+ * process-wide one, else CLOCK_REALTIME in ms. */
 int64_t host_now_ms(void);
 
 /*

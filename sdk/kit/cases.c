@@ -13,6 +13,13 @@
  * calls, and a webhook delivered twice is reported with the same delivery
  * id). Signed webhook cases are then replayed with a wrong secret, a
  * tampered body and no signature, each of which must be refused.
+ *
+ * For a plugin declaring HUB_CAP_WEBHOOKS_SCOPED, every verify_webhook and
+ * read_webhook call made here runs inside a kit_scope (scope.c): once the
+ * kit has released the call's outputs, no jansson block allocated during
+ * the call may still be alive. For one declaring HUB_CAP_WEBHOOKS_REENTRANT,
+ * every webhook delivery made here (as given and mis-signed) is kept with
+ * its outcome for kit_check_reentrant, run after the last case.
  */
 #include "config.h"
 
@@ -43,6 +50,25 @@ enum case_type { CASE_STREAM, CASE_WEBHOOK, CASE_ACTION };
 /* How a signed webhook is altered for the refusal checks. */
 enum sig_variant { SIG_AS_GIVEN, SIG_WRONG_SECRET, SIG_TAMPERED_BODY, SIG_MISSING };
 
+static const char *const variant_names[] = {
+	[SIG_AS_GIVEN] = "as given",
+	[SIG_WRONG_SECRET] = "signed with a wrong secret",
+	[SIG_TAMPERED_BODY] = "body changed after signing",
+	[SIG_MISSING] = "signature header missing",
+};
+
+/* What the cases of one plugin share: its capabilities, the deliveries
+ * kept for the concurrent check and the tallies of the scoped check. */
+struct run_ctx {
+	uint32_t caps;
+	struct kit_wcase *w;   /* deliveries for kit_check_reentrant */
+	size_t nw, capw;
+	unsigned webhook_cases;
+	unsigned scoped_calls; /* verify/read calls checked */
+	unsigned scoped_kept;  /* ... that left blocks alive */
+	size_t max_blocks, max_bytes; /* the most one call allocated */
+};
+
 struct kcase {
 	char dir[PATH_MAX];
 	char label[PATH_MAX + 8]; /* "case <folder>" */
@@ -52,6 +78,10 @@ struct kcase {
 	json_t *response; /* response.json, or NULL */
 	json_t *webhook;  /* webhook.json, or NULL */
 	json_t *expected; /* expected.json */
+	struct run_ctx *ctx;
+	int64_t now_ms;   /* the clock the case runs at */
+	unsigned scoped_calls, scoped_kept;
+	char scoped_first[300]; /* the first call that kept blocks */
 };
 
 static void kcase_release(struct kcase *k)
@@ -281,6 +311,44 @@ static const char *status_str(int st)
 	return s ? s : "(unknown status)";
 }
 
+json_t *kit_run_json(int verify, int status, json_t *request, const struct hub_call *call,
+		     const struct hub_error *err)
+{
+	json_t *outputs = call_to_json(call);
+
+	json_object_set_new(outputs, "misuses", json_integer(call->misuses));
+	return json_pack("{s:s,s:s?,s:o,s:o,s:{s:s,s:s}}", "status", status_str(status), "verify",
+			 verify >= 0 ? status_str(verify) : NULL, "request",
+			 request ? request : json_null(), "outputs", outputs, "error", "field",
+			 err->field, "message", err->message);
+}
+
+/*
+ * Settles scope `s` of one `callback` call of case k (variant v) once its
+ * outputs are released: counts it, and notes the first call of the case
+ * that left jansson blocks alive.
+ */
+static void scoped_settle(struct kcase *k, enum sig_variant v, const char *callback,
+			  struct kit_scope *s)
+{
+	struct run_ctx *ctx = k->ctx;
+	size_t bytes, live = kit_scope_settle(s, &bytes);
+
+	ctx->scoped_calls++;
+	k->scoped_calls++;
+	if (s->blocks > ctx->max_blocks)
+		ctx->max_blocks = s->blocks;
+	if (s->bytes > ctx->max_bytes)
+		ctx->max_bytes = s->bytes;
+	if (!live)
+		return;
+	ctx->scoped_kept++;
+	if (k->scoped_kept++ == 0)
+		snprintf(k->scoped_first, sizeof(k->scoped_first),
+			 "%s (webhook %s) kept %zu of the %zu block(s) it allocated alive, %zu of "
+			 "%zu bytes", callback, variant_names[v], live, s->blocks, bytes, s->bytes);
+}
+
 /*
  * Runs the case once on `inst`; returns a JSON description of everything
  * the plugin produced (new reference) or NULL after reporting why.
@@ -293,19 +361,22 @@ static json_t *run_once(struct kcase *k, struct connector *c, struct conn_instan
 	const char *action = json_string_value(json_object_get(k->spec, "action"));
 	const json_t *payload = json_object_get(k->spec, "payload");
 	const struct js_registry *schemas = plugin_registry_schemas(c->reg);
+	int scoped = k->type == CASE_WEBHOOK && (k->ctx->caps & HUB_CAP_WEBHOOKS_SCOPED);
+	struct kit_scope sverify, sread;
 	struct hub_msg req, resp;
 	struct hub_call call;
 	struct hub_error err;
-	json_t *out = NULL, *request = NULL, *outputs;
-	const char *verify = NULL;
+	json_t *out = NULL, *request = NULL;
 	char why[512] = "";
-	int st;
+	int st, verify = -1, read = 0;
 
 	if (json_is_null(cursor))
 		cursor = NULL;
 	msg_init(&req);
 	msg_init(&resp);
 	memset(&err, 0, sizeof(err));
+	memset(&sverify, 0, sizeof(sverify));
+	memset(&sread, 0, sizeof(sread));
 	switch (k->type) {
 	case CASE_STREAM:
 		call_init(&call, instance_stream_kinds(inst, stream), schemas);
@@ -321,10 +392,17 @@ static json_t *run_once(struct kcase *k, struct connector *c, struct conn_instan
 			kit_fail(k->label, "%s", why);
 			goto out;
 		}
-		st = instance_verify_webhook(inst, &req, &call, &err);
-		verify = status_str(st);
-		if (st == HUB_OK)
+		if (scoped)
+			kit_scope_enter(&sverify);
+		st = verify = instance_verify_webhook(inst, &req, &call, &err);
+		kit_scope_leave();
+		if (st == HUB_OK) {
+			read = 1;
+			if (scoped)
+				kit_scope_enter(&sread);
 			st = instance_read_webhook(inst, &req, &call, &err);
+			kit_scope_leave();
+		}
 		break;
 	}
 	if (k->type != CASE_WEBHOOK) {
@@ -342,17 +420,24 @@ static json_t *run_once(struct kcase *k, struct connector *c, struct conn_instan
 				     instance_read_action(inst, action, payload, &resp, &call, &err);
 		}
 	}
-	outputs = call_to_json(&call);
-	json_object_set_new(outputs, "misuses", json_integer(call.misuses));
-	out = json_pack("{s:s,s:s?,s:o,s:o,s:{s:s,s:s}}", "status", status_str(st), "verify", verify,
-			"request", request ? request : json_null(), "outputs", outputs, "error",
-			"field", err.field, "message", err.message);
+	out = kit_run_json(verify, st, request, &call, &err);
 	request = NULL;
+	if (k->type == CASE_WEBHOOK) {
+		/* keep no reference to what the plugin emitted past call_release */
+		json_t *copy = json_deep_copy(out);
+
+		json_decref(out);
+		out = copy;
+	}
 out:
 	json_decref(request);
 	call_release(&call);
 	msg_release(&req);
 	msg_release(&resp);
+	if (scoped && verify >= 0)
+		scoped_settle(k, variant, "verify_webhook", &sverify);
+	if (scoped && read)
+		scoped_settle(k, variant, "read_webhook", &sread);
 	return out;
 }
 
@@ -542,21 +627,65 @@ static void summarise(const struct kcase *k, const json_t *run)
 		 did ? ", delivery id \"" : "", did ? did : "", did ? "\"" : "");
 }
 
+/*
+ * Keeps the delivery of webhook case k as `variant` signs it, with the
+ * outcome of `run`, for the concurrent check of a plugin declaring
+ * HUB_CAP_WEBHOOKS_REENTRANT; nothing otherwise.
+ */
+static void keep_delivery(struct kcase *k, struct conn_instance *inst, enum sig_variant variant,
+			  const json_t *run)
+{
+	struct run_ctx *ctx = k->ctx;
+	const json_t *config = json_object_get(k->spec, "config");
+	struct kit_wcase w, *grown;
+	char why[512] = "out of memory";
+	size_t len;
+
+	if (!(ctx->caps & HUB_CAP_WEBHOOKS_REENTRANT) || !run)
+		return;
+	memset(&w, 0, sizeof(w));
+	if (ctx->nw == ctx->capw) {
+		size_t cap = ctx->capw ? ctx->capw * 2 : 16;
+
+		grown = realloc(ctx->w, cap * sizeof(*grown));
+		if (!grown)
+			goto fail;
+		ctx->w = grown;
+		ctx->capw = cap;
+	}
+	len = strlen(k->label) + strlen(variant_names[variant]) + 4;
+	w.label = malloc(len);
+	if (!w.label)
+		goto fail;
+	if (variant == SIG_AS_GIVEN)
+		snprintf(w.label, len, "%s", k->label);
+	else
+		snprintf(w.label, len, "%s (%s)", k->label, variant_names[variant]);
+	w.config = config ? json_incref((json_t *)config) : json_object();
+	w.now_ms = k->now_ms;
+	w.webhook = msg_new();
+	w.outcome = kit_webhook_outcome(run);
+	if (!w.config || !w.webhook || !w.outcome)
+		goto fail;
+	if (make_webhook(k, inst->config, variant, w.webhook, why, sizeof(why)) < 0)
+		goto fail;
+	ctx->w[ctx->nw++] = w;
+	return;
+fail:
+	kit_fail(k->label, "webhooks reentrant: cannot keep the delivery (%s) for the concurrent "
+		 "run: %s", variant_names[variant], why);
+	kit_wcase_release(&w);
+}
+
 /* The signature refusal checks of a signed webhook case. */
 static void check_signatures(struct kcase *k, struct connector *c, struct conn_instance *inst)
 {
-	static const struct {
-		enum sig_variant variant;
-		const char *what;
-	} variants[] = {
-		{SIG_WRONG_SECRET, "signed with a wrong secret"},
-		{SIG_TAMPERED_BODY, "body changed after signing"},
-		{SIG_MISSING, "signature header missing"},
-	};
+	static const enum sig_variant variants[] = {SIG_WRONG_SECRET, SIG_TAMPERED_BODY,
+						    SIG_MISSING};
 	size_t i;
 
 	for (i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
-		json_t *run = run_once(k, c, inst, variants[i].variant);
+		json_t *run = run_once(k, c, inst, variants[i]);
 		const char *verify = json_string_value(json_object_get(run, "verify"));
 		const json_t *out = json_object_get(run, "outputs");
 
@@ -564,11 +693,12 @@ static void check_signatures(struct kcase *k, struct connector *c, struct conn_i
 			continue;
 		if (verify && strcmp(verify, "HUB_UNAUTHORIZED") == 0 &&
 		    json_array_size(json_object_get(out, "records")) == 0)
-			kit_pass(k->label, "%s: refused (HUB_UNAUTHORIZED)", variants[i].what);
+			kit_pass(k->label, "%s: refused (HUB_UNAUTHORIZED)", variant_names[variants[i]]);
 		else
 			kit_fail(k->label, "%s: verify_webhook returned %s, expected HUB_UNAUTHORIZED: "
 				 "verify the signature over the raw body bytes, constant-time",
-				 variants[i].what, verify ? verify : "?");
+				 variant_names[variants[i]], verify ? verify : "?");
+		keep_delivery(k, inst, variants[i], run);
 		json_decref(run);
 	}
 }
@@ -610,6 +740,7 @@ static void run_case(struct plugin_registry *reg, const char *plugin, struct kca
 		return;
 	}
 	host_clock_fix(now_ms);
+	k->now_ms = now_ms;
 
 	config = json_object_get(spec, "config");
 	if (!config)
@@ -637,6 +768,10 @@ static void run_case(struct plugin_registry *reg, const char *plugin, struct kca
 		kit_fail(k->label, "%d mismatch(es) with expected.json:", fails);
 	else
 		summarise(k, run1);
+	if (k->type == CASE_WEBHOOK) {
+		k->ctx->webhook_cases++;
+		keep_delivery(k, inst, SIG_AS_GIVEN, run1);
+	}
 
 	/* the same input again, on the same instance */
 	run2 = run_once(k, c, inst, SIG_AS_GIVEN);
@@ -662,6 +797,13 @@ static void run_case(struct plugin_registry *reg, const char *plugin, struct kca
 		 !strcmp(json_string_value(json_object_get(run1, "verify")), "HUB_OK"))
 		kit_skip(k->label, "bad-signature checks need a \"sign\" block in webhook.json");
 out:
+	if (k->scoped_kept)
+		kit_fail(k->label, "webhooks scoped: %u of %u verify/read call(s) left jansson values "
+			 "alive after returning and after the kit released what they emitted; the "
+			 "first: %s. HUB_CAP_WEBHOOKS_SCOPED promises nothing a call creates "
+			 "outlives it: release what you parse, hand records to emit, fill no cache "
+			 "during a call (and free json_dumps text with jansson's free function, not "
+			 "free())", k->scoped_kept, k->scoped_calls, k->scoped_first);
 	json_decref(empty);
 	instance_release(inst);
 	if (c)
@@ -711,10 +853,34 @@ static char **list_cases(const char *dir, size_t *n)
 	return names;
 }
 
-int kit_run_cases(struct plugin_registry *reg, const char *name, const char *dir)
+/* The summary line of the HUB_CAP_WEBHOOKS_SCOPED check, after the cases. */
+static void scoped_summary(const struct run_ctx *ctx)
 {
+	if (!(ctx->caps & HUB_CAP_WEBHOOKS_SCOPED))
+		kit_info("webhooks scoped", "HUB_CAP_WEBHOOKS_SCOPED not declared: not checked");
+	else if (ctx->scoped_calls == 0)
+		kit_skip("webhooks scoped", "HUB_CAP_WEBHOOKS_SCOPED declared, but no webhook case "
+			 "called verify_webhook or read_webhook: add webhook cases");
+	else if (ctx->scoped_kept)
+		kit_fail("webhooks scoped", "%u of %u verify/read call(s) kept jansson values past "
+			 "the call (cases above)", ctx->scoped_kept, ctx->scoped_calls);
+	else
+		kit_pass("webhooks scoped", "%u verify/read call(s) in %u webhook case(s): nothing "
+			 "allocated during a call outlived it (the largest call: %zu block(s), %zu "
+			 "bytes)", ctx->scoped_calls, ctx->webhook_cases, ctx->max_blocks,
+			 ctx->max_bytes);
+}
+
+int kit_run_cases(struct plugin_registry *reg, const char *name, const char *dir,
+		  const struct kit_opts *opts)
+{
+	const struct plugin *p = plugin_find(reg, name);
+	struct run_ctx ctx;
 	size_t n, i;
 	char **names = list_cases(dir, &n);
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.caps = p && p->cur ? p->cur->desc.capabilities : 0;
 
 	for (i = 0; i < n; i++) {
 		struct kcase k;
@@ -722,6 +888,7 @@ int kit_run_cases(struct plugin_registry *reg, const char *name, const char *dir
 		memset(&k, 0, sizeof(k));
 		snprintf(k.dir, sizeof(k.dir), "%s/%s", dir, names[i]);
 		snprintf(k.label, sizeof(k.label), "case %s", names[i]);
+		k.ctx = &ctx;
 		if (load_json(&k, "case.json", 1, &k.spec) == 0 &&
 		    load_json(&k, "expected.json", 1, &k.expected) == 0 &&
 		    load_json(&k, "request.json", 0, &k.request) == 0 &&
@@ -732,6 +899,17 @@ int kit_run_cases(struct plugin_registry *reg, const char *name, const char *dir
 		free(names[i]);
 	}
 	free(names);
+	if (n && (ctx.caps & HUB_CAP_WEBHOOKS)) {
+		scoped_summary(&ctx);
+		if (ctx.caps & HUB_CAP_WEBHOOKS_REENTRANT)
+			kit_check_reentrant(reg, name, ctx.w, ctx.nw, opts);
+		else
+			kit_info("webhooks reentrant", "HUB_CAP_WEBHOOKS_REENTRANT not declared: not "
+				 "checked");
+	}
+	for (i = 0; i < ctx.nw; i++)
+		kit_wcase_release(&ctx.w[i]);
+	free(ctx.w);
 	return (int)n;
 }
 

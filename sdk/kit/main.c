@@ -3,7 +3,9 @@
  *
  * Order of checks: the ABI (hubd's own loader: descriptor, version, size,
  * callbacks per capability, config schema, name), the exported symbols, the
- * config schema summary, the data-driven cases, then N load/unload cycles
+ * config schema summary, the data-driven cases (with the webhook promises
+ * HUB_CAP_WEBHOOKS_SCOPED and HUB_CAP_WEBHOOKS_REENTRANT when declared:
+ * cases.c, scope.c, reentrant.c), then N load/unload cycles
  * (default 1,000) that must leave no file descriptor, mapping, generation or
  * heap growth behind. Run it under valgrind --leak-check=full to see leaks
  * inside the plugin itself. Exit status: 0 when every check passed, 1 when
@@ -26,17 +28,40 @@
 #include "log.h"
 #include "plugin.h"
 
+/* Defaults of the concurrent webhook check (HUB_CAP_WEBHOOKS_REENTRANT). */
+#define KIT_THREADS 4
+#define KIT_ROUNDS 100
+#define KIT_REENTRANT_SECONDS 60.0
+
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: hub-plugin-kit [--cycles N] [--verbose] PLUGIN.so [CASES_DIR]\n"
+		"usage: hub-plugin-kit [--cycles N] [--threads N] [--rounds N] [--verbose]\n"
+		"                      PLUGIN.so [CASES_DIR]\n"
 		"\n"
 		"Checks a connector plugin against plugin ABI v1: the descriptor, that the\n"
 		".so exports only hub_plugin_v1, the config schema, every case folder of\n"
 		"CASES_DIR (each run twice; signed webhooks also with a wrong signature),\n"
-		"and N load/unload cycles (default 1000). One line per check; exit status\n"
-		"0 when all pass, 1 otherwise. Case format: docs/sdk.md. Environment:\n"
-		"HUB_FIXTURES expands \"$FIXTURES/\" in body_file paths.\n");
+		"the webhook promises the plugin declares (HUB_CAP_WEBHOOKS_SCOPED: no value\n"
+		"a call allocates outlives it; HUB_CAP_WEBHOOKS_REENTRANT: every webhook\n"
+		"delivery of the cases again from --threads threads at once (default %d),\n"
+		"--rounds times each (default %d), answering as it did alone), and N\n"
+		"load/unload cycles (default 1000). One line per check; exit status 0 when\n"
+		"all pass, 1 otherwise. Case format: docs/sdk.md. Environment:\n"
+		"HUB_FIXTURES expands \"$FIXTURES/\" in body_file paths.\n",
+		KIT_THREADS, KIT_ROUNDS);
+}
+
+/* A non-negative integer option value into *out. 0, or -1 when invalid. */
+static int parse_count(const char *text, long max, long *out)
+{
+	char *end;
+	long v = strtol(text, &end, 10);
+
+	if (!*text || *end || v < 0 || v > max)
+		return -1;
+	*out = v;
+	return 0;
 }
 
 /* Number of open file descriptors. */
@@ -211,21 +236,33 @@ int main(int argc, char **argv)
 	char *real = NULL, *dir, *base, name[PLUGIN_NAME_MAX + 8];
 	struct plugin_registry *reg = NULL;
 	struct js_registry *schemas = NULL;
+	struct kit_opts opts = {KIT_THREADS, KIT_ROUNDS, KIT_REENTRANT_SECONDS};
 	struct hub_error err;
-	long cycles = 1000;
+	long cycles = 1000, v;
 	json_t *extra;
 	int i, verbose = 0, rc;
 	size_t len;
 
+	/* before any JSON value exists: the scoped check's allocator */
+	kit_scope_install();
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--cycles") && i + 1 < argc) {
-			char *end;
-
-			cycles = strtol(argv[++i], &end, 10);
-			if (*end || cycles < 0) {
+			if (parse_count(argv[++i], LONG_MAX, &cycles) < 0) {
 				usage(stderr);
 				return 2;
 			}
+		} else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+			if (parse_count(argv[++i], 64, &v) < 0) {
+				usage(stderr);
+				return 2;
+			}
+			opts.threads = (unsigned)v;
+		} else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
+			if (parse_count(argv[++i], 1000000, &v) < 0) {
+				usage(stderr);
+				return 2;
+			}
+			opts.rounds = (unsigned)v;
 		} else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
 			verbose = 1;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -319,7 +356,7 @@ int main(int argc, char **argv)
 
 		if (stat(cases, &st) < 0 || !S_ISDIR(st.st_mode))
 			kit_fail("cases", "%s is not a directory", cases);
-		else if (kit_run_cases(reg, name, cases) == 0)
+		else if (kit_run_cases(reg, name, cases, &opts) == 0)
 			kit_fail("cases", "no case folder (a directory with case.json) in %s", cases);
 	} else {
 		kit_skip("cases", "no CASES_DIR given");

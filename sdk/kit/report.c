@@ -61,6 +61,15 @@ void kit_skip(const char *what, const char *fmt, ...)
 	skipped++;
 }
 
+void kit_info(const char *what, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	line("INFO", what, fmt, ap);
+	va_end(ap);
+}
+
 void kit_detail(const char *fmt, ...)
 {
 	char buf[1024];

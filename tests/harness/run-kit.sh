@@ -10,7 +10,9 @@
 # kit also runs its 1,000 load/unload cycles. --valgrind runs the cases once
 # more under valgrind, where any invalid access or definite leak in the
 # plugin fails; with --cycles 0, because valgrind's own mappings make the
-# kit's mapping count unreliable and the native run does the cycles.
+# kit's mapping count unreliable and the native run does the cycles, and
+# with 4 rounds of the concurrent webhook check (valgrind runs one thread
+# at a time, 50 to 100 times slower: the native run does the 100 rounds).
 # HUB_FIXTURES (the shared real payloads the cases read as $FIXTURES/...)
 # comes from tests/local.am's AM_TESTS_ENVIRONMENT. Exit 77 (skip) when the
 # plugin or the kit was not built; the kit's status otherwise (1: a check
@@ -33,6 +35,7 @@ export HUB_FIXTURES
 # libtool's wrapper lets the uninstalled kit find libhubsdk.
 if [ -n "$valgrind" ]; then
 	exec "$build/libtool" --mode=execute valgrind -q --error-exitcode=99 --leak-check=full \
-		--errors-for-leak-kinds=definite "$build/hub-plugin-kit" --cycles 0 "$so" "$cases"
+		--errors-for-leak-kinds=definite "$build/hub-plugin-kit" --cycles 0 --rounds 4 \
+		"$so" "$cases"
 fi
 exec "$build/libtool" --mode=execute "$build/hub-plugin-kit" "$so" "$cases"

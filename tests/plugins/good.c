@@ -15,7 +15,17 @@
  *   GOOD_STATEFUL      counts its requests in the URL (the kit's second run
  *                      must catch it);
  *   GOOD_TRUSTING      accepts any webhook signature (the kit's mis-signed
- *                      replays must catch it).
+ *                      replays must catch it);
+ *   GOOD_PROMISES      declares HUB_CAP_WEBHOOKS_REENTRANT and
+ *                      HUB_CAP_WEBHOOKS_SCOPED, and keeps both promises
+ *                      (the kit's concurrent and scoped checks pass);
+ *   GOOD_RACY          declares HUB_CAP_WEBHOOKS_REENTRANT but passes the
+ *                      delivery id through a static buffer, with a window
+ *                      widened by a busy loop and a yield (the kit's
+ *                      concurrent run must catch it);
+ *   GOOD_CACHING       declares HUB_CAP_WEBHOOKS_SCOPED but keeps the last
+ *                      parsed webhook body in a static cache (the kit's
+ *                      scoped check must catch it).
  *
  * API: GET {base_url}/orders?since=..&page=N&limit=N with
  * "Authorization: Bearer {api_key}" returns {"orders":[{"id","currency",
@@ -25,6 +35,7 @@
  */
 #include "config.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +44,22 @@
 
 #ifndef GOOD_VERSION
 #define GOOD_VERSION "1.0.0"
+#endif
+
+/* The webhook promises a build declares. */
+#if defined(GOOD_PROMISES)
+#define GOOD_WEBHOOK_CAPS (HUB_CAP_WEBHOOKS_REENTRANT | HUB_CAP_WEBHOOKS_SCOPED)
+#elif defined(GOOD_RACY)
+#define GOOD_WEBHOOK_CAPS HUB_CAP_WEBHOOKS_REENTRANT
+#elif defined(GOOD_CACHING)
+#define GOOD_WEBHOOK_CAPS HUB_CAP_WEBHOOKS_SCOPED
+#else
+#define GOOD_WEBHOOK_CAPS 0u
+#endif
+
+#ifdef GOOD_CACHING
+/* The broken promise: the last webhook body parsed, kept past its call. */
+static json_t *last_body;
 #endif
 
 struct good {
@@ -78,6 +105,10 @@ static int good_create(const struct hub_host *host, struct hub_conn *conn, const
 
 static void good_destroy(void *state)
 {
+#ifdef GOOD_CACHING
+	json_decref(last_body);
+	last_body = NULL;
+#endif
 	free(state);
 }
 
@@ -195,6 +226,21 @@ static void hex(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+#ifdef GOOD_RACY
+/* Keeps a thread between writing and reading the shared buffer long enough
+ * for another one to write it too, even on one core. */
+static void widen_window(void)
+{
+	volatile unsigned spin;
+
+	for (spin = 0; spin < 20000; spin++)
+		;
+	sched_yield();
+	for (spin = 0; spin < 20000; spin++)
+		;
+}
+#endif
+
 static int good_verify_webhook(void *state, const struct hub_msg *webhook, struct hub_call *call,
 			       struct hub_error *err)
 {
@@ -220,8 +266,19 @@ static int good_verify_webhook(void *state, const struct hub_msg *webhook, struc
 #else
 	(void)secret, (void)sig, (void)mac, (void)want, (void)len, (void)body, (void)hex;
 #endif
+#ifdef GOOD_RACY
+	if (id) {
+		/* the broken promise: one buffer for every thread */
+		static char last_id[128];
+
+		snprintf(last_id, sizeof(last_id), "%s", id);
+		widen_window();
+		h->set_delivery_id(call, last_id);
+	}
+#else
 	if (id)
 		h->set_delivery_id(call, id);
+#endif
 	if (topic)
 		h->set_topic(call, topic);
 	return HUB_OK;
@@ -243,6 +300,10 @@ static int good_read_webhook(void *state, const struct hub_msg *webhook, struct 
 		return fail(err, HUB_IGNORED, "order", "no order in the webhook");
 	}
 	st = emit_order(g, call, o, err);
+#ifdef GOOD_CACHING
+	json_decref(last_body);
+	last_body = json_incref(doc);
+#endif
 	json_decref(doc);
 	return st;
 }
@@ -302,7 +363,8 @@ HUB_PLUGIN_EXPORT const struct hub_plugin hub_plugin_v1 = {
 	.name = "good",
 	.version = GOOD_VERSION,
 	.description = "test plugin: a tiny JSON orders API",
-	.capabilities = HUB_CAP_ORDERS | HUB_CAP_WEBHOOKS | HUB_CAP_FULFILLMENT_PUSH,
+	.capabilities = HUB_CAP_ORDERS | HUB_CAP_WEBHOOKS | HUB_CAP_FULFILLMENT_PUSH |
+			GOOD_WEBHOOK_CAPS,
 	.config_schema = "{\"type\":\"object\",\"required\":[\"base_url\",\"api_key\"],"
 			 "\"additionalProperties\":false,\"properties\":{"
 			 "\"base_url\":{\"type\":\"string\",\"pattern\":\"^https?://\"},"
