@@ -78,6 +78,38 @@ static void readyz(struct server_req *r)
 	json_decref(plugins);
 }
 
+/* The store's counters as metrics: with batches and items, the mean batch
+ * size; with the time, the mean batch duration; the max is the longest
+ * batch since the previous scrape. */
+static void store_metrics(struct hub *hub, const struct store_counters *sc)
+{
+	static const char *const help_max = "The longest store batch (SQL and commit) since the "
+					    "previous scrape";
+	struct {
+		enum metric_type type;
+		const char *name, *help;
+		double value;
+	} m[] = {
+		{METRIC_COUNTER, "hub_store_batches_total", "Store transactions committed",
+		 (double)sc->batches},
+		{METRIC_COUNTER, "hub_store_items_total", "Units and operations the store completed",
+		 (double)sc->items},
+		{METRIC_COUNTER, "hub_store_items_failed_total",
+		 "Units and operations completed with an outcome other than ok or not found",
+		 (double)sc->items_failed},
+		{METRIC_COUNTER, "hub_store_batch_reruns_total",
+		 "Batches run again without a failed item", (double)sc->reruns},
+		{METRIC_COUNTER, "hub_store_batch_seconds_total",
+		 "Time the store thread spent running batches", (double)sc->batch_us / 1e6},
+		{METRIC_GAUGE, "hub_store_batch_seconds_max", help_max, (double)sc->batch_us_max / 1e6},
+		{METRIC_GAUGE, "hub_store_queued", "Units and operations waiting for the store thread",
+		 (double)sc->queued},
+	};
+
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		metric_set(metrics_get(hub->metrics, m[i].type, m[i].name, m[i].help, NULL), m[i].value);
+}
+
 static void metrics_route(struct server_req *r)
 {
 	struct hub *hub = r->route_arg;
@@ -106,6 +138,12 @@ static void metrics_route(struct server_req *r)
 	metric_set(metrics_get(hub->metrics, METRIC_COUNTER, "hub_upstream_queued_total",
 			       "Upstream requests that had to wait for a slot", NULL),
 		   (double)hs.queued_total);
+	if (hub->store) {
+		struct store_counters sc;
+
+		store_counters_take(hub->store, &sc);
+		store_metrics(hub, &sc);
+	}
 	metrics_render(hub->metrics, buf);
 	len = evbuffer_get_length(buf);
 	text = (char *)evbuffer_pullup(buf, -1);

@@ -100,6 +100,7 @@ struct store {
 
 	/* store thread */
 	uint64_t stat_batches, stat_reruns, stat_safe; /* published to count under mu */
+	uint64_t stat_batch_us, stat_batch_us_max;     /* same */
 	int64_t last_batch_end_us; /* monotonic */
 	struct store_item **batch;
 	struct sql_script script;
@@ -296,6 +297,10 @@ static void complete(struct store *st, struct store_item *list)
 	st->count.batches = st->stat_batches;
 	st->count.reruns = st->stat_reruns;
 	st->count.safe_batches = st->stat_safe;
+	st->count.batch_us = st->stat_batch_us;
+	if (st->stat_batch_us_max > st->count.batch_us_max)
+		st->count.batch_us_max = st->stat_batch_us_max;
+	st->stat_batch_us_max = 0;
 	pthread_mutex_unlock(&st->mu);
 	for (it = list; it; it = next) {
 		next = it->next;
@@ -768,8 +773,15 @@ static void *store_main(void *arg)
 		pthread_mutex_unlock(&st->mu);
 		complete(st, expired);
 
-		rc = exec_batch(st, st->batch, n);
-		st->last_batch_end_us = mono_us();
+		{
+			int64_t t0 = mono_us();
+
+			rc = exec_batch(st, st->batch, n);
+			st->last_batch_end_us = mono_us();
+			st->stat_batch_us += (uint64_t)(st->last_batch_end_us - t0);
+			if ((uint64_t)(st->last_batch_end_us - t0) > st->stat_batch_us_max)
+				st->stat_batch_us_max = (uint64_t)(st->last_batch_end_us - t0);
+		}
 		if (rc == EXEC_RETRY_CONN) {
 			st->be->disconnect(st->conn);
 			st->conn = NULL;
@@ -918,13 +930,25 @@ void store_hold(struct store *st, int hold)
 	pthread_mutex_unlock(&st->mu);
 }
 
-void store_counters(struct store *st, struct store_counters *out)
+static void counters(struct store *st, struct store_counters *out, int take)
 {
 	pthread_mutex_lock(&st->mu);
 	*out = st->count;
 	out->queued = st->q_len;
 	out->up = st->up;
+	if (take)
+		st->count.batch_us_max = 0;
 	pthread_mutex_unlock(&st->mu);
+}
+
+void store_counters(struct store *st, struct store_counters *out)
+{
+	counters(st, out, 0);
+}
+
+void store_counters_take(struct store *st, struct store_counters *out)
+{
+	counters(st, out, 1);
 }
 
 int store_available(struct store *st, char *why, size_t size)

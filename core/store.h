@@ -98,12 +98,18 @@ struct store_counters {
 	uint64_t reruns;        /* batches run again without a failed item */
 	uint64_t safe_batches;  /* batches that fell back to a savepoint per item */
 	uint64_t reconnects;    /* connections re-established after a loss */
+	uint64_t batch_us;      /* time spent running batches (SQL and commit) */
+	uint64_t batch_us_max;  /* the longest batch since the last store_counters_take */
 	size_t queued;          /* items waiting now */
 	int up;                 /* database reachable */
 };
 
 /* Copies the counters. Any thread. */
 void store_counters(struct store *st, struct store_counters *out);
+
+/* Same, and starts batch_us_max over (for a scrape: the longest batch
+ * since the previous one). Any thread. */
+void store_counters_take(struct store *st, struct store_counters *out);
 
 /* Test hook: while held (1), the store thread starts no new batch, so that
  * work submitted meanwhile is committed together once released (0). */

@@ -438,6 +438,18 @@ static void webhooks(void **state)
 		assert_non_null(strstr(r.body, "hub_webhooks_total{connector=\"acme\",result=\"stored\"}"));
 		assert_non_null(strstr(r.body, "hub_webhooks_total{connector=\"acme\",result=\"duplicate\"} 1"));
 		assert_non_null(strstr(r.body, "hub_webhooks_total{connector=\"acme\",result=\"unauthorized\"} 2"));
+		/* The store's own counters: batches ran and took time. */
+		{
+			const char *b = strstr(r.body, "\nhub_store_batches_total ");
+			const char *t = strstr(r.body, "\nhub_store_batch_seconds_total ");
+
+			assert_non_null(b);
+			assert_non_null(t);
+			assert_true(strtod(b + strlen("\nhub_store_batches_total "), NULL) >= 1);
+			assert_true(strtod(t + strlen("\nhub_store_batch_seconds_total "), NULL) > 0);
+			assert_non_null(strstr(r.body, "\nhub_store_batch_seconds_max "));
+			assert_non_null(strstr(r.body, "\nhub_store_queued "));
+		}
 		th_response_release(&r);
 	}
 	free(body);
