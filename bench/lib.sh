@@ -154,6 +154,13 @@ metric() {
 	curl -fsS --max-time 10 "$HUB_URL/metrics" | awk -v k="$1" '$1 == k {v = $2} END {print v + 0}'
 }
 
+# metrics NAME...: the values of several metrics from one scrape, in order.
+metrics() {
+	curl -fsS --max-time 10 "$HUB_URL/metrics" |
+		awk -v keys="$*" 'BEGIN {n = split(keys, k, " ")} {v[$1] = $2}
+			END {for (i = 1; i <= n; i++) printf "%s%s", v[k[i]] + 0, (i < n ? " " : "\n")}'
+}
+
 # Writes a hubd config: hubd_config FILE PORT STATE_DIR STORE_URL [EXTRA_JSON_MEMBERS].
 # The per-source inbound limit is raised far above any bench rate (it would
 # otherwise answer 429 to a loopback load generator, which is one source).

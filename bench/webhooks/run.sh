@@ -190,11 +190,14 @@ $HUB_PG_CONF}" pg_start
 	k0=$(cpu_ticks "$wrk_pid" 2>/dev/null || echo 0)
 	g0=$(pg_ticks)
 	s0=$(metric 'hub_webhooks_total{connector="bench",result="stored"}')
+	STORE_KEYS="hub_store_batches_total hub_store_items_total hub_store_batch_seconds_total hub_store_batch_seconds_max"
+	read -r sb0 si0 ss0 _ <<<"$(metrics $STORE_KEYS)"
 	nap "$window"
 	c1=$(sys_cpu)
 	h1=$(hub_threads "$HUB_PID")
 	k1=$(cpu_ticks "$wrk_pid" 2>/dev/null || echo 0)
 	g1=$(pg_ticks)
+	read -r sb1 si1 ss1 smax <<<"$(metrics $STORE_KEYS)"
 	s1=$(metric 'hub_webhooks_total{connector="bench",result="stored"}')
 	wrk_wait webhooks
 	run=$WRK_RESULT
@@ -240,6 +243,10 @@ $HUB_PG_CONF}" pg_start
 		printf " wrk %.0f%%, everything else %.0f%%, iowait %.0f%%, idle %.0f%%, steal %.0f%%;",
 			k * f, (b - l - o - k - g) * f, w * f, i * f, t * f
 		printf " %.0f webhooks/s in the window; load average %s\n", n / s, load }'
+	# What the store thread did in the window (its own counters).
+	awk -v b=$((sb1 - sb0)) -v i=$((si1 - si0)) -v t="$ss0" -v u="$ss1" -v m="$smax" -v st_name="$store" 'BEGIN {
+		if (b > 0) printf "%s store over the window: %d batches, %.1f items per batch, %.2f ms per batch, longest %.1f ms\n",
+			st_name, b, i / b, (u - t) * 1000 / b, m * 1000 }'
 	rate=$(awk -v n="$acked" -v d="$(field duration_us "$run")" 'BEGIN {printf "%.0f", n / (d / 1e6)}')
 	p50=$(fmt_ms "$(field p50_us "$run")")
 	p99=$(fmt_ms "$(field p99_us "$run")")
