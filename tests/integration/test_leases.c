@@ -38,6 +38,7 @@
 #include "../harness/http.h"
 #include "../harness/pgserver.h"
 #include "../harness/proc.h"
+#include "../harness/truth.h"
 
 #define SHOPS 6
 #define TTL_S 2
@@ -266,64 +267,16 @@ static int64_t last_attempt(int h, int i)
 	return ms;
 }
 
-/* Differences between one shop's truth and the store, the first in why. */
-static int compare_shop(int i, char *why, size_t size)
-{
-	char url[256], id[32];
-	json_t *truth, *orders, *res, *o, *h;
-	size_t k, m;
-	int diffs = 0;
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/truth/shopify/shop-%d.myshopify.com/orders", sb_port,
-		 i);
-	truth = th_get_json(url, NULL);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/orders?connector=s%d&limit=500", hubs[1].port, i);
-	res = th_get_json(url, hubs[1].token);
-	if (truth == NULL || res == NULL) {
-		snprintf(why, size, "s%d: no truth or no answer from hubd", i);
-		json_decref(truth);
-		json_decref(res);
-		return 1;
-	}
-	orders = json_object_get(res, "orders");
-	json_array_foreach(json_object_get(truth, "orders"), k, o) {
-		json_t *found = NULL;
-		int64_t a = 0, b = 0;
-		snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(json_object_get(o, "id")));
-		json_array_foreach(orders, m, h) {
-			if (strcmp(json_string_value(json_object_get(h, "external_id")), id) == 0)
-				found = h;
-		}
-		if (found != NULL) {
-			hub_time_parse(json_string_value(json_object_get(o, "updated_at")), 0, &a, "t", NULL);
-			hub_time_parse(json_string_value(json_object_get(found, "updated_at")), 0, &b, "t", NULL);
-		}
-		if ((found == NULL || a != b) && !diffs++)
-			snprintf(why, size, "s%d: order %s %s", i, id, found ? "differs" : "missing");
-	}
-	if (json_array_size(orders) != json_array_size(json_object_get(truth, "orders")) && !diffs++)
-		snprintf(why, size, "s%d: hub has %zu orders, truth %zu", i, json_array_size(orders),
-			 json_array_size(json_object_get(truth, "orders")));
-	json_decref(truth);
-	json_decref(res);
-	return diffs;
-}
-
+/* Waits (bounded) until hubd 1 stores every shop's orders with the truth's
+ * updated_at (tests/harness/truth); fails with the first difference. */
 static void converge(int timeout_s)
 {
-	time_t deadline = time(NULL) + timeout_s;
-	char why[512] = "";
+	char why[1024];
+	const struct truth_check tc = { .sandbox_port = sb_port, .hub_port = hubs[1].port, .token = hubs[1].token,
+					.fields = TRUTH_UPDATED_AT, .shops = SHOPS, .poll_ms = 300 };
 
-	for (;;) {
-		int bad = 0;
-		for (int i = 1; i <= SHOPS && !bad; i++)
-			bad = compare_shop(i, why, sizeof(why));
-		if (!bad)
-			return;
-		if (time(NULL) >= deadline)
-			fail_msg("store differs from the sandbox's truth after %d s: %s", timeout_s, why);
-		usleep(300000);
-	}
+	if (truth_converge(&tc, timeout_s, why, sizeof(why)) != 0)
+		fail_msg("%s", why);
 }
 
 /* ---- the test ------------------------------------------------------------------------ */
