@@ -2,9 +2,10 @@
  * nginxserver.c - start, read and stop a real nginx TLS+HTTP/2 reverse
  * proxy for tests (see nginxserver.h). The certificate is made by the
  * openssl command at start; nginx runs in the foreground without a master
- * process so that one PID is all there is to stop. Every started PID is
- * tracked by the process harness (proc_track), whose exit and signal
- * handlers kill what is still running, so no nginx outlives a test run.
+ * process so that one PID is all there is to stop. Every started PID and
+ * the prefix dir are tracked by the process harness (proc_track,
+ * proc_track_dir), whose exit and signal handlers kill what is still
+ * running and remove the dir, so no nginx outlives a test run.
  */
 #include "config.h"
 #include "nginxserver.h"
@@ -263,9 +264,7 @@ static int spawn(struct nginxserver *ns, const char *bin, const struct passwd *p
 			return 0;
 		usleep(20000);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	proc_untrack(pid);
+	proc_stop_pid(pid, SIGKILL, 0, NULL);
 	ns->pid = 0;
 	return -1;
 }
@@ -293,6 +292,7 @@ int nginxserver_start(struct nginxserver *ns, const char *upstream, int timeout_
 		ns->dir[0] = '\0';
 		return -1;
 	}
+	proc_track_dir(ns->dir);
 	snprintf(ns->ca_path, sizeof(ns->ca_path), "%s/cert.pem", ns->dir);
 	snprintf(ns->access_log, sizeof(ns->access_log), "%s/access.log", ns->dir);
 	snprintf(ns->error_log, sizeof(ns->error_log), "%s/error.log", ns->dir);
@@ -371,20 +371,12 @@ int nginxserver_log_read(const struct nginxserver *ns, struct nginx_log_entry **
 void nginxserver_stop(struct nginxserver *ns)
 {
 	if (ns->pid > 0) {
-		int64_t deadline = now_ms() + 3000;
-		kill(ns->pid, SIGTERM);
-		while (waitpid(ns->pid, NULL, WNOHANG) == 0) {
-			if (now_ms() > deadline) {
-				kill(ns->pid, SIGKILL);
-				waitpid(ns->pid, NULL, 0);
-				break;
-			}
-			usleep(10000);
-		}
-		proc_untrack(ns->pid);
+		proc_stop_pid(ns->pid, SIGTERM, 3000, NULL);
 		ns->pid = 0;
 	}
-	if (ns->dir[0] != '\0')
+	if (ns->dir[0] != '\0') {
 		proc_rmtree(ns->dir);
+		proc_untrack_dir(ns->dir);
+	}
 	ns->dir[0] = '\0';
 }

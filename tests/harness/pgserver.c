@@ -2,13 +2,15 @@
  * pgserver.c - throwaway PostgreSQL servers for tests (see pgserver.h).
  *
  * Programs run through fork/execv with an argument vector (no shell) and a
- * watchdog: a child still running after its time limit is killed. Teardown
- * on signals only uses async-signal-safe calls: SIGQUIT to the postmaster
- * (PostgreSQL's immediate shutdown), a bounded wait with kill(pid, 0), then
- * fork+execv of rm -rf.
+ * watchdog: a child still running after its time limit is killed. The
+ * postmaster and the directory are tracked by the process harness
+ * (proc_track_sig, proc_track_dir): at exit or on a fatal signal the
+ * postmaster gets SIGQUIT (PostgreSQL's immediate shutdown), SIGKILL after
+ * a bounded wait, then the directory is removed.
  */
 #include "config.h"
 #include "pgserver.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,13 +28,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_SERVERS 8
 #define START_TIMEOUT_S 60
 #define TOOL_TIMEOUT_S 120
-
-static struct pgserver *registry[MAX_SERVERS];
-static pid_t owner_pid;
-static int hooks_installed;
+/* How long a postmaster left at exit gets for its immediate shutdown. */
+#define POSTMASTER_GRACE_MS 5000
 
 static const char *bindir(void)
 {
@@ -297,91 +296,6 @@ static int pg_ctl(struct pgserver *pg, const char *action)
 	return run(stop, 1, NULL, 40) == 0 ? 0 : -1;
 }
 
-/* ---- teardown at exit and on signals ----------------------------------- */
-
-static void emergency_stop(struct pgserver *pg)
-{
-	struct timespec ts = {0, 20 * 1000 * 1000};
-	char *argv[] = {"/bin/rm", "-rf", pg->dir, NULL};
-	pid_t child;
-
-	if (pg->running && pg->pid > 0) {
-		kill(pg->pid, SIGQUIT);
-		for (int i = 0; i < 250 && kill(pg->pid, 0) == 0; i++)
-			nanosleep(&ts, NULL);
-		if (kill(pg->pid, 0) == 0)
-			kill(pg->pid, SIGKILL);
-	}
-	pg->running = 0;
-	if (!pg->dir[0])
-		return;
-	child = fork();
-	if (child == 0) {
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (child > 0)
-		waitpid(child, NULL, 0);
-	pg->dir[0] = '\0';
-}
-
-static void on_signal(int sig)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (registry[i])
-			emergency_stop(registry[i]);
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void at_exit(void)
-{
-	if (getpid() != owner_pid)
-		return;
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (registry[i])
-			pgserver_stop(registry[i]);
-	}
-}
-
-static void install_hooks(void)
-{
-	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGABRT, SIGSEGV, SIGBUS};
-	struct sigaction sa;
-
-	if (hooks_installed)
-		return;
-	hooks_installed = 1;
-	owner_pid = getpid();
-	atexit(at_exit);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-}
-
-static void register_server(struct pgserver *pg)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (!registry[i]) {
-			registry[i] = pg;
-			pg->registered = 1;
-			return;
-		}
-	}
-}
-
-static void unregister_server(struct pgserver *pg)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (registry[i] == pg)
-			registry[i] = NULL;
-	}
-	pg->registered = 0;
-}
-
 /* ---- public ------------------------------------------------------------------ */
 
 int pgserver_start(struct pgserver *pg, char *err, size_t size)
@@ -392,14 +306,13 @@ int pgserver_start(struct pgserver *pg, char *err, size_t size)
 		say(err, size, "PostgreSQL server binaries not found in %s", bindir());
 		return -1;
 	}
-	install_hooks();
 	snprintf(pg->dir, sizeof(pg->dir), "/tmp/hub-pg.XXXXXX");
 	if (!mkdtemp(pg->dir)) {
 		say(err, size, "mkdtemp: %s", strerror(errno));
 		pg->dir[0] = '\0';
 		return -1;
 	}
-	register_server(pg);
+	proc_track_dir(pg->dir);
 	snprintf(datadir, sizeof(datadir), "%s/data", pg->dir);
 	snprintf(log, sizeof(log), "%s/log", pg->dir);
 	pg->port = free_port();
@@ -421,6 +334,7 @@ int pgserver_start(struct pgserver *pg, char *err, size_t size)
 		say(err, size, "PostgreSQL did not start within %d s (see %s)", START_TIMEOUT_S, log);
 		goto fail;
 	}
+	proc_track_sig(pg->pid, SIGQUIT, POSTMASTER_GRACE_MS);
 	pg->running = 1;
 	snprintf(pg->url, sizeof(pg->url), "postgresql:///postgres?host=%s&port=%d&user=postgres",
 		 pg->dir, pg->port);
@@ -441,6 +355,7 @@ int pgserver_pause(struct pgserver *pg)
 		if (kill(pg->pid, 0) == 0)
 			return -1;
 	}
+	proc_untrack(pg->pid);
 	pg->running = 0;
 	return 0;
 }
@@ -453,6 +368,7 @@ int pgserver_resume(struct pgserver *pg, char *err, size_t size)
 		say(err, size, "PostgreSQL did not restart (see %s/log)", pg->dir);
 		return -1;
 	}
+	proc_track_sig(pg->pid, SIGQUIT, POSTMASTER_GRACE_MS);
 	pg->running = 1;
 	return 0;
 }
@@ -463,14 +379,15 @@ int pgserver_stop(struct pgserver *pg)
 
 	if (pg->running)
 		pgserver_pause(pg);
-	if (pg->running && pg->pid > 0)
+	if (pg->running && pg->pid > 0) {
 		kill(pg->pid, SIGKILL);
+		proc_untrack(pg->pid);
+	}
 	pg->running = 0;
 	if (pg->dir[0]) {
 		rc = rm_rf(pg->dir);
+		proc_untrack_dir(pg->dir);
 		pg->dir[0] = '\0';
 	}
-	if (pg->registered)
-		unregister_server(pg);
 	return rc;
 }

@@ -19,50 +19,159 @@
 #include <unistd.h>
 
 #define MAX_TRACKED 64
+#define MAX_DIRS 16
 
-static pid_t tracked[MAX_TRACKED];
-static int cleanup_installed;
+/*
+ * What is ended at exit and on a fatal signal. Written from the test's
+ * thread, read in the handlers: a slot's pid is set last and cleared first.
+ */
+struct tracked {
+	volatile pid_t pid;
+	int sig;      /* sent first */
+	int grace_ms; /* then SIGKILL if it is still there after this long */
+};
 
-static void kill_tracked(void)
+static struct tracked tracked[MAX_TRACKED];
+static char tracked_dirs[MAX_DIRS][512];
+static pid_t owner_pid; /* a forked child that exits must not end the servers */
+
+static const int fatal_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGABRT, SIGSEGV, SIGBUS };
+static struct sigaction old_actions[sizeof(fatal_sigs) / sizeof(fatal_sigs[0])];
+
+/* Whether pid is gone: reaped here (a child) or no longer there (not ours). */
+static int gone(pid_t pid)
 {
-	for (int i = 0; i < MAX_TRACKED; i++) {
-		if (tracked[i] > 0) {
-			kill(tracked[i], SIGKILL);
-			waitpid(tracked[i], NULL, 0);
-			tracked[i] = 0;
-		}
+	return waitpid(pid, NULL, WNOHANG) == pid || (kill(pid, 0) != 0 && errno == ESRCH);
+}
+
+/* Ends one process: its signal, a bounded wait, SIGKILL. Async-signal-safe. */
+static void end_process(struct tracked *t)
+{
+	const struct timespec step = { 0, 20 * 1000 * 1000 };
+	pid_t pid = t->pid;
+
+	t->pid = 0;
+	if (pid <= 0)
+		return;
+	kill(pid, t->sig);
+	if (t->sig != SIGKILL)
+		kill(pid, SIGCONT); /* a stopped process cannot act on it */
+	for (int waited = 0; waited < t->grace_ms && !gone(pid); waited += 20)
+		nanosleep(&step, NULL);
+	if (!gone(pid)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0); /* returns at once for a process that is not our child */
 	}
 }
 
-static void on_signal(int sig)
+/* rm -rf dir by fork and exec. Async-signal-safe. */
+static void remove_tree(const char *dir)
 {
-	kill_tracked();
-	signal(sig, SIG_DFL);
+	char *argv[] = { "/bin/rm", "-rf", "--", (char *)dir, NULL };
+	pid_t child;
+
+	if (dir[0] == '\0' || strcmp(dir, "/") == 0)
+		return;
+	child = fork();
+	if (child == 0) {
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (child > 0)
+		waitpid(child, NULL, 0);
+}
+
+/* Ends every tracked process, then removes every tracked directory. */
+static void end_all(void)
+{
+	int saved = errno;
+
+	if (getpid() == owner_pid) {
+		for (int i = 0; i < MAX_TRACKED; i++)
+			end_process(&tracked[i]);
+		for (int i = 0; i < MAX_DIRS; i++) {
+			remove_tree(tracked_dirs[i]);
+			tracked_dirs[i][0] = '\0';
+		}
+	}
+	errno = saved;
+}
+
+static void on_signal(int sig, siginfo_t *si, void *ctx)
+{
+	(void)ctx;
+	end_all();
+	for (size_t i = 0; i < sizeof(fatal_sigs) / sizeof(fatal_sigs[0]); i++)
+		if (fatal_sigs[i] == sig)
+			sigaction(sig, &old_actions[i], NULL);
+	/* A real fault: returning runs the faulting instruction again, which
+	 * meets the previous handler (the default, or a sanitizer's report)
+	 * with the true context. Anything else is sent again. */
+	if ((sig == SIGSEGV || sig == SIGBUS) && si != NULL && si->si_code > 0)
+		return;
 	raise(sig);
 }
 
-void proc_track(pid_t pid)
+/* Once: the exit handler and the signal handlers (where not ignored). */
+static void install_hooks(void)
 {
-	if (!cleanup_installed) {
-		atexit(kill_tracked);
-		signal(SIGINT, on_signal);
-		signal(SIGTERM, on_signal);
-		signal(SIGABRT, on_signal);
-		cleanup_installed = 1;
+	struct sigaction sa;
+
+	if (owner_pid != 0)
+		return;
+	owner_pid = getpid();
+	atexit(end_all);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_signal;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(fatal_sigs) / sizeof(fatal_sigs[0]); i++) {
+		if (sigaction(fatal_sigs[i], NULL, &old_actions[i]) == 0 && old_actions[i].sa_handler != SIG_IGN)
+			sigaction(fatal_sigs[i], &sa, NULL);
 	}
+}
+
+void proc_track_sig(pid_t pid, int sig, int grace_ms)
+{
+	install_hooks();
 	for (int i = 0; i < MAX_TRACKED; i++) {
-		if (tracked[i] == 0) {
-			tracked[i] = pid;
+		if (tracked[i].pid == 0) {
+			tracked[i].sig = sig;
+			tracked[i].grace_ms = grace_ms;
+			tracked[i].pid = pid;
 			return;
 		}
 	}
 }
 
+void proc_track(pid_t pid)
+{
+	proc_track_sig(pid, SIGKILL, 0);
+}
+
 void proc_untrack(pid_t pid)
 {
 	for (int i = 0; i < MAX_TRACKED; i++)
-		if (tracked[i] == pid)
-			tracked[i] = 0;
+		if (pid > 0 && tracked[i].pid == pid)
+			tracked[i].pid = 0;
+}
+
+void proc_track_dir(const char *dir)
+{
+	install_hooks();
+	for (int i = 0; i < MAX_DIRS; i++) {
+		if (tracked_dirs[i][0] == '\0') {
+			snprintf(tracked_dirs[i], sizeof(tracked_dirs[i]), "%s", dir);
+			return;
+		}
+	}
+}
+
+void proc_untrack_dir(const char *dir)
+{
+	for (int i = 0; i < MAX_DIRS; i++)
+		if (strcmp(tracked_dirs[i], dir) == 0)
+			tracked_dirs[i][0] = '\0';
 }
 
 static long long now_ms(void)
@@ -117,30 +226,37 @@ int proc_alive(struct proc *p)
 	return 1;
 }
 
-int proc_stop(struct proc *p, int sig, int timeout_ms, int *status)
+int proc_stop_pid(pid_t pid, int sig, int timeout_ms, int *status)
 {
 	long long deadline = now_ms() + timeout_ms;
 	int st = 0, rc = 0;
 
-	if (p->pid <= 0)
+	if (pid <= 0)
 		return 0;
-	kill(p->pid, sig);
+	kill(pid, sig);
 	for (;;) {
-		pid_t r = waitpid(p->pid, &st, WNOHANG);
-		if (r == p->pid)
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
 			break;
 		if (now_ms() >= deadline) {
-			kill(p->pid, SIGKILL);
-			waitpid(p->pid, &st, 0);
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
 			rc = -1;
 			break;
 		}
 		usleep(10000);
 	}
-	proc_untrack(p->pid);
-	p->pid = 0;
+	proc_untrack(pid);
 	if (status)
 		*status = st;
+	return rc;
+}
+
+int proc_stop(struct proc *p, int sig, int timeout_ms, int *status)
+{
+	int rc = proc_stop_pid(p->pid, sig, timeout_ms, status);
+
+	p->pid = 0;
 	return rc;
 }
 

@@ -3,7 +3,8 @@
  * start in the background with output to a log, wait for a TCP port, stop
  * by PID with a bounded wait, run to completion capturing output, make and
  * remove temp dirs, find free loopback ports. Every process started here is
- * killed at exit (also when a test fails or the run is interrupted).
+ * killed at exit (also when a test fails or the run is interrupted), and so
+ * is every server the other harnesses (nginx, Redis, PostgreSQL) start.
  */
 #ifndef HUB_TEST_PROC_H
 #define HUB_TEST_PROC_H
@@ -25,11 +26,34 @@ int proc_start(struct proc *p, char *const argv[], const char *log_path);
  * the time, -1 when it had to be killed. */
 int proc_stop(struct proc *p, int sig, int timeout_ms, int *status);
 
-/* Records a child started some other way so that it is killed (SIGKILL)
- * if the test exits or dies on SIGINT, SIGTERM or SIGABRT; proc_untrack
- * forgets it once it was stopped. proc_start does this itself. */
+/* The same for a child known by its PID (pid <= 0: nothing to do, 0); it
+ * is untracked. For harnesses that fork their servers themselves. */
+int proc_stop_pid(pid_t pid, int sig, int timeout_ms, int *status);
+
+/*
+ * The one table of started processes: whatever is tracked is ended if the
+ * test exits (atexit) or dies on SIGINT, SIGTERM, SIGHUP, SIGABRT, SIGSEGV
+ * or SIGBUS, then the tracked directories are removed (rm -rf). A handler
+ * that was there before (a sanitizer's, cmocka's) still runs afterwards; an
+ * ignored signal stays ignored. Only the process that tracked them ends
+ * them, not a forked child. Single test thread.
+ *
+ * proc_track records a child started some other way; it gets SIGKILL.
+ * proc_start does this itself. proc_track_sig records a process that
+ * deserves a gentler end: sig first (and SIGCONT, in case it is stopped),
+ * SIGKILL after grace_ms if it is still there; it need not be a child (a
+ * daemonised PostgreSQL postmaster). proc_untrack forgets it once it was
+ * stopped. At most 64 processes.
+ */
 void proc_track(pid_t pid);
+void proc_track_sig(pid_t pid, int sig, int grace_ms);
 void proc_untrack(pid_t pid);
+
+/* A directory (a server's temp dir) removed at exit or on a fatal signal
+ * after the processes are ended; proc_untrack_dir forgets it once the
+ * caller removed it. At most 16. */
+void proc_track_dir(const char *dir);
+void proc_untrack_dir(const char *dir);
 
 /* Whether the process is still running. */
 int proc_alive(struct proc *p);

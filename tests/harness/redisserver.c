@@ -1,11 +1,13 @@
 /*
  * redisserver.c - start, fault and stop a real redis-server for tests (see
- * redisserver.h). Every started PID is recorded in a small table that an
- * atexit handler and the signal handlers use to kill what is still running,
- * so no server outlives a test run however the run ends.
+ * redisserver.h). Every started PID and the temp dir are tracked by the
+ * process harness (proc_track, proc_track_dir), whose exit and signal
+ * handlers kill what is still running, so no server outlives a test run
+ * however the run ends.
  */
 #include "config.h"
 #include "redisserver.h"
+#include "proc.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -14,7 +16,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,70 +27,6 @@
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
-
-#define MAX_SERVERS 8
-
-/* PIDs to kill at exit; written from the test thread, read in handlers. */
-static volatile pid_t running[MAX_SERVERS];
-static bool hooks_installed;
-
-static void kill_all(void)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		pid_t pid = running[i];
-		if (pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			running[i] = 0;
-		}
-	}
-}
-
-static void on_signal(int sig)
-{
-	/* kill() and waitpid() are async-signal-safe. */
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (running[i] > 0)
-			kill(running[i], SIGKILL);
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void install_hooks(void)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-
-	if (hooks_installed)
-		return;
-	hooks_installed = true;
-	atexit(kill_all);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_signal;
-		sigemptyset(&sa.sa_mask);
-		sigaction(sigs[i], &sa, NULL);
-	}
-}
-
-static void track(pid_t pid)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (running[i] == 0) {
-			running[i] = pid;
-			return;
-		}
-	}
-}
-
-static void untrack(pid_t pid)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (running[i] == pid)
-			running[i] = 0;
-	}
-}
 
 static int64_t now_ms(void)
 {
@@ -205,12 +142,12 @@ static int spawn(struct redisserver *rs, const char *bin, int timeout_ms)
 		_exit(127);
 	}
 	rs->pid = pid;
-	track(pid);
+	proc_track(pid);
 	deadline = now_ms() + timeout_ms;
 	while (now_ms() < deadline) {
 		int status;
 		if (waitpid(pid, &status, WNOHANG) == pid) {
-			untrack(pid);
+			proc_untrack(pid);
 			rs->pid = 0;
 			return -1; /* exited: port taken, bad binary... */
 		}
@@ -230,13 +167,13 @@ int redisserver_start(struct redisserver *rs, int port, int timeout_ms)
 	memset(rs, 0, sizeof(*rs));
 	if (bin == NULL)
 		return 1;
-	install_hooks();
 	snprintf(rs->dir, sizeof(rs->dir), "%s/hub-redis-XXXXXX", tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
 	if (mkdtemp(rs->dir) == NULL) {
 		fprintf(stderr, "redisserver: mkdtemp %s: %s\n", rs->dir, strerror(errno));
 		rs->dir[0] = '\0';
 		return -1;
 	}
+	proc_track_dir(rs->dir);
 	/* A free port can be taken between our probe and the server's bind: retry. */
 	for (int attempt = 0; attempt < 3; attempt++) {
 		rs->port = port > 0 ? port : free_port();
@@ -256,9 +193,7 @@ void redisserver_kill(struct redisserver *rs)
 {
 	if (rs->pid <= 0)
 		return;
-	kill(rs->pid, SIGKILL);
-	waitpid(rs->pid, NULL, 0);
-	untrack(rs->pid);
+	proc_stop_pid(rs->pid, SIGKILL, 0, NULL);
 	rs->pid = 0;
 }
 
@@ -313,21 +248,13 @@ static void remove_dir(const char *dir)
 void redisserver_stop(struct redisserver *rs)
 {
 	if (rs->pid > 0) {
-		int64_t deadline = now_ms() + 3000;
 		kill(rs->pid, SIGCONT); /* a paused server cannot handle SIGTERM */
-		kill(rs->pid, SIGTERM);
-		while (waitpid(rs->pid, NULL, WNOHANG) == 0) {
-			if (now_ms() > deadline) {
-				kill(rs->pid, SIGKILL);
-				waitpid(rs->pid, NULL, 0);
-				break;
-			}
-			usleep(10000);
-		}
-		untrack(rs->pid);
+		proc_stop_pid(rs->pid, SIGTERM, 3000, NULL);
 		rs->pid = 0;
 	}
-	if (rs->dir[0] != '\0')
+	if (rs->dir[0] != '\0') {
 		remove_dir(rs->dir);
+		proc_untrack_dir(rs->dir);
+	}
 	rs->dir[0] = '\0';
 }
