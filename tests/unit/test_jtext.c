@@ -1,9 +1,9 @@
 /*
  * test_jtext.c - jtext_dump writes what json_dumps(v, JSON_COMPACT |
  * JSON_ENCODE_ANY) writes, byte for byte: every JSON file of the fixtures,
- * plugins and SDK, strings that need every kind of escape, integers at
- * their limits, reals, scalars, nesting, and the refusals (invalid UTF-8,
- * NULL).
+ * plugins and SDK, mutations of a payload that jansson still reads, strings
+ * that need every kind of escape, integers at their limits, reals, scalars,
+ * nesting, and the refusals (invalid UTF-8, NULL).
  */
 #include "config.h"
 
@@ -141,6 +141,36 @@ static void test_fixtures(void **state)
 	assert_true(n > 10);
 }
 
+/* Mutations of a payload (tests/harness/jsondiff) that jansson still
+ * reads: numbers, strings, escapes and nesting it would not have met in
+ * the fixtures, dumped by both. */
+static void test_mutations(void **state)
+{
+	static const char base[] =
+		"{\"id\":820982911946154508,\"email\":\"jon@example.com\",\"total_price\":\"199.65\","
+		"\"tax\":0.065,\"note\":\"caf\xc3\xa9 \\u00e9 \\\"q\\\" \\n\\u001f\",\"tags\":[\"a\",\"b\"],"
+		"\"line_items\":[{\"id\":466157049,\"qty\":1,\"gift\":false,\"sku\":null,"
+		"\"props\":{}}],\"big\":-9223372036854775807,\"exp\":1.5e-3,\"emoji\":\"\\uD83D\\uDE00\"}";
+	char buf[sizeof(base) + 8];
+	struct jsondiff_mutator m;
+	int read = 0;
+
+	(void)state;
+	jsondiff_mutator_init(&m, 0x2545F4914F6CDD1Du);
+	for (int i = 0; i < 20000; i++) {
+		size_t len = jsondiff_mutate(&m, base, sizeof(base) - 1, buf, sizeof(buf));
+		json_t *v = json_loadb(buf, len, JSON_DECODE_ANY, NULL);
+
+		if (v == NULL)
+			continue;
+		same_as_jansson(v);
+		json_decref(v);
+		read++;
+	}
+	/* Enough of them were values. */
+	assert_true(read > 1000);
+}
+
 /* Pooled blocks: same text as json_dumps at every size (small, each pool
  * class, past the largest), blocks reused, freed from another thread. */
 struct handoff {
@@ -202,6 +232,7 @@ int main(void)
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_nesting),
 		cmocka_unit_test(test_fixtures),
+		cmocka_unit_test(test_mutations),
 		cmocka_unit_test(test_blocks),
 	};
 
