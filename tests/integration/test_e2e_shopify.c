@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "../harness/http.h"
+#include "../harness/hub.h"
 #include "../harness/proc.h"
 #include "../harness/truth.h"
 
@@ -49,19 +50,12 @@ static void start_hub(void)
 
 	snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", hub_port);
-	assert_int_equal(proc_start(&hub, argv, logp), 0);
-	if (th_wait_ok(url, 60000) < 0) {
-		char *log = proc_read_file(logp);
-		fail_msg("hubd did not become ready:\n%s", log ? log : "");
-	}
+	if (hubt_start_ready(&hub, argv, logp, url, 60000) < 0)
+		fail_msg("hubd did not become ready (its log is above)");
 	if (!token[0]) {
-		char path[600], *t;
-		snprintf(path, sizeof(path), "%s/state/admin.token", dir);
-		t = proc_read_file(path);
-		assert_non_null(t);
-		t[strcspn(t, "\n")] = '\0';
-		snprintf(token, sizeof(token), "%s", t);
-		free(t);
+		char state_dir[300];
+		snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
+		assert_int_equal(hubt_admin_token(state_dir, token, sizeof(token)), 0);
 	}
 }
 
@@ -95,10 +89,8 @@ static int setup(void **state)
 		 hub_port);
 	proc_write_file(sbcfg, cfg);
 	snprintf(logp, sizeof(logp), "%s/sandbox.log", dir);
-	if (proc_start(&sandbox, argv, logp) < 0)
-		return -1;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/health", sb_port);
-	if (th_wait_ok(url, 30000) < 0)
+	if (hubt_start_ready(&sandbox, argv, logp, url, 30000) < 0)
 		return -1;
 
 	/* hubd: one Shopify connector per shop. Webhooks run on the loop
@@ -147,15 +139,6 @@ static void converge(int timeout_s)
 		fail_msg("%s", why);
 }
 
-static void tick(int seconds)
-{
-	char url[128], body[64];
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/tick", sb_port);
-	snprintf(body, sizeof(body), "{\"seconds\":%d}", seconds);
-	assert_int_equal(th_post_json(url, NULL, body), 200);
-}
-
 static void assert_no_pacing_429(void)
 {
 	char url[128];
@@ -185,7 +168,7 @@ static void store_equals_truth(void **state)
 	start_hub();
 	converge(180);
 	for (int round = 0; round < 3; round++) {
-		tick(1800);
+		assert_int_equal(hubt_tick(sb_port, 1800), 200);
 		converge(180);
 	}
 	assert_no_pacing_429();
@@ -196,7 +179,7 @@ static void store_equals_truth_across_sigkill(void **state)
 	srand((unsigned)time(NULL));
 	for (int round = 0; round < 3; round++) {
 		int status;
-		tick(1800);
+		assert_int_equal(hubt_tick(sb_port, 1800), 200);
 		/* Kill at a random moment of the catch-up, then restart. */
 		usleep((useconds_t)(rand() % 1500) * 1000);
 		proc_stop(&hub, SIGKILL, 5000, &status);

@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include "../harness/http.h"
+#include "../harness/hub.h"
 #include "../harness/nginxserver.h"
 #include "../harness/proc.h"
 #include "../harness/truth.h"
@@ -73,10 +74,8 @@ static int setup(void **state)
 	snprintf(cfg, sizeof(cfg), "{\"public_base\":\"https://127.0.0.1:%d/shops/{shop}\"}", ngx.port);
 	proc_write_file(sbcfg, cfg);
 	snprintf(logp, sizeof(logp), "%s/sandbox.log", dir);
-	if (proc_start(&sandbox, argv, logp) < 0)
-		return -1;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/health", sb_port);
-	if (th_wait_ok(url, 30000) < 0)
+	if (hubt_start_ready(&sandbox, argv, logp, url, 30000) < 0)
 		return -1;
 	/* Every API response held 300 ms: concurrent polls overlap in time. */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/faults", sb_port);
@@ -101,22 +100,13 @@ static int setup(void **state)
 
 	{
 		char *hargv[] = { hubd_bin, "--config", cfg_path, NULL };
-		char path[600], *t;
+		char state_dir[300];
 		snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", hub_port);
-		if (proc_start(&hub, hargv, logp) < 0 || th_wait_ok(url, 30000) < 0) {
-			char *log = proc_read_file(logp);
-			fprintf(stderr, "hubd did not become ready:\n%s\n", log ? log : "");
-			free(log);
+		snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
+		if (hubt_start_ready(&hub, hargv, logp, url, 30000) < 0 ||
+		    hubt_admin_token(state_dir, token, sizeof(token)) < 0)
 			return -1;
-		}
-		snprintf(path, sizeof(path), "%s/state/admin.token", dir);
-		t = proc_read_file(path);
-		if (t == NULL)
-			return -1;
-		t[strcspn(t, "\n")] = '\0';
-		snprintf(token, sizeof(token), "%s", t);
-		free(t);
 	}
 	truth = (struct truth_check){ .sandbox_port = sb_port, .hub_port = hub_port, .token = token,
 				      .fields = TRUTH_UPDATED_AT | TRUTH_TOTAL, .shops = SHOPS, .poll_ms = 300 };
@@ -145,15 +135,6 @@ static void converge(int timeout_s)
 	}
 }
 
-static void tick(int seconds)
-{
-	char url[128], body[64];
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/tick", sb_port);
-	snprintf(body, sizeof(body), "{\"seconds\":%d}", seconds);
-	assert_int_equal(th_post_json(url, NULL, body), 200);
-}
-
 /* Whether two requests on one connection were in flight at the same time. */
 static int overlap(const struct nginx_log_entry *a, const struct nginx_log_entry *b)
 {
@@ -172,7 +153,7 @@ static void orders_arrive_over_http2(void **state)
 	(void)state;
 
 	converge(40);
-	tick(1800);
+	assert_int_equal(hubt_tick(sb_port, 1800), 200);
 	converge(30);
 
 	assert_int_equal(nginxserver_log_read(&ngx, &log, &n), 0);

@@ -36,6 +36,7 @@
 #include <hub/sdk.h>
 
 #include "../harness/http.h"
+#include "../harness/hub.h"
 #include "../harness/pgserver.h"
 #include "../harness/proc.h"
 #include "../harness/truth.h"
@@ -90,25 +91,17 @@ static int start_hub(struct hubd *h)
 
 	snprintf(logp, sizeof(logp), "%s.log", h->state);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", h->port);
-	if (proc_start(&h->p, argv, logp) < 0 || th_wait_ok(url, 60000) < 0) {
-		char *log = proc_read_file(logp);
-		fprintf(stderr, "hubd did not become ready:\n%s\n", log ? log : "");
-		free(log);
+	if (hubt_start_ready(&h->p, argv, logp, url, 60000) < 0 ||
+	    hubt_admin_token(h->state, h->token, sizeof(h->token)) < 0)
 		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/admin.token", h->state);
-	t = proc_read_file(path);
-	if (t == NULL)
-		return -1;
-	t[strcspn(t, "\n")] = '\0';
-	snprintf(h->token, sizeof(h->token), "%s", t);
-	free(t);
 	/* The owner name is "<host>:<instance id>", the id from the state dir,
 	 * the same across restarts. */
 	snprintf(path, sizeof(path), "%s/instance.id", h->state);
 	t = proc_read_file(path);
-	if (t == NULL || strlen(t) < 9)
+	if (t == NULL || strlen(t) < 9) {
+		free(t);
 		return -1;
+	}
 	t[strcspn(t, "\n")] = '\0';
 	snprintf(h->owner_tag, sizeof(h->owner_tag), ":%s", t);
 	free(t);
@@ -137,10 +130,8 @@ static int setup(void **state)
 	snprintf(sbcfg, sizeof(sbcfg), "%s/sandbox.json", dir);
 	proc_write_file(sbcfg, "{\"order_interval_s\":600}");
 	snprintf(logp, sizeof(logp), "%s/sandbox.log", dir);
-	if (proc_start(&sandbox, argv, logp) < 0)
-		return -1;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/health", sb_port);
-	if (th_wait_ok(url, 30000) < 0)
+	if (hubt_start_ready(&sandbox, argv, logp, url, 30000) < 0)
 		return -1;
 
 	for (int k = 0; k < 2; k++) {
@@ -330,7 +321,6 @@ static void one_poller_per_connector_and_takeover(void **state)
 	struct lease_row cur[SHOPS + 1];
 	int64_t killed_ms, took_ms = -1;
 	int windows, polled_by[2] = { 0, 0 };
-	char url[128];
 	(void)state;
 
 	/* Ten seconds of both running. */
@@ -391,8 +381,7 @@ static void one_poller_per_connector_and_takeover(void **state)
 	assert_true(windows >= 30);
 
 	/* New data, then hubd 0 dies: hubd 1 takes its connectors over. */
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/tick", sb_port);
-	assert_int_equal(th_post_json(url, NULL, "{\"seconds\":3600}"), 200);
+	assert_int_equal(hubt_tick(sb_port, 3600), 200);
 	{
 		int status;
 		proc_stop(&hubs[0].p, SIGKILL, 5000, &status);
@@ -443,7 +432,7 @@ static void one_poller_per_connector_and_takeover(void **state)
 		}
 		printf("restarted hubd 1 held every lease again %lld ms after it was ready\n", (long long)took_ms);
 		assert_true(took_ms >= 0);
-		assert_int_equal(th_post_json(url, NULL, "{\"seconds\":3600}"), 200);
+		assert_int_equal(hubt_tick(sb_port, 3600), 200);
 		converge(30);
 	}
 
