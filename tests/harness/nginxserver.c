@@ -50,47 +50,6 @@ static void say(char *err, size_t size, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* $env if set, else `name` in PATH or the sbin dirs (a non-root PATH often
- * lacks /usr/sbin, where Debian puts nginx). Static buffer or NULL. */
-static const char *find_binary(const char *env_name, const char *name, char *found, size_t size)
-{
-	const char *env = getenv(env_name);
-	const char *path = getenv("PATH");
-	char dirs[2048];
-	const char *p;
-
-	if (env != NULL && *env != '\0')
-		return access(env, X_OK) == 0 ? env : NULL;
-	snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/sbin:/usr/bin", path != NULL ? path : "");
-	for (p = dirs; *p != '\0';) {
-		size_t n = strcspn(p, ":");
-		if (n > 0) {
-			snprintf(found, size, "%.*s/%s", (int)n, p, name);
-			if (access(found, X_OK) == 0)
-				return found;
-		}
-		p += n;
-		if (*p == ':')
-			p++;
-	}
-	return NULL;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-		port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
 static int port_open(int port)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
@@ -101,20 +60,6 @@ static int port_open(int port)
 		return 0;
 	rc = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
 	close(fd);
-	return rc;
-}
-
-static int write_file(const char *path, const char *text)
-{
-	FILE *fp = fopen(path, "w");
-	int rc = 0;
-
-	if (fp == NULL)
-		return -1;
-	if (fputs(text, fp) < 0)
-		rc = -1;
-	if (fclose(fp) != 0)
-		rc = -1;
 	return rc;
 }
 
@@ -194,7 +139,7 @@ static int write_conf(const struct nginxserver *ns, const char *upstream, char *
 		 "}\n",
 		 d, ns->error_log, ns->access_log, d, d, d, d, d, upstream, ns->port, ns->ca_path, d);
 	snprintf(path, sizeof(path), "%s/nginx.conf", d);
-	if (write_file(path, conf) != 0) {
+	if (proc_write_file(path, conf) != 0) {
 		say(err, size, "nginxserver: cannot write %s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -272,9 +217,8 @@ static int spawn(struct nginxserver *ns, const char *bin, const struct passwd *p
 int nginxserver_start(struct nginxserver *ns, const char *upstream, int timeout_ms, char *err, size_t size)
 {
 	static char nginx_found[512], openssl_found[512];
-	const char *nginx = find_binary("HUB_NGINX", "nginx", nginx_found, sizeof(nginx_found));
-	const char *openssl = find_binary("HUB_OPENSSL", "openssl", openssl_found, sizeof(openssl_found));
-	const char *tmp = getenv("TMPDIR");
+	const char *nginx = proc_find_program("HUB_NGINX", "nginx", nginx_found, sizeof(nginx_found));
+	const char *openssl = proc_find_program("HUB_OPENSSL", "openssl", openssl_found, sizeof(openssl_found));
 	const struct passwd *pw = NULL;
 	char sub[320];
 
@@ -286,8 +230,7 @@ int nginxserver_start(struct nginxserver *ns, const char *upstream, int timeout_
 		    nginx == NULL ? "nginx" : "openssl", nginx == NULL ? "nginx" : "openssl");
 		return 1;
 	}
-	snprintf(ns->dir, sizeof(ns->dir), "%s/hub-nginx-XXXXXX", tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	if (mkdtemp(ns->dir) == NULL) {
+	if (proc_tmpdir(ns->dir, sizeof(ns->dir), "hub-nginx") != 0) {
 		say(err, size, "nginxserver: mkdtemp %s: %s", ns->dir, strerror(errno));
 		ns->dir[0] = '\0';
 		return -1;
@@ -308,7 +251,7 @@ int nginxserver_start(struct nginxserver *ns, const char *upstream, int timeout_
 	}
 	/* A free port can be taken between our probe and nginx's bind: retry. */
 	for (int attempt = 0; attempt < 3; attempt++) {
-		ns->port = free_port();
+		ns->port = proc_free_port();
 		if (ns->port <= 0 || write_conf(ns, upstream, err, size) != 0)
 			goto fail;
 		if (pw != NULL)

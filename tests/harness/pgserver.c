@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -145,24 +143,6 @@ static int chown_pg(const char *path)
 	if (!pw)
 		return -1;
 	return chown(path, pw->pw_uid, pw->pw_gid);
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
 }
 
 static const char *template_path(void)
@@ -315,7 +295,7 @@ int pgserver_start(struct pgserver *pg, char *err, size_t size)
 	proc_track_dir(pg->dir);
 	snprintf(datadir, sizeof(datadir), "%s/data", pg->dir);
 	snprintf(log, sizeof(log), "%s/log", pg->dir);
-	pg->port = free_port();
+	pg->port = proc_free_port();
 	if (pg->port <= 0)
 		pg->port = 50000 + (int)(getpid() % 10000);
 	if (chown_pg(pg->dir) < 0 || mkdir(datadir, 0700) < 0 || chown_pg(datadir) < 0) {

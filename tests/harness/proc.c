@@ -319,6 +319,28 @@ int proc_wait_port(int port, int timeout_ms)
 	return -1;
 }
 
+const char *proc_find_program(const char *env_name, const char *name, char *buf, size_t size)
+{
+	const char *env = getenv(env_name);
+	const char *path = getenv("PATH");
+	char dirs[4096];
+
+	if (env != NULL && *env != '\0')
+		return access(env, X_OK) == 0 ? env : NULL;
+	snprintf(dirs, sizeof(dirs), "%s:/usr/local/sbin:/usr/sbin:/usr/local/bin:/usr/bin:/bin",
+		 path != NULL ? path : "");
+	for (const char *p = dirs; *p != '\0';) {
+		size_t n = strcspn(p, ":");
+		if (n > 0 && (size_t)snprintf(buf, size, "%.*s/%s", (int)n, p, name) < size &&
+		    access(buf, X_OK) == 0)
+			return buf;
+		p += n;
+		if (*p == ':')
+			p++;
+	}
+	return NULL;
+}
+
 int proc_free_port(void)
 {
 	struct sockaddr_in sa;

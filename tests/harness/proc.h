@@ -66,6 +66,13 @@ int proc_run(char *const argv[], char **output, int timeout_ms);
 /* Waits until 127.0.0.1:port accepts connections. 0 or -1 on timeout. */
 int proc_wait_port(int port, int timeout_ms);
 
+/* A server program for a harness: $env_name when set (NULL unless it is
+ * executable), else `name` in $PATH, then in /usr/local/sbin, /usr/sbin,
+ * /usr/local/bin, /usr/bin and /bin (a non-root PATH often lacks the sbin
+ * dirs, where Debian puts nginx). Returns buf or the variable's value, or
+ * NULL when not found. */
+const char *proc_find_program(const char *env_name, const char *name, char *buf, size_t size);
+
 /* A currently free TCP port on 127.0.0.1. */
 int proc_free_port(void);
 

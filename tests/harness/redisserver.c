@@ -10,7 +10,6 @@
 #include "proc.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -36,41 +35,12 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* $HUB_REDIS_SERVER, else redis-server from PATH; NULL when missing. */
 static const char *server_binary(void)
 {
-	const char *env = getenv("HUB_REDIS_SERVER");
-	const char *path = getenv("PATH");
 	static char found[512];
 
-	if (env != NULL && *env != '\0')
-		return access(env, X_OK) == 0 ? env : NULL;
-	if (path == NULL)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	while (*path != '\0') {
-		size_t n = strcspn(path, ":");
-		snprintf(found, sizeof(found), "%.*s/redis-server", (int)n, path);
-		if (n > 0 && access(found, X_OK) == 0)
-			return found;
-		path += n;
-		if (*path == ':')
-			path++;
-	}
-	return NULL;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-		port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
+	return proc_find_program("HUB_REDIS_SERVER", "redis-server", found, sizeof(found));
 }
 
 /* Sends PING and waits for +PONG. 0 when it answered within the time. */
@@ -162,13 +132,11 @@ static int spawn(struct redisserver *rs, const char *bin, int timeout_ms)
 int redisserver_start(struct redisserver *rs, int port, int timeout_ms)
 {
 	const char *bin = server_binary();
-	const char *tmp = getenv("TMPDIR");
 
 	memset(rs, 0, sizeof(*rs));
 	if (bin == NULL)
 		return 1;
-	snprintf(rs->dir, sizeof(rs->dir), "%s/hub-redis-XXXXXX", tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	if (mkdtemp(rs->dir) == NULL) {
+	if (proc_tmpdir(rs->dir, sizeof(rs->dir), "hub-redis") != 0) {
 		fprintf(stderr, "redisserver: mkdtemp %s: %s\n", rs->dir, strerror(errno));
 		rs->dir[0] = '\0';
 		return -1;
@@ -176,7 +144,7 @@ int redisserver_start(struct redisserver *rs, int port, int timeout_ms)
 	proc_track_dir(rs->dir);
 	/* A free port can be taken between our probe and the server's bind: retry. */
 	for (int attempt = 0; attempt < 3; attempt++) {
-		rs->port = port > 0 ? port : free_port();
+		rs->port = port > 0 ? port : proc_free_port();
 		if (rs->port > 0 && spawn(rs, bin, timeout_ms) == 0)
 			return 0;
 		if (port > 0)
@@ -226,25 +194,6 @@ int redisserver_restart(struct redisserver *rs, int timeout_ms)
 	return -1;
 }
 
-/* Removes the temp dir: only files the server wrote, no subdirectories. */
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[600];
-
-	if (d != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 void redisserver_stop(struct redisserver *rs)
 {
 	if (rs->pid > 0) {
@@ -253,7 +202,7 @@ void redisserver_stop(struct redisserver *rs)
 		rs->pid = 0;
 	}
 	if (rs->dir[0] != '\0') {
-		remove_dir(rs->dir);
+		proc_rmtree(rs->dir);
 		proc_untrack_dir(rs->dir);
 	}
 	rs->dir[0] = '\0';

@@ -7,7 +7,8 @@
  * also dies with the test process). Tests can kill, pause and restart it to
  * inject faults.
  *
- * The binary is $HUB_REDIS_SERVER, else "redis-server" from PATH. Single
+ * The binary is $HUB_REDIS_SERVER, else "redis-server" from PATH or the
+ * usual bin dirs (proc_find_program). Single
  * test thread only.
  */
 #ifndef HUB_TEST_REDISSERVER_H
