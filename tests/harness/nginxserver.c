@@ -14,8 +14,6 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -29,17 +27,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void say(char *err, size_t size, const char *fmt, ...)
 {
@@ -167,50 +154,31 @@ static int give_dir(const char *dir, uid_t uid, gid_t gid)
 	return rc;
 }
 
-/* Forks and execs nginx; waits until the port accepts connections. */
+/* Whether nginx accepts connections (proc_wait_ready's probe). */
+static int listening(void *arg)
+{
+	const struct nginxserver *ns = arg;
+
+	return port_open(ns->port);
+}
+
+/* Starts nginx (as pw when not NULL); waits until the port accepts
+ * connections. */
 static int spawn(struct nginxserver *ns, const char *bin, const struct passwd *pw, int timeout_ms)
 {
 	char conf[320], stderr_path[320];
-	int64_t deadline;
-	pid_t pid;
+	char *argv[] = { (char *)bin, "-p", ns->dir, "-c", conf, "-e", ns->error_log, NULL };
+	struct proc p;
 
 	snprintf(conf, sizeof(conf), "%s/nginx.conf", ns->dir);
 	snprintf(stderr_path, sizeof(stderr_path), "%s/stderr.log", ns->dir);
-	pid = fork();
-	if (pid < 0)
+	if (proc_start_server(&p, argv, stderr_path, pw != NULL ? pw->pw_uid : (uid_t)-1,
+			      pw != NULL ? pw->pw_gid : (gid_t)-1) != 0)
 		return -1;
-	if (pid == 0) {
-		int fd = open(stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
-		if (pw != NULL && (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0))
-			_exit(126);
-#ifdef __linux__
-		/* After setuid(), which clears it: die with the test, whatever happens. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-		execl(bin, "nginx", "-p", ns->dir, "-c", conf, "-e", ns->error_log, (char *)NULL);
-		_exit(127);
-	}
-	ns->pid = pid;
-	proc_track(pid);
-	deadline = now_ms() + timeout_ms;
-	while (now_ms() < deadline) {
-		int status;
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			proc_untrack(pid);
-			ns->pid = 0;
-			return -1; /* exited: port taken, bad configuration... */
-		}
-		if (port_open(ns->port))
-			return 0;
-		usleep(20000);
-	}
-	proc_stop_pid(pid, SIGKILL, 0, NULL);
-	ns->pid = 0;
+	ns->pid = p.pid;
+	if (proc_wait_ready(&p, listening, ns, timeout_ms) == 0)
+		return 0;
+	ns->pid = 0; /* exited (port taken, bad configuration...) or killed */
 	return -1;
 }
 

@@ -3,10 +3,12 @@
  *
  * Programs run through fork/execv with an argument vector (no shell) and a
  * watchdog: a child still running after its time limit is killed. The
- * postmaster and the directory are tracked by the process harness
- * (proc_track_sig, proc_track_dir): at exit or on a fatal signal the
- * postmaster gets SIGQUIT (PostgreSQL's immediate shutdown), SIGKILL after
- * a bounded wait, then the directory is removed.
+ * postmaster (by its postmaster.pid, so also while pg_ctl is still starting
+ * it) and the directory are tracked by the process harness
+ * (proc_track_pidfile, proc_track_dir) from the moment the directory
+ * exists: at exit or on a fatal signal the postmaster gets SIGQUIT
+ * (PostgreSQL's immediate shutdown), SIGKILL after a bounded wait, then
+ * the directory is removed.
  */
 #include "config.h"
 #include "pgserver.h"
@@ -280,7 +282,7 @@ static int pg_ctl(struct pgserver *pg, const char *action)
 
 int pgserver_start(struct pgserver *pg, char *err, size_t size)
 {
-	char datadir[256], log[256];
+	char datadir[256], log[256], pidfile[300];
 
 	if (!pgserver_available()) {
 		say(err, size, "PostgreSQL server binaries not found in %s", bindir());
@@ -295,6 +297,8 @@ int pgserver_start(struct pgserver *pg, char *err, size_t size)
 	proc_track_dir(pg->dir);
 	snprintf(datadir, sizeof(datadir), "%s/data", pg->dir);
 	snprintf(log, sizeof(log), "%s/log", pg->dir);
+	snprintf(pidfile, sizeof(pidfile), "%s/postmaster.pid", datadir);
+	proc_track_pidfile(pidfile, SIGQUIT, POSTMASTER_GRACE_MS);
 	pg->port = proc_free_port();
 	if (pg->port <= 0)
 		pg->port = 50000 + (int)(getpid() % 10000);
@@ -314,7 +318,6 @@ int pgserver_start(struct pgserver *pg, char *err, size_t size)
 		say(err, size, "PostgreSQL did not start within %d s (see %s)", START_TIMEOUT_S, log);
 		goto fail;
 	}
-	proc_track_sig(pg->pid, SIGQUIT, POSTMASTER_GRACE_MS);
 	pg->running = 1;
 	snprintf(pg->url, sizeof(pg->url), "postgresql:///postgres?host=%s&port=%d&user=postgres",
 		 pg->dir, pg->port);
@@ -335,7 +338,6 @@ int pgserver_pause(struct pgserver *pg)
 		if (kill(pg->pid, 0) == 0)
 			return -1;
 	}
-	proc_untrack(pg->pid);
 	pg->running = 0;
 	return 0;
 }
@@ -348,7 +350,6 @@ int pgserver_resume(struct pgserver *pg, char *err, size_t size)
 		say(err, size, "PostgreSQL did not restart (see %s/log)", pg->dir);
 		return -1;
 	}
-	proc_track_sig(pg->pid, SIGQUIT, POSTMASTER_GRACE_MS);
 	pg->running = 1;
 	return 0;
 }
@@ -359,12 +360,13 @@ int pgserver_stop(struct pgserver *pg)
 
 	if (pg->running)
 		pgserver_pause(pg);
-	if (pg->running && pg->pid > 0) {
+	if (pg->running && pg->pid > 0)
 		kill(pg->pid, SIGKILL);
-		proc_untrack(pg->pid);
-	}
 	pg->running = 0;
 	if (pg->dir[0]) {
+		char pidfile[300];
+		snprintf(pidfile, sizeof(pidfile), "%s/data/postmaster.pid", pg->dir);
+		proc_untrack_pidfile(pidfile);
 		rc = rm_rf(pg->dir);
 		proc_untrack_dir(pg->dir);
 		pg->dir[0] = '\0';

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,9 +18,13 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #define MAX_TRACKED 64
 #define MAX_DIRS 16
+#define MAX_PIDFILES 8
 
 /*
  * What is ended at exit and on a fatal signal. Written from the test's
@@ -31,7 +36,15 @@ struct tracked {
 	int grace_ms; /* then SIGKILL if it is still there after this long */
 };
 
+/* A daemon known by the file it writes its PID to. */
+struct pidfile {
+	char path[512];
+	int sig;
+	int grace_ms;
+};
+
 static struct tracked tracked[MAX_TRACKED];
+static struct pidfile pidfiles[MAX_PIDFILES];
 static char tracked_dirs[MAX_DIRS][512];
 static pid_t owner_pid; /* a forked child that exits must not end the servers */
 
@@ -64,6 +77,23 @@ static void end_process(struct tracked *t)
 	}
 }
 
+/* The PID on the first line of path, or 0. Async-signal-safe. */
+static pid_t read_pidfile(const char *path)
+{
+	char buf[32];
+	ssize_t n;
+	pid_t pid = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+		pid = pid * 10 + (buf[i] - '0');
+	return pid;
+}
+
 /* rm -rf dir by fork and exec. Async-signal-safe. */
 static void remove_tree(const char *dir)
 {
@@ -81,7 +111,8 @@ static void remove_tree(const char *dir)
 		waitpid(child, NULL, 0);
 }
 
-/* Ends every tracked process, then removes every tracked directory. */
+/* Ends every tracked process and daemon, then removes every tracked
+ * directory (which may hold the PID files). */
 static void end_all(void)
 {
 	int saved = errno;
@@ -89,6 +120,14 @@ static void end_all(void)
 	if (getpid() == owner_pid) {
 		for (int i = 0; i < MAX_TRACKED; i++)
 			end_process(&tracked[i]);
+		for (int i = 0; i < MAX_PIDFILES; i++) {
+			struct tracked t = { 0, pidfiles[i].sig, pidfiles[i].grace_ms };
+			if (pidfiles[i].path[0] == '\0')
+				continue;
+			t.pid = read_pidfile(pidfiles[i].path);
+			end_process(&t);
+			pidfiles[i].path[0] = '\0';
+		}
 		for (int i = 0; i < MAX_DIRS; i++) {
 			remove_tree(tracked_dirs[i]);
 			tracked_dirs[i][0] = '\0';
@@ -131,22 +170,17 @@ static void install_hooks(void)
 	}
 }
 
-void proc_track_sig(pid_t pid, int sig, int grace_ms)
+void proc_track(pid_t pid)
 {
 	install_hooks();
 	for (int i = 0; i < MAX_TRACKED; i++) {
 		if (tracked[i].pid == 0) {
-			tracked[i].sig = sig;
-			tracked[i].grace_ms = grace_ms;
+			tracked[i].sig = SIGKILL;
+			tracked[i].grace_ms = 0;
 			tracked[i].pid = pid;
 			return;
 		}
 	}
-}
-
-void proc_track(pid_t pid)
-{
-	proc_track_sig(pid, SIGKILL, 0);
 }
 
 void proc_untrack(pid_t pid)
@@ -154,6 +188,26 @@ void proc_untrack(pid_t pid)
 	for (int i = 0; i < MAX_TRACKED; i++)
 		if (pid > 0 && tracked[i].pid == pid)
 			tracked[i].pid = 0;
+}
+
+void proc_track_pidfile(const char *path, int sig, int grace_ms)
+{
+	install_hooks();
+	for (int i = 0; i < MAX_PIDFILES; i++) {
+		if (pidfiles[i].path[0] == '\0') {
+			pidfiles[i].sig = sig;
+			pidfiles[i].grace_ms = grace_ms;
+			snprintf(pidfiles[i].path, sizeof(pidfiles[i].path), "%s", path);
+			return;
+		}
+	}
+}
+
+void proc_untrack_pidfile(const char *path)
+{
+	for (int i = 0; i < MAX_PIDFILES; i++)
+		if (strcmp(pidfiles[i].path, path) == 0)
+			pidfiles[i].path[0] = '\0';
 }
 
 void proc_track_dir(const char *dir)
@@ -182,7 +236,9 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int proc_start(struct proc *p, char *const argv[], const char *log_path)
+/* proc_start; a server (uid/gid (uid_t)-1: unchanged) also switches user
+ * and dies with the test process. */
+static int start(struct proc *p, char *const argv[], const char *log_path, int server, uid_t uid, gid_t gid)
 {
 	pid_t pid;
 	int fd;
@@ -202,6 +258,13 @@ int proc_start(struct proc *p, char *const argv[], const char *log_path)
 		dup2(fd, 2);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
+		if (server && uid != (uid_t)-1 && (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0))
+			_exit(126);
+#ifdef __linux__
+		/* After setuid(), which clears it: die with the test, whatever happens. */
+		if (server)
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
 		execv(argv[0], argv);
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -210,6 +273,31 @@ int proc_start(struct proc *p, char *const argv[], const char *log_path)
 	p->pid = pid;
 	proc_track(pid);
 	return 0;
+}
+
+int proc_start(struct proc *p, char *const argv[], const char *log_path)
+{
+	return start(p, argv, log_path, 0, (uid_t)-1, (gid_t)-1);
+}
+
+int proc_start_server(struct proc *p, char *const argv[], const char *log_path, uid_t uid, gid_t gid)
+{
+	return start(p, argv, log_path, 1, uid, gid);
+}
+
+int proc_wait_ready(struct proc *p, int (*ready)(void *arg), void *arg, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+
+	while (now_ms() < deadline) {
+		if (!proc_alive(p))
+			return -1;
+		if (ready(arg))
+			return 0;
+		usleep(20000);
+	}
+	proc_stop(p, SIGKILL, 0, NULL);
+	return -1;
 }
 
 int proc_alive(struct proc *p)

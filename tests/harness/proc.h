@@ -21,6 +21,15 @@ struct proc {
  * Returns 0 or -1. */
 int proc_start(struct proc *p, char *const argv[], const char *log_path);
 
+/* proc_start for a server a harness runs (Redis, nginx): as the user
+ * uid/gid when uid is not (uid_t)-1 (the test runs as root), and on Linux
+ * killed by the kernel when the test process dies, however it dies. */
+int proc_start_server(struct proc *p, char *const argv[], const char *log_path, uid_t uid, gid_t gid);
+
+/* Waits up to timeout_ms until ready(arg) is true while p runs. Returns 0;
+ * -1 when it exited (reaped) or the time ran out (then it is killed). */
+int proc_wait_ready(struct proc *p, int (*ready)(void *arg), void *arg, int timeout_ms);
+
 /* Sends sig and waits up to timeout_ms for the exit; then SIGKILL. Stores
  * the wait status in *status (may be NULL). Returns 0 when it exited within
  * the time, -1 when it had to be killed. */
@@ -39,15 +48,19 @@ int proc_stop_pid(pid_t pid, int sig, int timeout_ms, int *status);
  * them, not a forked child. Single test thread.
  *
  * proc_track records a child started some other way; it gets SIGKILL.
- * proc_start does this itself. proc_track_sig records a process that
- * deserves a gentler end: sig first (and SIGCONT, in case it is stopped),
- * SIGKILL after grace_ms if it is still there; it need not be a child (a
- * daemonised PostgreSQL postmaster). proc_untrack forgets it once it was
- * stopped. At most 64 processes.
+ * proc_start does this itself. proc_untrack forgets it once it was
+ * stopped. At most 64.
  */
 void proc_track(pid_t pid);
-void proc_track_sig(pid_t pid, int sig, int grace_ms);
 void proc_untrack(pid_t pid);
+
+/* A daemon that is not our child (a PostgreSQL postmaster), known by the
+ * file it writes its PID to (first line), read when the time comes, so it
+ * can be tracked before it runs and across restarts. It gets sig first
+ * (and SIGCONT, in case it is stopped), SIGKILL after grace_ms if it is
+ * still there; no file, nothing to end. At most 8. */
+void proc_track_pidfile(const char *path, int sig, int grace_ms);
+void proc_untrack_pidfile(const char *path);
 
 /* A directory (a server's temp dir) removed at exit or on a fatal signal
  * after the processes are ended; proc_untrack_dir forgets it once the

@@ -11,7 +11,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,9 +22,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 static int64_t now_ms(void)
 {
@@ -84,48 +80,31 @@ static void dump_log(const struct redisserver *rs)
 	fclose(fp);
 }
 
-/* Forks and execs the server on rs->port; waits until it answers. */
+/* Whether the server on rs->port answers PING (proc_wait_ready's probe). */
+static int answers(void *arg)
+{
+	const struct redisserver *rs = arg;
+
+	return ping(rs->port, 200) == 0;
+}
+
+/* Starts the server on rs->port; waits until it answers. */
 static int spawn(struct redisserver *rs, const char *bin, int timeout_ms)
 {
 	char port[16], log_path[300];
-	int64_t deadline;
-	pid_t pid;
+	char *argv[] = { (char *)bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			 "--dir", rs->dir, "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
+			 NULL };
+	struct proc p;
 
 	snprintf(port, sizeof(port), "%d", rs->port);
 	snprintf(log_path, sizeof(log_path), "%s/redis.log", rs->dir);
-	pid = fork();
-	if (pid < 0)
+	if (proc_start_server(&p, argv, log_path, (uid_t)-1, (gid_t)-1) != 0)
 		return -1;
-	if (pid == 0) {
-		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-#ifdef __linux__
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* die with the test, whatever happens */
-#endif
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
-		execl(bin, "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-		      "no", "--dir", rs->dir, "--daemonize", "no", "--protected-mode", "yes", "--loglevel",
-		      "warning", (char *)NULL);
-		_exit(127);
-	}
-	rs->pid = pid;
-	proc_track(pid);
-	deadline = now_ms() + timeout_ms;
-	while (now_ms() < deadline) {
-		int status;
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			proc_untrack(pid);
-			rs->pid = 0;
-			return -1; /* exited: port taken, bad binary... */
-		}
-		if (ping(rs->port, 200) == 0)
-			return 0;
-		usleep(20000);
-	}
-	redisserver_kill(rs);
+	rs->pid = p.pid;
+	if (proc_wait_ready(&p, answers, rs, timeout_ms) == 0)
+		return 0;
+	rs->pid = 0; /* exited (port taken, bad binary...) or killed */
 	return -1;
 }
 
