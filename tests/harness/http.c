@@ -34,74 +34,101 @@ static size_t collect(char *ptr, size_t size, size_t n, void *arg)
 	return add;
 }
 
-int th_http(const char *method, const char *url, const char *const *headers, const char *body,
-	    size_t body_len, struct th_response *out)
+int th_perform(void *curl, const struct th_request *rq, struct th_response *out)
 {
-	CURL *c = curl_easy_init();
+	CURL *c = curl;
 	struct curl_slist *hl = NULL;
 	struct sink b = {0}, h = {0};
 	CURLcode rc;
 
 	memset(out, 0, sizeof(*out));
-	if (!c)
-		return -1;
-	for (const char *const *p = headers; p && *p; p++)
+	curl_easy_reset(c);
+	for (const char *const *p = rq->headers; p && *p; p++)
 		hl = curl_slist_append(hl, *p);
 	hl = curl_slist_append(hl, "Expect:");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_URL, rq->url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, rq->timeout_ms > 0 ? rq->timeout_ms : 10000L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	if (rq->fresh_connect)
+		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
 	if (th_http_cainfo)
 		curl_easy_setopt(c, CURLOPT_CAINFO, th_http_cainfo);
-	if (strcmp(method, "HEAD") == 0)
+	if (strcmp(rq->method, "HEAD") == 0)
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
+	if (rq->body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)rq->body_len);
 	}
 	rc = curl_easy_perform(c);
+	out->curl_rc = (int)rc;
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
 	else
 		snprintf(out->error, sizeof(out->error), "%s", curl_easy_strerror(rc));
+	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &out->seconds);
 	out->body = b.buf ? b.buf : strdup("");
 	out->len = b.len;
 	out->headers = h.buf ? h.buf : strdup("");
 	curl_slist_free_all(hl);
-	curl_easy_cleanup(c);
 	return rc == CURLE_OK ? 0 : -1;
 }
 
-const char *th_header(const struct th_response *r, const char *name, char *buf, size_t size)
+int th_http(const char *method, const char *url, const char *const *headers, const char *body,
+	    size_t body_len, struct th_response *out)
+{
+	const struct th_request rq = { .method = method, .url = url, .headers = headers, .body = body,
+				       .body_len = body_len };
+	CURL *c = curl_easy_init();
+	int rc;
+
+	if (!c) {
+		memset(out, 0, sizeof(*out));
+		return -1;
+	}
+	rc = th_perform(c, &rq, out);
+	curl_easy_cleanup(c);
+	return rc;
+}
+
+const char *th_header_in(const char *headers, const char *name, char *buf, size_t size)
 {
 	size_t nl = strlen(name);
+	const char *found = NULL;
 
-	for (const char *line = r->headers; line && *line;) {
-		const char *eol = strstr(line, "\r\n");
+	for (const char *line = headers; line && *line;) {
+		const char *eol = strchr(line, '\n');
 		size_t len = eol ? (size_t)(eol - line) : strlen(line);
+		if (len && line[len - 1] == '\r')
+			len--;
 		if (len > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
 			const char *v = line + nl + 1;
+			size_t vl;
 			while (*v == ' ')
 				v++;
-			size_t vl = len - (size_t)(v - line);
+			vl = len - (size_t)(v - line);
 			if (vl >= size)
 				vl = size - 1;
 			memcpy(buf, v, vl);
 			buf[vl] = '\0';
-			return buf;
+			found = buf;
 		}
 		if (!eol)
 			break;
-		line = eol + 2;
+		line = eol + 1;
 	}
-	return NULL;
+	return found;
+}
+
+const char *th_header(const struct th_response *r, const char *name, char *buf, size_t size)
+{
+	return th_header_in(r->headers, name, buf, size);
 }
 
 void th_response_release(struct th_response *r)

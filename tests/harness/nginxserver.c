@@ -2,9 +2,10 @@
  * nginxserver.c - start, read and stop a real nginx TLS+HTTP/2 reverse
  * proxy for tests (see nginxserver.h). The certificate is made by the
  * openssl command at start; nginx runs in the foreground without a master
- * process so that one PID is all there is to stop. Every started PID is
- * tracked by the process harness (proc_track), whose exit and signal
- * handlers kill what is still running, so no nginx outlives a test run.
+ * process so that one PID is all there is to stop. Every started PID and
+ * the prefix dir are tracked by the process harness (proc_track,
+ * proc_track_dir), whose exit and signal handlers kill what is still
+ * running and remove the dir, so no nginx outlives a test run.
  */
 #include "config.h"
 #include "nginxserver.h"
@@ -13,8 +14,6 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -28,17 +27,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void say(char *err, size_t size, const char *fmt, ...)
 {
@@ -47,47 +35,6 @@ static void say(char *err, size_t size, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, size, fmt, ap);
 	va_end(ap);
-}
-
-/* $env if set, else `name` in PATH or the sbin dirs (a non-root PATH often
- * lacks /usr/sbin, where Debian puts nginx). Static buffer or NULL. */
-static const char *find_binary(const char *env_name, const char *name, char *found, size_t size)
-{
-	const char *env = getenv(env_name);
-	const char *path = getenv("PATH");
-	char dirs[2048];
-	const char *p;
-
-	if (env != NULL && *env != '\0')
-		return access(env, X_OK) == 0 ? env : NULL;
-	snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/usr/local/sbin:/usr/bin", path != NULL ? path : "");
-	for (p = dirs; *p != '\0';) {
-		size_t n = strcspn(p, ":");
-		if (n > 0) {
-			snprintf(found, size, "%.*s/%s", (int)n, p, name);
-			if (access(found, X_OK) == 0)
-				return found;
-		}
-		p += n;
-		if (*p == ':')
-			p++;
-	}
-	return NULL;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-		port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
 }
 
 static int port_open(int port)
@@ -100,20 +47,6 @@ static int port_open(int port)
 		return 0;
 	rc = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
 	close(fd);
-	return rc;
-}
-
-static int write_file(const char *path, const char *text)
-{
-	FILE *fp = fopen(path, "w");
-	int rc = 0;
-
-	if (fp == NULL)
-		return -1;
-	if (fputs(text, fp) < 0)
-		rc = -1;
-	if (fclose(fp) != 0)
-		rc = -1;
 	return rc;
 }
 
@@ -193,7 +126,7 @@ static int write_conf(const struct nginxserver *ns, const char *upstream, char *
 		 "}\n",
 		 d, ns->error_log, ns->access_log, d, d, d, d, d, upstream, ns->port, ns->ca_path, d);
 	snprintf(path, sizeof(path), "%s/nginx.conf", d);
-	if (write_file(path, conf) != 0) {
+	if (proc_write_file(path, conf) != 0) {
 		say(err, size, "nginxserver: cannot write %s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -221,61 +154,39 @@ static int give_dir(const char *dir, uid_t uid, gid_t gid)
 	return rc;
 }
 
-/* Forks and execs nginx; waits until the port accepts connections. */
+/* Whether nginx accepts connections (proc_wait_ready's probe). */
+static int listening(void *arg)
+{
+	const struct nginxserver *ns = arg;
+
+	return port_open(ns->port);
+}
+
+/* Starts nginx (as pw when not NULL); waits until the port accepts
+ * connections. */
 static int spawn(struct nginxserver *ns, const char *bin, const struct passwd *pw, int timeout_ms)
 {
 	char conf[320], stderr_path[320];
-	int64_t deadline;
-	pid_t pid;
+	char *argv[] = { (char *)bin, "-p", ns->dir, "-c", conf, "-e", ns->error_log, NULL };
+	struct proc p;
 
 	snprintf(conf, sizeof(conf), "%s/nginx.conf", ns->dir);
 	snprintf(stderr_path, sizeof(stderr_path), "%s/stderr.log", ns->dir);
-	pid = fork();
-	if (pid < 0)
+	if (proc_start_server(&p, argv, stderr_path, pw != NULL ? pw->pw_uid : (uid_t)-1,
+			      pw != NULL ? pw->pw_gid : (gid_t)-1) != 0)
 		return -1;
-	if (pid == 0) {
-		int fd = open(stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
-		if (pw != NULL && (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0))
-			_exit(126);
-#ifdef __linux__
-		/* After setuid(), which clears it: die with the test, whatever happens. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-		execl(bin, "nginx", "-p", ns->dir, "-c", conf, "-e", ns->error_log, (char *)NULL);
-		_exit(127);
-	}
-	ns->pid = pid;
-	proc_track(pid);
-	deadline = now_ms() + timeout_ms;
-	while (now_ms() < deadline) {
-		int status;
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			proc_untrack(pid);
-			ns->pid = 0;
-			return -1; /* exited: port taken, bad configuration... */
-		}
-		if (port_open(ns->port))
-			return 0;
-		usleep(20000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	proc_untrack(pid);
-	ns->pid = 0;
+	ns->pid = p.pid;
+	if (proc_wait_ready(&p, listening, ns, timeout_ms) == 0)
+		return 0;
+	ns->pid = 0; /* exited (port taken, bad configuration...) or killed */
 	return -1;
 }
 
 int nginxserver_start(struct nginxserver *ns, const char *upstream, int timeout_ms, char *err, size_t size)
 {
 	static char nginx_found[512], openssl_found[512];
-	const char *nginx = find_binary("HUB_NGINX", "nginx", nginx_found, sizeof(nginx_found));
-	const char *openssl = find_binary("HUB_OPENSSL", "openssl", openssl_found, sizeof(openssl_found));
-	const char *tmp = getenv("TMPDIR");
+	const char *nginx = proc_find_program("HUB_NGINX", "nginx", nginx_found, sizeof(nginx_found));
+	const char *openssl = proc_find_program("HUB_OPENSSL", "openssl", openssl_found, sizeof(openssl_found));
 	const struct passwd *pw = NULL;
 	char sub[320];
 
@@ -287,12 +198,12 @@ int nginxserver_start(struct nginxserver *ns, const char *upstream, int timeout_
 		    nginx == NULL ? "nginx" : "openssl", nginx == NULL ? "nginx" : "openssl");
 		return 1;
 	}
-	snprintf(ns->dir, sizeof(ns->dir), "%s/hub-nginx-XXXXXX", tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	if (mkdtemp(ns->dir) == NULL) {
+	if (proc_tmpdir(ns->dir, sizeof(ns->dir), "hub-nginx") != 0) {
 		say(err, size, "nginxserver: mkdtemp %s: %s", ns->dir, strerror(errno));
 		ns->dir[0] = '\0';
 		return -1;
 	}
+	proc_track_dir(ns->dir);
 	snprintf(ns->ca_path, sizeof(ns->ca_path), "%s/cert.pem", ns->dir);
 	snprintf(ns->access_log, sizeof(ns->access_log), "%s/access.log", ns->dir);
 	snprintf(ns->error_log, sizeof(ns->error_log), "%s/error.log", ns->dir);
@@ -308,7 +219,7 @@ int nginxserver_start(struct nginxserver *ns, const char *upstream, int timeout_
 	}
 	/* A free port can be taken between our probe and nginx's bind: retry. */
 	for (int attempt = 0; attempt < 3; attempt++) {
-		ns->port = free_port();
+		ns->port = proc_free_port();
 		if (ns->port <= 0 || write_conf(ns, upstream, err, size) != 0)
 			goto fail;
 		if (pw != NULL)
@@ -371,20 +282,12 @@ int nginxserver_log_read(const struct nginxserver *ns, struct nginx_log_entry **
 void nginxserver_stop(struct nginxserver *ns)
 {
 	if (ns->pid > 0) {
-		int64_t deadline = now_ms() + 3000;
-		kill(ns->pid, SIGTERM);
-		while (waitpid(ns->pid, NULL, WNOHANG) == 0) {
-			if (now_ms() > deadline) {
-				kill(ns->pid, SIGKILL);
-				waitpid(ns->pid, NULL, 0);
-				break;
-			}
-			usleep(10000);
-		}
-		proc_untrack(ns->pid);
+		proc_stop_pid(ns->pid, SIGTERM, 3000, NULL);
 		ns->pid = 0;
 	}
-	if (ns->dir[0] != '\0')
+	if (ns->dir[0] != '\0') {
 		proc_rmtree(ns->dir);
+		proc_untrack_dir(ns->dir);
+	}
 	ns->dir[0] = '\0';
 }

@@ -2,17 +2,20 @@
  * pgserver.c - throwaway PostgreSQL servers for tests (see pgserver.h).
  *
  * Programs run through fork/execv with an argument vector (no shell) and a
- * watchdog: a child still running after its time limit is killed. Teardown
- * on signals only uses async-signal-safe calls: SIGQUIT to the postmaster
- * (PostgreSQL's immediate shutdown), a bounded wait with kill(pid, 0), then
- * fork+execv of rm -rf.
+ * watchdog: a child still running after its time limit is killed. The
+ * postmaster (by its postmaster.pid, so also while pg_ctl is still starting
+ * it) and the directory are tracked by the process harness
+ * (proc_track_pidfile, proc_track_dir) from the moment the directory
+ * exists: at exit or on a fatal signal the postmaster gets SIGQUIT
+ * (PostgreSQL's immediate shutdown), SIGKILL after a bounded wait, then
+ * the directory is removed.
  */
 #include "config.h"
 #include "pgserver.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,19 +23,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_SERVERS 8
 #define START_TIMEOUT_S 60
 #define TOOL_TIMEOUT_S 120
-
-static struct pgserver *registry[MAX_SERVERS];
-static pid_t owner_pid;
-static int hooks_installed;
+/* How long a postmaster left at exit gets for its immediate shutdown. */
+#define POSTMASTER_GRACE_MS 5000
 
 static const char *bindir(void)
 {
@@ -146,24 +145,6 @@ static int chown_pg(const char *path)
 	if (!pw)
 		return -1;
 	return chown(path, pw->pw_uid, pw->pw_gid);
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
 }
 
 static const char *template_path(void)
@@ -297,112 +278,28 @@ static int pg_ctl(struct pgserver *pg, const char *action)
 	return run(stop, 1, NULL, 40) == 0 ? 0 : -1;
 }
 
-/* ---- teardown at exit and on signals ----------------------------------- */
-
-static void emergency_stop(struct pgserver *pg)
-{
-	struct timespec ts = {0, 20 * 1000 * 1000};
-	char *argv[] = {"/bin/rm", "-rf", pg->dir, NULL};
-	pid_t child;
-
-	if (pg->running && pg->pid > 0) {
-		kill(pg->pid, SIGQUIT);
-		for (int i = 0; i < 250 && kill(pg->pid, 0) == 0; i++)
-			nanosleep(&ts, NULL);
-		if (kill(pg->pid, 0) == 0)
-			kill(pg->pid, SIGKILL);
-	}
-	pg->running = 0;
-	if (!pg->dir[0])
-		return;
-	child = fork();
-	if (child == 0) {
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (child > 0)
-		waitpid(child, NULL, 0);
-	pg->dir[0] = '\0';
-}
-
-static void on_signal(int sig)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (registry[i])
-			emergency_stop(registry[i]);
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void at_exit(void)
-{
-	if (getpid() != owner_pid)
-		return;
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (registry[i])
-			pgserver_stop(registry[i]);
-	}
-}
-
-static void install_hooks(void)
-{
-	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGABRT, SIGSEGV, SIGBUS};
-	struct sigaction sa;
-
-	if (hooks_installed)
-		return;
-	hooks_installed = 1;
-	owner_pid = getpid();
-	atexit(at_exit);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-}
-
-static void register_server(struct pgserver *pg)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (!registry[i]) {
-			registry[i] = pg;
-			pg->registered = 1;
-			return;
-		}
-	}
-}
-
-static void unregister_server(struct pgserver *pg)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (registry[i] == pg)
-			registry[i] = NULL;
-	}
-	pg->registered = 0;
-}
-
 /* ---- public ------------------------------------------------------------------ */
 
 int pgserver_start(struct pgserver *pg, char *err, size_t size)
 {
-	char datadir[256], log[256];
+	char datadir[256], log[256], pidfile[300];
 
 	if (!pgserver_available()) {
 		say(err, size, "PostgreSQL server binaries not found in %s", bindir());
 		return -1;
 	}
-	install_hooks();
 	snprintf(pg->dir, sizeof(pg->dir), "/tmp/hub-pg.XXXXXX");
 	if (!mkdtemp(pg->dir)) {
 		say(err, size, "mkdtemp: %s", strerror(errno));
 		pg->dir[0] = '\0';
 		return -1;
 	}
-	register_server(pg);
+	proc_track_dir(pg->dir);
 	snprintf(datadir, sizeof(datadir), "%s/data", pg->dir);
 	snprintf(log, sizeof(log), "%s/log", pg->dir);
-	pg->port = free_port();
+	snprintf(pidfile, sizeof(pidfile), "%s/postmaster.pid", datadir);
+	proc_track_pidfile(pidfile, SIGQUIT, POSTMASTER_GRACE_MS);
+	pg->port = proc_free_port();
 	if (pg->port <= 0)
 		pg->port = 50000 + (int)(getpid() % 10000);
 	if (chown_pg(pg->dir) < 0 || mkdir(datadir, 0700) < 0 || chown_pg(datadir) < 0) {
@@ -467,10 +364,12 @@ int pgserver_stop(struct pgserver *pg)
 		kill(pg->pid, SIGKILL);
 	pg->running = 0;
 	if (pg->dir[0]) {
+		char pidfile[300];
+		snprintf(pidfile, sizeof(pidfile), "%s/data/postmaster.pid", pg->dir);
+		proc_untrack_pidfile(pidfile);
 		rc = rm_rf(pg->dir);
+		proc_untrack_dir(pg->dir);
 		pg->dir[0] = '\0';
 	}
-	if (pg->registered)
-		unregister_server(pg);
 	return rc;
 }

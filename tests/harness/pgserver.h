@@ -12,7 +12,8 @@
  *
  * Every server started is torn down (pg_ctl stop -m immediate, then rm -rf)
  * by pgserver_stop(), and otherwise at exit and on SIGINT, SIGTERM, SIGHUP,
- * SIGABRT and SIGSEGV. Every wait is bounded. Binaries come from
+ * SIGABRT, SIGSEGV and SIGBUS by the process harness (tests/harness/proc.h,
+ * which must be linked too). Every wait is bounded. Binaries come from
  * /usr/lib/postgresql/15/bin unless HUB_PG_BINDIR says otherwise.
  *
  * Not thread-safe: call from the test's main thread.
@@ -33,7 +34,6 @@ struct pgserver {
 	int port;
 	pid_t pid;          /* postmaster */
 	int running;
-	int registered;
 };
 
 /* Zeroes pg. */

@@ -1,20 +1,19 @@
 /*
  * redisserver.c - start, fault and stop a real redis-server for tests (see
- * redisserver.h). Every started PID is recorded in a small table that an
- * atexit handler and the signal handlers use to kill what is still running,
- * so no server outlives a test run however the run ends.
+ * redisserver.h). Every started PID and the temp dir are tracked by the
+ * process harness (proc_track, proc_track_dir), whose exit and signal
+ * handlers kill what is still running, so no server outlives a test run
+ * however the run ends.
  */
 #include "config.h"
 #include "redisserver.h"
+#include "proc.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,73 +22,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
-
-#define MAX_SERVERS 8
-
-/* PIDs to kill at exit; written from the test thread, read in handlers. */
-static volatile pid_t running[MAX_SERVERS];
-static bool hooks_installed;
-
-static void kill_all(void)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		pid_t pid = running[i];
-		if (pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			running[i] = 0;
-		}
-	}
-}
-
-static void on_signal(int sig)
-{
-	/* kill() and waitpid() are async-signal-safe. */
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (running[i] > 0)
-			kill(running[i], SIGKILL);
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void install_hooks(void)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-
-	if (hooks_installed)
-		return;
-	hooks_installed = true;
-	atexit(kill_all);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_signal;
-		sigemptyset(&sa.sa_mask);
-		sigaction(sigs[i], &sa, NULL);
-	}
-}
-
-static void track(pid_t pid)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (running[i] == 0) {
-			running[i] = pid;
-			return;
-		}
-	}
-}
-
-static void untrack(pid_t pid)
-{
-	for (int i = 0; i < MAX_SERVERS; i++) {
-		if (running[i] == pid)
-			running[i] = 0;
-	}
-}
 
 static int64_t now_ms(void)
 {
@@ -99,41 +31,12 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* $HUB_REDIS_SERVER, else redis-server from PATH; NULL when missing. */
 static const char *server_binary(void)
 {
-	const char *env = getenv("HUB_REDIS_SERVER");
-	const char *path = getenv("PATH");
 	static char found[512];
 
-	if (env != NULL && *env != '\0')
-		return access(env, X_OK) == 0 ? env : NULL;
-	if (path == NULL)
-		path = "/usr/local/bin:/usr/bin:/bin";
-	while (*path != '\0') {
-		size_t n = strcspn(path, ":");
-		snprintf(found, sizeof(found), "%.*s/redis-server", (int)n, path);
-		if (n > 0 && access(found, X_OK) == 0)
-			return found;
-		path += n;
-		if (*path == ':')
-			path++;
-	}
-	return NULL;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
-		port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
+	return proc_find_program("HUB_REDIS_SERVER", "redis-server", found, sizeof(found));
 }
 
 /* Sends PING and waits for +PONG. 0 when it answered within the time. */
@@ -177,69 +80,50 @@ static void dump_log(const struct redisserver *rs)
 	fclose(fp);
 }
 
-/* Forks and execs the server on rs->port; waits until it answers. */
+/* Whether the server on rs->port answers PING (proc_wait_ready's probe). */
+static int answers(void *arg)
+{
+	const struct redisserver *rs = arg;
+
+	return ping(rs->port, 200) == 0;
+}
+
+/* Starts the server on rs->port; waits until it answers. */
 static int spawn(struct redisserver *rs, const char *bin, int timeout_ms)
 {
 	char port[16], log_path[300];
-	int64_t deadline;
-	pid_t pid;
+	char *argv[] = { (char *)bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			 "--dir", rs->dir, "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning",
+			 NULL };
+	struct proc p;
 
 	snprintf(port, sizeof(port), "%d", rs->port);
 	snprintf(log_path, sizeof(log_path), "%s/redis.log", rs->dir);
-	pid = fork();
-	if (pid < 0)
+	if (proc_start_server(&p, argv, log_path, (uid_t)-1, (gid_t)-1) != 0)
 		return -1;
-	if (pid == 0) {
-		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-#ifdef __linux__
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* die with the test, whatever happens */
-#endif
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-			close(fd);
-		}
-		execl(bin, "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-		      "no", "--dir", rs->dir, "--daemonize", "no", "--protected-mode", "yes", "--loglevel",
-		      "warning", (char *)NULL);
-		_exit(127);
-	}
-	rs->pid = pid;
-	track(pid);
-	deadline = now_ms() + timeout_ms;
-	while (now_ms() < deadline) {
-		int status;
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			untrack(pid);
-			rs->pid = 0;
-			return -1; /* exited: port taken, bad binary... */
-		}
-		if (ping(rs->port, 200) == 0)
-			return 0;
-		usleep(20000);
-	}
-	redisserver_kill(rs);
+	rs->pid = p.pid;
+	if (proc_wait_ready(&p, answers, rs, timeout_ms) == 0)
+		return 0;
+	rs->pid = 0; /* exited (port taken, bad binary...) or killed */
 	return -1;
 }
 
 int redisserver_start(struct redisserver *rs, int port, int timeout_ms)
 {
 	const char *bin = server_binary();
-	const char *tmp = getenv("TMPDIR");
 
 	memset(rs, 0, sizeof(*rs));
 	if (bin == NULL)
 		return 1;
-	install_hooks();
-	snprintf(rs->dir, sizeof(rs->dir), "%s/hub-redis-XXXXXX", tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-	if (mkdtemp(rs->dir) == NULL) {
+	if (proc_tmpdir(rs->dir, sizeof(rs->dir), "hub-redis") != 0) {
 		fprintf(stderr, "redisserver: mkdtemp %s: %s\n", rs->dir, strerror(errno));
 		rs->dir[0] = '\0';
 		return -1;
 	}
+	proc_track_dir(rs->dir);
 	/* A free port can be taken between our probe and the server's bind: retry. */
 	for (int attempt = 0; attempt < 3; attempt++) {
-		rs->port = port > 0 ? port : free_port();
+		rs->port = port > 0 ? port : proc_free_port();
 		if (rs->port > 0 && spawn(rs, bin, timeout_ms) == 0)
 			return 0;
 		if (port > 0)
@@ -256,9 +140,7 @@ void redisserver_kill(struct redisserver *rs)
 {
 	if (rs->pid <= 0)
 		return;
-	kill(rs->pid, SIGKILL);
-	waitpid(rs->pid, NULL, 0);
-	untrack(rs->pid);
+	proc_stop_pid(rs->pid, SIGKILL, 0, NULL);
 	rs->pid = 0;
 }
 
@@ -291,43 +173,16 @@ int redisserver_restart(struct redisserver *rs, int timeout_ms)
 	return -1;
 }
 
-/* Removes the temp dir: only files the server wrote, no subdirectories. */
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[600];
-
-	if (d != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
 void redisserver_stop(struct redisserver *rs)
 {
 	if (rs->pid > 0) {
-		int64_t deadline = now_ms() + 3000;
 		kill(rs->pid, SIGCONT); /* a paused server cannot handle SIGTERM */
-		kill(rs->pid, SIGTERM);
-		while (waitpid(rs->pid, NULL, WNOHANG) == 0) {
-			if (now_ms() > deadline) {
-				kill(rs->pid, SIGKILL);
-				waitpid(rs->pid, NULL, 0);
-				break;
-			}
-			usleep(10000);
-		}
-		untrack(rs->pid);
+		proc_stop_pid(rs->pid, SIGTERM, 3000, NULL);
 		rs->pid = 0;
 	}
-	if (rs->dir[0] != '\0')
-		remove_dir(rs->dir);
+	if (rs->dir[0] != '\0') {
+		proc_rmtree(rs->dir);
+		proc_untrack_dir(rs->dir);
+	}
 	rs->dir[0] = '\0';
 }

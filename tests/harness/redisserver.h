@@ -2,11 +2,13 @@
  * redisserver.h - a real redis-server for tests: started on a free loopback
  * port in a fresh temp dir with persistence off, waited for (bounded) until
  * it answers PING, and always stopped by PID, also when a test fails, calls
- * exit() or is interrupted (atexit plus SIGINT/SIGTERM/SIGHUP handlers, and
- * on Linux the server dies with the test process). Tests can kill, pause
- * and restart it to inject faults.
+ * exit() or is interrupted (the process harness, tests/harness/proc.h, ends
+ * it and removes its dir at exit and on fatal signals; on Linux the server
+ * also dies with the test process). Tests can kill, pause and restart it to
+ * inject faults.
  *
- * The binary is $HUB_REDIS_SERVER, else "redis-server" from PATH. Single
+ * The binary is $HUB_REDIS_SERVER, else "redis-server" from PATH or the
+ * usual bin dirs (proc_find_program). Single
  * test thread only.
  */
 #ifndef HUB_TEST_REDISSERVER_H

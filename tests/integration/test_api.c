@@ -29,6 +29,7 @@
 #include <hub/sdk.h>
 
 #include "../harness/http.h"
+#include "../harness/hub.h"
 #include "../harness/proc.h"
 
 #define SECRET "hush-webhook-secret"
@@ -173,22 +174,10 @@ static int setup(void **state)
 	proc_write_file(cfgpath, cfg);
 	snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
 	snprintf(path, sizeof(path), "%s/readyz", base_url);
-	if (proc_start(&hub, argv, logp) < 0 || th_wait_ok(path, 20000) < 0) {
-		char *log = proc_read_file(logp);
-		fprintf(stderr, "hubd did not start:\n%s\n", log ? log : "");
-		free(log);
+	if (hubt_start_ready(&hub, argv, logp, path, 20000) < 0)
 		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/state/admin.token", dir);
-	{
-		char *t = proc_read_file(path);
-		if (!t)
-			return -1;
-		t[strcspn(t, "\n")] = '\0';
-		snprintf(admin_token, sizeof(admin_token), "%s", t);
-		free(t);
-	}
-	return 0;
+	snprintf(path, sizeof(path), "%s/state", dir);
+	return hubt_admin_token(path, admin_token, sizeof(admin_token));
 }
 
 static int teardown(void **state)

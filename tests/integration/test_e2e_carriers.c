@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "../harness/http.h"
+#include "../harness/hub.h"
 #include "../harness/proc.h"
 
 #define SHOPS 3
@@ -78,10 +79,8 @@ static int setup(void **state)
 	snprintf(sbcfg, sizeof(sbcfg), "%s/sandbox.json", dir);
 	proc_write_file(sbcfg, shops_s);
 	snprintf(logp, sizeof(logp), "%s/sandbox.log", dir);
-	if (proc_start(&sandbox, sargv, logp) < 0)
-		return -1;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/health", sb_port);
-	if (th_wait_ok(url, 30000) < 0)
+	if (hubt_start_ready(&sandbox, sargv, logp, url, 30000) < 0)
 		return -1;
 
 	cfg = malloc(cap);
@@ -133,17 +132,9 @@ static int setup(void **state)
 		return -1;
 	snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", hub_port);
-	if (proc_start(&hub, hargv, logp) < 0 || th_wait_ok(url, 30000) < 0)
+	snprintf(path, sizeof(path), "%s/state", dir);
+	if (hubt_start_ready(&hub, hargv, logp, url, 30000) < 0 || hubt_admin_token(path, token, sizeof(token)) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/state/admin.token", dir);
-	{
-		char *t = proc_read_file(path);
-		if (!t)
-			return -1;
-		t[strcspn(t, "\n")] = '\0';
-		snprintf(token, sizeof(token), "%s", t);
-		free(t);
-	}
 	return 0;
 }
 
@@ -434,16 +425,15 @@ static void check_pushed(void)
 
 static void followed_to_delivery(void **state)
 {
-	char why[4096] = "", url[160];
+	char why[4096] = "";
 	size_t delivered = 0;
 	int diffs = 1;
 
 	/* Let the parcels travel: each tick moves scans on; after each, every
 	 * carrier rechecks all its active numbers and we compare. */
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/tick", sb_port);
 	for (int round = 0; round < 6; round++) {
 		time_t deadline;
-		assert_int_equal(th_post_json(url, NULL, "{\"seconds\":86400}"), 200);
+		assert_int_equal(hubt_tick(sb_port, 86400), 200);
 		sync_shops(); /* new fulfillments reach the hub first */
 		resync_carriers();
 		/* Room for a circuit that opens under the injected faults (30 s

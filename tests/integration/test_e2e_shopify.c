@@ -25,10 +25,10 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include <hub/sdk.h>
-
 #include "../harness/http.h"
+#include "../harness/hub.h"
 #include "../harness/proc.h"
+#include "../harness/truth.h"
 
 static char dir[256], hubd_bin[512], sandbox_bin[512], plugins[512];
 static char cfg_path[600], token[128];
@@ -50,19 +50,12 @@ static void start_hub(void)
 
 	snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", hub_port);
-	assert_int_equal(proc_start(&hub, argv, logp), 0);
-	if (th_wait_ok(url, 60000) < 0) {
-		char *log = proc_read_file(logp);
-		fail_msg("hubd did not become ready:\n%s", log ? log : "");
-	}
+	if (hubt_start_ready(&hub, argv, logp, url, 60000) < 0)
+		fail_msg("hubd did not become ready (its log is above)");
 	if (!token[0]) {
-		char path[600], *t;
-		snprintf(path, sizeof(path), "%s/state/admin.token", dir);
-		t = proc_read_file(path);
-		assert_non_null(t);
-		t[strcspn(t, "\n")] = '\0';
-		snprintf(token, sizeof(token), "%s", t);
-		free(t);
+		char state_dir[300];
+		snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
+		assert_int_equal(hubt_admin_token(state_dir, token, sizeof(token)), 0);
 	}
 }
 
@@ -96,10 +89,8 @@ static int setup(void **state)
 		 hub_port);
 	proc_write_file(sbcfg, cfg);
 	snprintf(logp, sizeof(logp), "%s/sandbox.log", dir);
-	if (proc_start(&sandbox, argv, logp) < 0)
-		return -1;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/health", sb_port);
-	if (th_wait_ok(url, 30000) < 0)
+	if (hubt_start_ready(&sandbox, argv, logp, url, 30000) < 0)
 		return -1;
 
 	/* hubd: one Shopify connector per shop. Webhooks run on the loop
@@ -135,156 +126,17 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Every page of a hub list. New reference (array). */
-static json_t *hub_list(const char *what, const char *connector)
-{
-	json_t *all = json_array();
-	char url[512], after[256] = "";
-
-	for (int page = 0; page < 100; page++) {
-		json_t *res;
-		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/%s?connector=%s&limit=500%s%s", hub_port, what,
-			 connector, after[0] ? "&after=" : "", after);
-		res = th_get_json(url, token);
-		if (!res)
-			break;
-		json_array_extend(all, json_object_get(res, what));
-		const char *next = json_string_value(json_object_get(res, "next"));
-		if (!next) {
-			json_decref(res);
-			break;
-		}
-		char *esc = hub_url_escape(next);
-		snprintf(after, sizeof(after), "%s", esc);
-		free(esc);
-		json_decref(res);
-	}
-	return all;
-}
-
-static int64_t time_of(const json_t *v)
-{
-	int64_t ms = 0;
-
-	if (json_is_string(v))
-		hub_time_parse(json_string_value(v), 0, &ms, "t", NULL);
-	return ms;
-}
-
-/*
- * Compares one shop's truth with the hub's store. Returns the number of
- * differences, describing the first few into why.
- */
-static int compare_shop(int i, char *why, size_t size)
-{
-	char url[256], conn[16], id[32];
-	json_t *truth, *orders, *ships, *o, *h;
-	size_t k, m;
-	int diffs = 0, nship = 0;
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/truth/shopify/shop-%d.myshopify.com/orders", sb_port, i);
-	truth = th_get_json(url, NULL);
-	snprintf(conn, sizeof(conn), "s%d", i);
-	orders = hub_list("orders", conn);
-	ships = hub_list("shipments", conn);
-	if (!truth) {
-		snprintf(why, size, "no truth for shop %d", i);
-		return 1;
-	}
-	json_array_foreach(json_object_get(truth, "orders"), k, o) {
-		json_t *found = NULL, *f;
-		const char *cur = json_string_value(json_object_get(o, "currency"));
-		int64_t total = 0;
-		snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(json_object_get(o, "id")));
-		json_array_foreach(orders, m, h)
-			if (strcmp(json_string_value(json_object_get(h, "external_id")), id) == 0)
-				found = h;
-		if (!found) {
-			if (!diffs++)
-				snprintf(why, size, "s%d: order %s missing", i, id);
-			continue;
-		}
-		hub_money_parse(json_string_value(json_object_get(o, "total_price")), cur, &total, "total", NULL);
-		if (time_of(json_object_get(o, "updated_at")) != time_of(json_object_get(found, "updated_at")) ||
-		    total != json_integer_value(json_object_get(found, "total")) ||
-		    strcmp(cur, json_string_value(json_object_get(found, "currency"))) != 0 ||
-		    strcmp(json_string_value(json_object_get(o, "financial_status")) ?: "",
-			   json_string_value(json_object_get(found, "financial_status")) ?: "") != 0 ||
-		    (json_is_null(json_object_get(o, "cancelled_at")) !=
-		     (strcmp(json_string_value(json_object_get(found, "status")), "cancelled") != 0))) {
-			if (!diffs++)
-				snprintf(why, size, "s%d: order %s differs: truth updated_at %s total %s %s; hub %s %lld %s",
-					 i, id, json_string_value(json_object_get(o, "updated_at")),
-					 json_string_value(json_object_get(o, "total_price")),
-					 json_string_value(json_object_get(o, "financial_status")),
-					 json_string_value(json_object_get(found, "updated_at")),
-					 (long long)json_integer_value(json_object_get(found, "total")),
-					 json_string_value(json_object_get(found, "financial_status")));
-		}
-		json_array_foreach(json_object_get(o, "fulfillments"), m, f) {
-			char fid[32];
-			json_t *s, *hs = NULL;
-			size_t q;
-			nship++;
-			snprintf(fid, sizeof(fid), "%lld", (long long)json_integer_value(json_object_get(f, "id")));
-			json_array_foreach(ships, q, s)
-				if (strcmp(json_string_value(json_object_get(s, "external_id")), fid) == 0)
-					hs = s;
-			if (!hs || strcmp(json_string_value(json_object_get(hs, "order_external_id")), id) != 0 ||
-			    !json_equal(json_object_get(hs, "tracking_numbers"), json_object_get(f, "tracking_numbers"))) {
-				if (!diffs++)
-					snprintf(why, size, "s%d: fulfillment %s of order %s %s", i, fid, id,
-						 hs ? "differs" : "missing");
-			}
-		}
-	}
-	if (json_array_size(orders) != json_array_size(json_object_get(truth, "orders"))) {
-		if (!diffs++)
-			snprintf(why, size, "s%d: hub has %zu orders, truth %zu", i, json_array_size(orders),
-				 json_array_size(json_object_get(truth, "orders")));
-	}
-	if ((int)json_array_size(ships) != nship) {
-		if (!diffs++)
-			snprintf(why, size, "s%d: hub has %zu shipments, truth %d", i, json_array_size(ships), nship);
-	}
-	json_decref(truth);
-	json_decref(orders);
-	json_decref(ships);
-	return diffs;
-}
-
-/* Waits (bounded) until every shop matches; fails with the first difference. */
+/* Waits (bounded) until every shop matches on every field, shipments
+ * included (tests/harness/truth); fails with the first difference. */
 static void converge(int timeout_s)
 {
-	time_t deadline = time(NULL) + timeout_s;
-	char why[512] = "";
-	int bad = 0, first = 1;
+	char why[1024];
+	const struct truth_check tc = { .sandbox_port = sb_port, .hub_port = hub_port, .token = token,
+					.fields = TRUTH_UPDATED_AT | TRUTH_TOTAL | TRUTH_STATUS | TRUTH_SHIPMENTS,
+					.shops = shops, .poll_ms = 500, .resume = 1 };
 
-	for (;;) {
-		bad = 0;
-		/* Start where the last pass failed: cheap re-checks while waiting. */
-		for (int i = first; i <= shops; i++) {
-			if (compare_shop(i, why, sizeof(why))) {
-				bad++;
-				first = i;
-				break;
-			}
-		}
-		if (!bad)
-			return;
-		if (time(NULL) >= deadline)
-			fail_msg("store differs from the sandbox's truth after %d s: %s", timeout_s, why);
-		usleep(500000);
-	}
-}
-
-static void tick(int seconds)
-{
-	char url[128], body[64];
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/tick", sb_port);
-	snprintf(body, sizeof(body), "{\"seconds\":%d}", seconds);
-	assert_int_equal(th_post_json(url, NULL, body), 200);
+	if (truth_converge(&tc, timeout_s, why, sizeof(why)) != 0)
+		fail_msg("%s", why);
 }
 
 static void assert_no_pacing_429(void)
@@ -316,7 +168,7 @@ static void store_equals_truth(void **state)
 	start_hub();
 	converge(180);
 	for (int round = 0; round < 3; round++) {
-		tick(1800);
+		assert_int_equal(hubt_tick(sb_port, 1800), 200);
 		converge(180);
 	}
 	assert_no_pacing_429();
@@ -327,7 +179,7 @@ static void store_equals_truth_across_sigkill(void **state)
 	srand((unsigned)time(NULL));
 	for (int round = 0; round < 3; round++) {
 		int status;
-		tick(1800);
+		assert_int_equal(hubt_tick(sb_port, 1800), 200);
 		/* Kill at a random moment of the catch-up, then restart. */
 		usleep((useconds_t)(rand() % 1500) * 1000);
 		proc_stop(&hub, SIGKILL, 5000, &status);

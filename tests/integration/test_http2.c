@@ -27,11 +27,11 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include <hub/sdk.h>
-
 #include "../harness/http.h"
+#include "../harness/hub.h"
 #include "../harness/nginxserver.h"
 #include "../harness/proc.h"
+#include "../harness/truth.h"
 
 #define SHOPS 5        /* polled through nginx */
 #define BAD_SHOP 6     /* addressed by a name the certificate does not cover */
@@ -40,6 +40,7 @@ static char dir[256], cfg_path[600], token[128];
 static int hub_port, sb_port;
 static struct proc hub, sandbox;
 static struct nginxserver ngx;
+static struct truth_check truth; /* shops 1..SHOPS on updated_at and total (tests/harness/truth) */
 
 static int setup(void **state)
 {
@@ -73,10 +74,8 @@ static int setup(void **state)
 	snprintf(cfg, sizeof(cfg), "{\"public_base\":\"https://127.0.0.1:%d/shops/{shop}\"}", ngx.port);
 	proc_write_file(sbcfg, cfg);
 	snprintf(logp, sizeof(logp), "%s/sandbox.log", dir);
-	if (proc_start(&sandbox, argv, logp) < 0)
-		return -1;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/health", sb_port);
-	if (th_wait_ok(url, 30000) < 0)
+	if (hubt_start_ready(&sandbox, argv, logp, url, 30000) < 0)
 		return -1;
 	/* Every API response held 300 ms: concurrent polls overlap in time. */
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/faults", sb_port);
@@ -101,23 +100,16 @@ static int setup(void **state)
 
 	{
 		char *hargv[] = { hubd_bin, "--config", cfg_path, NULL };
-		char path[600], *t;
+		char state_dir[300];
 		snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", hub_port);
-		if (proc_start(&hub, hargv, logp) < 0 || th_wait_ok(url, 30000) < 0) {
-			char *log = proc_read_file(logp);
-			fprintf(stderr, "hubd did not become ready:\n%s\n", log ? log : "");
-			free(log);
+		snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
+		if (hubt_start_ready(&hub, hargv, logp, url, 30000) < 0 ||
+		    hubt_admin_token(state_dir, token, sizeof(token)) < 0)
 			return -1;
-		}
-		snprintf(path, sizeof(path), "%s/state/admin.token", dir);
-		t = proc_read_file(path);
-		if (t == NULL)
-			return -1;
-		t[strcspn(t, "\n")] = '\0';
-		snprintf(token, sizeof(token), "%s", t);
-		free(t);
 	}
+	truth = (struct truth_check){ .sandbox_port = sb_port, .hub_port = hub_port, .token = token,
+				      .fields = TRUTH_UPDATED_AT | TRUTH_TOTAL, .shops = SHOPS, .poll_ms = 300 };
 	return 0;
 }
 
@@ -131,113 +123,16 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* Every page of a connector's orders in the hub. New reference (array). */
-static json_t *hub_orders(int shop)
-{
-	json_t *all = json_array();
-	char url[512], after[256] = "";
-
-	for (int page = 0; page < 20; page++) {
-		json_t *res;
-		const char *next;
-		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/orders?connector=s%d&limit=500%s%s", hub_port,
-			 shop, after[0] ? "&after=" : "", after);
-		res = th_get_json(url, token);
-		if (res == NULL)
-			break;
-		json_array_extend(all, json_object_get(res, "orders"));
-		next = json_string_value(json_object_get(res, "next"));
-		if (next == NULL) {
-			json_decref(res);
-			break;
-		}
-		char *esc = hub_url_escape(next);
-		snprintf(after, sizeof(after), "%s", esc);
-		free(esc);
-		json_decref(res);
-	}
-	return all;
-}
-
-static int64_t time_of(const json_t *v)
-{
-	int64_t ms = 0;
-
-	if (json_is_string(v))
-		hub_time_parse(json_string_value(v), 0, &ms, "t", NULL);
-	return ms;
-}
-
-/* Differences between one shop's truth and the store (0: equal), the first
- * described in why. */
-static int compare_shop(int i, char *why, size_t size)
-{
-	char url[256], id[32];
-	json_t *truth, *orders, *o, *h;
-	size_t k, m;
-	int diffs = 0;
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/truth/shopify/shop-%d.myshopify.com/orders", sb_port,
-		 i);
-	truth = th_get_json(url, NULL);
-	if (truth == NULL) {
-		snprintf(why, size, "no truth for shop %d", i);
-		return 1;
-	}
-	orders = hub_orders(i);
-	json_array_foreach(json_object_get(truth, "orders"), k, o) {
-		json_t *found = NULL;
-		const char *cur = json_string_value(json_object_get(o, "currency"));
-		int64_t total = 0;
-		snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(json_object_get(o, "id")));
-		json_array_foreach(orders, m, h) {
-			if (strcmp(json_string_value(json_object_get(h, "external_id")), id) == 0)
-				found = h;
-		}
-		hub_money_parse(json_string_value(json_object_get(o, "total_price")), cur, &total, "total", NULL);
-		if (found == NULL || time_of(json_object_get(o, "updated_at")) != time_of(json_object_get(found, "updated_at")) ||
-		    total != json_integer_value(json_object_get(found, "total"))) {
-			if (!diffs++)
-				snprintf(why, size, "s%d: order %s %s", i, id, found ? "differs" : "missing");
-		}
-	}
-	if (json_array_size(orders) != json_array_size(json_object_get(truth, "orders")) && !diffs++)
-		snprintf(why, size, "s%d: hub has %zu orders, truth %zu", i, json_array_size(orders),
-			 json_array_size(json_object_get(truth, "orders")));
-	json_decref(truth);
-	json_decref(orders);
-	return diffs;
-}
-
 static void converge(int timeout_s)
 {
-	time_t deadline = time(NULL) + timeout_s;
-	char why[512] = "";
+	char why[1024];
 
-	for (;;) {
-		int bad = 0;
-		for (int i = 1; i <= SHOPS && !bad; i++)
-			bad = compare_shop(i, why, sizeof(why));
-		if (!bad)
-			return;
-		if (time(NULL) >= deadline) {
-			char logp[600], *log;
-			snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
-			log = proc_read_file(logp);
-			fail_msg("store differs from the sandbox's truth after %d s: %s\nhubd log:\n%s", timeout_s, why,
-				 log ? log : "");
-		}
-		usleep(300000);
+	if (truth_converge(&truth, timeout_s, why, sizeof(why)) != 0) {
+		char logp[600], *log;
+		snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
+		log = proc_read_file(logp);
+		fail_msg("%s\nhubd log:\n%s", why, log ? log : "");
 	}
-}
-
-static void tick(int seconds)
-{
-	char url[128], body[64];
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/tick", sb_port);
-	snprintf(body, sizeof(body), "{\"seconds\":%d}", seconds);
-	assert_int_equal(th_post_json(url, NULL, body), 200);
 }
 
 /* Whether two requests on one connection were in flight at the same time. */
@@ -258,7 +153,7 @@ static void orders_arrive_over_http2(void **state)
 	(void)state;
 
 	converge(40);
-	tick(1800);
+	assert_int_equal(hubt_tick(sb_port, 1800), 200);
 	converge(30);
 
 	assert_int_equal(nginxserver_log_read(&ngx, &log, &n), 0);
@@ -312,7 +207,8 @@ static void wrong_name_refused(void **state)
 	assert_non_null(strstr(text, "tls"));
 	free(text);
 	json_decref(st);
-	orders = hub_orders(BAD_SHOP);
+	orders = truth_hub_list(&truth, "orders", BAD_SHOP);
+	assert_non_null(orders);
 	assert_int_equal(json_array_size(orders), 0);
 	json_decref(orders);
 }

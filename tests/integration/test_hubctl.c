@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "../harness/http.h"
+#include "../harness/hub.h"
 #include "../harness/proc.h"
 
 static char dir[256], hubd[512], hubctl[512], cfg[600];
@@ -41,9 +42,7 @@ static int setup(void **state)
 	proc_write_file(cfg, text);
 	snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", port);
-	if (proc_start(&hub, argv, logp) < 0 || th_wait_ok(url, 20000) < 0)
-		return -1;
-	return 0;
+	return hubt_start_ready(&hub, argv, logp, url, 20000);
 }
 
 static int teardown(void **state)

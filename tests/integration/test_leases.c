@@ -36,8 +36,10 @@
 #include <hub/sdk.h>
 
 #include "../harness/http.h"
+#include "../harness/hub.h"
 #include "../harness/pgserver.h"
 #include "../harness/proc.h"
+#include "../harness/truth.h"
 
 #define SHOPS 6
 #define TTL_S 2
@@ -89,25 +91,17 @@ static int start_hub(struct hubd *h)
 
 	snprintf(logp, sizeof(logp), "%s.log", h->state);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", h->port);
-	if (proc_start(&h->p, argv, logp) < 0 || th_wait_ok(url, 60000) < 0) {
-		char *log = proc_read_file(logp);
-		fprintf(stderr, "hubd did not become ready:\n%s\n", log ? log : "");
-		free(log);
+	if (hubt_start_ready(&h->p, argv, logp, url, 60000) < 0 ||
+	    hubt_admin_token(h->state, h->token, sizeof(h->token)) < 0)
 		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/admin.token", h->state);
-	t = proc_read_file(path);
-	if (t == NULL)
-		return -1;
-	t[strcspn(t, "\n")] = '\0';
-	snprintf(h->token, sizeof(h->token), "%s", t);
-	free(t);
 	/* The owner name is "<host>:<instance id>", the id from the state dir,
 	 * the same across restarts. */
 	snprintf(path, sizeof(path), "%s/instance.id", h->state);
 	t = proc_read_file(path);
-	if (t == NULL || strlen(t) < 9)
+	if (t == NULL || strlen(t) < 9) {
+		free(t);
 		return -1;
+	}
 	t[strcspn(t, "\n")] = '\0';
 	snprintf(h->owner_tag, sizeof(h->owner_tag), ":%s", t);
 	free(t);
@@ -136,10 +130,8 @@ static int setup(void **state)
 	snprintf(sbcfg, sizeof(sbcfg), "%s/sandbox.json", dir);
 	proc_write_file(sbcfg, "{\"order_interval_s\":600}");
 	snprintf(logp, sizeof(logp), "%s/sandbox.log", dir);
-	if (proc_start(&sandbox, argv, logp) < 0)
-		return -1;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/health", sb_port);
-	if (th_wait_ok(url, 30000) < 0)
+	if (hubt_start_ready(&sandbox, argv, logp, url, 30000) < 0)
 		return -1;
 
 	for (int k = 0; k < 2; k++) {
@@ -266,64 +258,16 @@ static int64_t last_attempt(int h, int i)
 	return ms;
 }
 
-/* Differences between one shop's truth and the store, the first in why. */
-static int compare_shop(int i, char *why, size_t size)
-{
-	char url[256], id[32];
-	json_t *truth, *orders, *res, *o, *h;
-	size_t k, m;
-	int diffs = 0;
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/truth/shopify/shop-%d.myshopify.com/orders", sb_port,
-		 i);
-	truth = th_get_json(url, NULL);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/orders?connector=s%d&limit=500", hubs[1].port, i);
-	res = th_get_json(url, hubs[1].token);
-	if (truth == NULL || res == NULL) {
-		snprintf(why, size, "s%d: no truth or no answer from hubd", i);
-		json_decref(truth);
-		json_decref(res);
-		return 1;
-	}
-	orders = json_object_get(res, "orders");
-	json_array_foreach(json_object_get(truth, "orders"), k, o) {
-		json_t *found = NULL;
-		int64_t a = 0, b = 0;
-		snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(json_object_get(o, "id")));
-		json_array_foreach(orders, m, h) {
-			if (strcmp(json_string_value(json_object_get(h, "external_id")), id) == 0)
-				found = h;
-		}
-		if (found != NULL) {
-			hub_time_parse(json_string_value(json_object_get(o, "updated_at")), 0, &a, "t", NULL);
-			hub_time_parse(json_string_value(json_object_get(found, "updated_at")), 0, &b, "t", NULL);
-		}
-		if ((found == NULL || a != b) && !diffs++)
-			snprintf(why, size, "s%d: order %s %s", i, id, found ? "differs" : "missing");
-	}
-	if (json_array_size(orders) != json_array_size(json_object_get(truth, "orders")) && !diffs++)
-		snprintf(why, size, "s%d: hub has %zu orders, truth %zu", i, json_array_size(orders),
-			 json_array_size(json_object_get(truth, "orders")));
-	json_decref(truth);
-	json_decref(res);
-	return diffs;
-}
-
+/* Waits (bounded) until hubd 1 stores every shop's orders with the truth's
+ * updated_at (tests/harness/truth); fails with the first difference. */
 static void converge(int timeout_s)
 {
-	time_t deadline = time(NULL) + timeout_s;
-	char why[512] = "";
+	char why[1024];
+	const struct truth_check tc = { .sandbox_port = sb_port, .hub_port = hubs[1].port, .token = hubs[1].token,
+					.fields = TRUTH_UPDATED_AT, .shops = SHOPS, .poll_ms = 300 };
 
-	for (;;) {
-		int bad = 0;
-		for (int i = 1; i <= SHOPS && !bad; i++)
-			bad = compare_shop(i, why, sizeof(why));
-		if (!bad)
-			return;
-		if (time(NULL) >= deadline)
-			fail_msg("store differs from the sandbox's truth after %d s: %s", timeout_s, why);
-		usleep(300000);
-	}
+	if (truth_converge(&tc, timeout_s, why, sizeof(why)) != 0)
+		fail_msg("%s", why);
 }
 
 /* ---- the test ------------------------------------------------------------------------ */
@@ -377,7 +321,6 @@ static void one_poller_per_connector_and_takeover(void **state)
 	struct lease_row cur[SHOPS + 1];
 	int64_t killed_ms, took_ms = -1;
 	int windows, polled_by[2] = { 0, 0 };
-	char url[128];
 	(void)state;
 
 	/* Ten seconds of both running. */
@@ -438,8 +381,7 @@ static void one_poller_per_connector_and_takeover(void **state)
 	assert_true(windows >= 30);
 
 	/* New data, then hubd 0 dies: hubd 1 takes its connectors over. */
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/tick", sb_port);
-	assert_int_equal(th_post_json(url, NULL, "{\"seconds\":3600}"), 200);
+	assert_int_equal(hubt_tick(sb_port, 3600), 200);
 	{
 		int status;
 		proc_stop(&hubs[0].p, SIGKILL, 5000, &status);
@@ -490,7 +432,7 @@ static void one_poller_per_connector_and_takeover(void **state)
 		}
 		printf("restarted hubd 1 held every lease again %lld ms after it was ready\n", (long long)took_ms);
 		assert_true(took_ms >= 0);
-		assert_int_equal(th_post_json(url, NULL, "{\"seconds\":3600}"), 200);
+		assert_int_equal(hubt_tick(sb_port, 3600), 200);
 		converge(30);
 	}
 

@@ -27,7 +27,8 @@ static char *spec_routes(const char *yaml)
 		const char *eol = strchr(line, '\n');
 		size_t n = eol ? (size_t)(eol - line) : strlen(line);
 		if (n > 3 && line[0] == ' ' && line[1] == ' ' && line[2] == '/') {
-			size_t pl = (size_t)(memchr(line, ':', n) ? (const char *)memchr(line, ':', n) - line : n) - 2;
+			const char *colon = memchr(line, ':', n);
+			size_t pl = (colon != NULL ? (size_t)(colon - line) : n) - 2;
 			snprintf(path, sizeof(path), "%.*s", (int)pl, line + 2);
 		} else if (n > 2 && line[0] == ' ' && line[1] == ' ' && line[2] != ' ') {
 			path[0] = '\0'; /* left the paths block */

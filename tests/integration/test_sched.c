@@ -42,6 +42,7 @@
 #include <jansson.h>
 
 #include "../harness/http.h"
+#include "../harness/hub.h"
 #include "../harness/proc.h"
 
 #define MAX_SHOPS 32
@@ -250,7 +251,7 @@ static int teardown(void **state)
 static void hub_start(int shops, int stub_port, const char *extra)
 {
 	size_t cap = 4096 + (size_t)shops * 400, len;
-	char *cfg = malloc(cap), cfg_path[600], logp[600], url[128], path[600], *t;
+	char *cfg = malloc(cap), cfg_path[600], logp[600], url[128], path[600];
 	char *argv[] = {hubd_bin, "--config", cfg_path, NULL};
 
 	hub_port = proc_free_port();
@@ -271,17 +272,10 @@ static void hub_start(int shops, int stub_port, const char *extra)
 	free(cfg);
 	snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", hub_port);
-	assert_int_equal(proc_start(&hub, argv, logp), 0);
-	if (th_wait_ok(url, 60000) < 0) {
-		char *log = proc_read_file(logp);
-		fail_msg("hubd did not become ready:\n%s", log ? log : "");
-	}
-	snprintf(path, sizeof(path), "%s/state/admin.token", dir);
-	t = proc_read_file(path);
-	assert_non_null(t);
-	t[strcspn(t, "\n")] = '\0';
-	snprintf(token, sizeof(token), "%s", t);
-	free(t);
+	if (hubt_start_ready(&hub, argv, logp, url, 60000) < 0)
+		fail_msg("hubd did not become ready (its log is above)");
+	snprintf(path, sizeof(path), "%s/state", dir);
+	assert_int_equal(hubt_admin_token(path, token, sizeof(token)), 0);
 }
 
 /* GET /v1/connectors/NAME: the body (new reference), or NULL on 404. */

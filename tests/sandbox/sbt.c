@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "sbt.h"
+#include "../harness/http.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -118,67 +119,28 @@ void sbt_stop(struct sbt *t)
 		fail_msg("%s", msg);
 }
 
-struct sink {
-	char *buf;
-	size_t len;
-};
-
-static size_t collect(char *ptr, size_t size, size_t n, void *arg)
-{
-	struct sink *s = arg;
-	size_t add = size * n;
-	char *nb = realloc(s->buf, s->len + add + 1);
-	if (!nb)
-		return 0;
-	memcpy(nb + s->len, ptr, add);
-	s->len += add;
-	nb[s->len] = '\0';
-	s->buf = nb;
-	return add;
-}
-
 int sbt_req(struct sbt *t, const char *method, const char *target, const char *const *headers,
 	    const char *body, struct sbt_resp *out)
 {
 	char url[4096];
-	struct curl_slist *hl = NULL;
-	struct sink b = { 0 }, h = { 0 };
-	CURL *c = t->curl;
-	memset(out, 0, sizeof(*out));
+	struct th_response r;
+	struct th_request rq = { .method = method, .url = url, .headers = headers, .body = body,
+				 .body_len = body ? strlen(body) : 0, .timeout_ms = t->timeout_ms,
+				 .fresh_connect = t->fresh };
+	int rc;
+
 	if (!strncmp(target, "http://", 7))
 		snprintf(url, sizeof(url), "%s", target);
 	else
 		snprintf(url, sizeof(url), "%s%s", t->base, target);
-	curl_easy_reset(c);
-	for (const char *const *p = headers; p && *p; p++)
-		hl = curl_slist_append(hl, *p);
-	hl = curl_slist_append(hl, "Expect:");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, t->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-	if (t->fresh)
-		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	CURLcode rc = curl_easy_perform(c);
-	out->curl_rc = (int)rc;
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &out->seconds);
-	out->body = b.buf ? b.buf : strdup("");
-	out->len = b.len;
-	out->headers = h.buf ? h.buf : strdup("");
-	curl_slist_free_all(hl);
-	return rc == CURLE_OK ? 0 : -1;
+	rc = th_perform(t->curl, &rq, &r);
+	out->status = r.status;
+	out->curl_rc = r.curl_rc;
+	out->body = r.body;
+	out->len = r.len;
+	out->headers = r.headers;
+	out->seconds = r.seconds;
+	return rc;
 }
 
 void sbt_free(struct sbt_resp *r)
@@ -188,36 +150,9 @@ void sbt_free(struct sbt_resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static const char *find_header(const char *headers, const char *name, char *buf, size_t size)
-{
-	size_t nl = strlen(name);
-	const char *found = NULL;
-	for (const char *line = headers; line && *line;) {
-		const char *eol = strchr(line, '\n');
-		size_t len = eol ? (size_t)(eol - line) : strlen(line);
-		if (len && line[len - 1] == '\r')
-			len--;
-		if (len > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
-			const char *v = line + nl + 1;
-			while (*v == ' ')
-				v++;
-			size_t vl = len - (size_t)(v - line);
-			if (vl >= size)
-				vl = size - 1;
-			memcpy(buf, v, vl);
-			buf[vl] = '\0';
-			found = buf; /* the last block wins (after redirects/100) */
-		}
-		if (!eol)
-			break;
-		line = eol + 1;
-	}
-	return found;
-}
-
 const char *sbt_hdr(const struct sbt_resp *r, const char *name, char *buf, size_t size)
 {
-	return find_header(r->headers, name, buf, size);
+	return th_header_in(r->headers, name, buf, size);
 }
 
 json_t *sbt_json(const struct sbt_resp *r)
@@ -518,7 +453,7 @@ int sbt_hooks_wait(struct sbt_hooks *h, int n, int timeout_ms)
 
 const char *sbt_hook_hdr(const struct sbt_hook *d, const char *name, char *buf, size_t size)
 {
-	return find_header(d->headers, name, buf, size);
+	return th_header_in(d->headers, name, buf, size);
 }
 
 void sbt_hmac_b64(const char *key, const void *data, size_t len, char *buf, size_t size)

@@ -363,7 +363,7 @@ static int check_with_hard_limit(const char *text, rlim_t hard, const char *want
  * start; the default one is not (hubd lowers it to fit instead). */
 static void connections_checked_against_open_files(void **state)
 {
-	char text[512];
+	char text[1024];
 
 	snprintf(text, sizeof(text), "{\"state_dir\":\"%s/st\",\"plugin_dir\":\"%s\","
 		 "\"outbound\":{\"max_total_connections\":5000}}", dir, dir);

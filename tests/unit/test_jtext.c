@@ -1,13 +1,12 @@
 /*
  * test_jtext.c - jtext_dump writes what json_dumps(v, JSON_COMPACT |
  * JSON_ENCODE_ANY) writes, byte for byte: every JSON file of the fixtures,
- * plugins and SDK, strings that need every kind of escape, integers at
- * their limits, reals, scalars, nesting, and the refusals (invalid UTF-8,
- * NULL).
+ * plugins and SDK, mutations of a payload that jansson still reads, strings
+ * that need every kind of escape, integers at their limits, reals, scalars,
+ * nesting, and the refusals (invalid UTF-8, NULL).
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,10 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "jtext.h"
+#include "../harness/jsondiff.h"
 
 /* Fails the test unless jtext_dump and json_dumps agree on v. */
 static void same_as_jansson(const json_t *v)
@@ -119,61 +118,57 @@ static void test_nesting(void **state)
 	json_decref(root);
 }
 
-/* Every *.json under dir; returns how many were compared. */
-static int compare_tree(const char *dir)
+/* A fixture file, when jansson reads it, dumped by both. */
+static int compare_file(const char *text, size_t len, void *arg)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
+	json_t *v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
 
-	if (d == NULL)
+	(void)arg;
+	if (v == NULL)
 		return 0;
-	while ((e = readdir(d)) != NULL) {
-		char path[4096];
-		struct stat st;
-		size_t len = strlen(e->d_name);
-		json_t *v;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (stat(path, &st) != 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			n += compare_tree(path);
-			continue;
-		}
-		if (len < 5 || strcmp(e->d_name + len - 5, ".json") != 0)
-			continue;
-		v = json_load_file(path, JSON_DECODE_ANY, NULL);
-		if (v == NULL)
-			continue;
-		same_as_jansson(v);
-		json_decref(v);
-		n++;
-	}
-	closedir(d);
-	return n;
+	same_as_jansson(v);
+	json_decref(v);
+	return 1;
 }
 
 static void test_fixtures(void **state)
 {
-	const char *fixtures = getenv("HUB_FIXTURES"), *src = getenv("HUB_SRCDIR");
-	char path[4096];
-	int n = 0;
+	int n = jsondiff_fixtures(compare_file, NULL);
 
 	(void)state;
-	if (fixtures != NULL)
-		n += compare_tree(fixtures);
-	if (src != NULL) {
-		snprintf(path, sizeof(path), "%s/plugins", src);
-		n += compare_tree(path);
-		snprintf(path, sizeof(path), "%s/sdk", src);
-		n += compare_tree(path);
-	}
-	if (fixtures == NULL && src == NULL)
+	if (n < 0)
 		skip();
 	assert_true(n > 10);
+}
+
+/* Mutations of a payload (tests/harness/jsondiff) that jansson still
+ * reads: numbers, strings, escapes and nesting it would not have met in
+ * the fixtures, dumped by both. */
+static void test_mutations(void **state)
+{
+	static const char base[] =
+		"{\"id\":820982911946154508,\"email\":\"jon@example.com\",\"total_price\":\"199.65\","
+		"\"tax\":0.065,\"note\":\"caf\xc3\xa9 \\u00e9 \\\"q\\\" \\n\\u001f\",\"tags\":[\"a\",\"b\"],"
+		"\"line_items\":[{\"id\":466157049,\"qty\":1,\"gift\":false,\"sku\":null,"
+		"\"props\":{}}],\"big\":-9223372036854775807,\"exp\":1.5e-3,\"emoji\":\"\\uD83D\\uDE00\"}";
+	char buf[sizeof(base) + 8];
+	struct jsondiff_mutator m;
+	int read = 0;
+
+	(void)state;
+	jsondiff_mutator_init(&m, 0x2545F4914F6CDD1Du);
+	for (int i = 0; i < 20000; i++) {
+		size_t len = jsondiff_mutate(&m, base, sizeof(base) - 1, buf, sizeof(buf));
+		json_t *v = json_loadb(buf, len, JSON_DECODE_ANY, NULL);
+
+		if (v == NULL)
+			continue;
+		same_as_jansson(v);
+		json_decref(v);
+		read++;
+	}
+	/* Enough of them were values. */
+	assert_true(read > 1000);
 }
 
 /* Pooled blocks: same text as json_dumps at every size (small, each pool
@@ -237,6 +232,7 @@ int main(void)
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_nesting),
 		cmocka_unit_test(test_fixtures),
+		cmocka_unit_test(test_mutations),
 		cmocka_unit_test(test_blocks),
 	};
 

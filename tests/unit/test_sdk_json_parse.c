@@ -8,7 +8,6 @@
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,10 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <cmocka.h>
 
 #include <hub/sdk.h>
+
+#include "../harness/jsondiff.h"
 
 /* Parses text with both readers and fails the test when they disagree.
  * Returns 1 when both accepted it, 0 when both refused it. */
@@ -177,95 +177,23 @@ static void test_depth(void **state)
 	free(text);
 }
 
-/* Reads a whole file; NULL when it cannot. */
-static char *slurp(const char *path, size_t *len)
+/* A fixture file through both readers, duplicates allowed and refused. */
+static int compare_file(const char *text, size_t len, void *arg)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-		buf = malloc((size_t)n + 1);
-		if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		} else if (buf != NULL) {
-			buf[n] = '\0';
-			*len = (size_t)n;
-		}
-	}
-	fclose(f);
-	return buf;
-}
-
-/* Every *.json under dir (recursively) through same_as_jansson; returns
- * how many files were compared. */
-static int compare_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	if (d == NULL)
-		return 0;
-	while ((e = readdir(d)) != NULL) {
-		char path[4096];
-		struct stat st;
-		size_t len = strlen(e->d_name), size;
-		char *text;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (stat(path, &st) != 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			n += compare_tree(path);
-			continue;
-		}
-		if (len < 5 || strcmp(e->d_name + len - 5, ".json") != 0)
-			continue;
-		text = slurp(path, &size);
-		if (text == NULL)
-			continue;
-		same_as_jansson(text, size, 0);
-		same_as_jansson(text, size, JSON_REJECT_DUPLICATES);
-		free(text);
-		n++;
-	}
-	closedir(d);
-	return n;
+	(void)arg;
+	same_as_jansson(text, len, 0);
+	same_as_jansson(text, len, JSON_REJECT_DUPLICATES);
+	return 1;
 }
 
 static void test_fixtures(void **state)
 {
-	const char *fixtures = getenv("HUB_FIXTURES"), *src = getenv("HUB_SRCDIR");
-	char path[4096];
-	int n = 0;
+	int n = jsondiff_fixtures(compare_file, NULL);
 
 	(void)state;
-	if (fixtures != NULL)
-		n += compare_tree(fixtures);
-	if (src != NULL) {
-		snprintf(path, sizeof(path), "%s/plugins", src);
-		n += compare_tree(path);
-		snprintf(path, sizeof(path), "%s/sdk", src);
-		n += compare_tree(path);
-	}
-	if (fixtures == NULL && src == NULL)
+	if (n < 0)
 		skip();
 	assert_true(n > 10);
-}
-
-/* xorshift64: the mutations are the same on every run. */
-static uint64_t next_random(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
 }
 
 static void test_mutations(void **state)
@@ -275,44 +203,17 @@ static void test_mutations(void **state)
 		"\"tax\":0.065,\"note\":\"caf\xc3\xa9 \\u00e9 \\\"q\\\" \\n\",\"tags\":[\"a\",\"b\"],"
 		"\"line_items\":[{\"id\":466157049,\"qty\":1,\"gift\":false,\"sku\":null,"
 		"\"props\":{}}],\"big\":-9223372036854775807,\"exp\":1.5e-3,\"emoji\":\"\\uD83D\\uDE00\"}";
-	static const char alphabet[] = "{}[]\":,\\ \t\n0123456789-+.eEtrufalsn\x01\x7f\xc3\xa9\xff\xed\xa0"
-				       "uDd";
 	size_t blen = sizeof(base) - 1;
 	char buf[sizeof(base) + 8];
-	uint64_t seed = 0x9E3779B97F4A7C15u;
+	struct jsondiff_mutator m;
 	int accepted = 0, refused = 0;
 
 	(void)state;
 	assert_int_equal(same_as_jansson(base, blen, 0), 1);
+	jsondiff_mutator_init(&m, 0x9E3779B97F4A7C15u);
 	for (int i = 0; i < 40000; i++) {
-		size_t len = blen, at;
-		int edits = 1 + (int)(next_random(&seed) % 3);
+		size_t len = jsondiff_mutate(&m, base, blen, buf, sizeof(buf));
 
-		memcpy(buf, base, blen);
-		for (int k = 0; k < edits; k++) {
-			uint64_t r = next_random(&seed);
-
-			at = (size_t)(r >> 8) % len;
-			switch (r % 4) {
-			case 0: /* replace */
-				buf[at] = alphabet[(r >> 40) % (sizeof(alphabet) - 1)];
-				break;
-			case 1: /* delete */
-				memmove(buf + at, buf + at + 1, len - at - 1);
-				len--;
-				break;
-			case 2: /* insert */
-				if (len < sizeof(buf)) {
-					memmove(buf + at + 1, buf + at, len - at);
-					buf[at] = alphabet[(r >> 40) % (sizeof(alphabet) - 1)];
-					len++;
-				}
-				break;
-			default: /* cut */
-				len = at + 1;
-				break;
-			}
-		}
 		if (same_as_jansson(buf, len, (i & 1) ? JSON_REJECT_DUPLICATES : 0))
 			accepted++;
 		else
