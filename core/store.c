@@ -432,25 +432,33 @@ static int exec_batch(struct store *st, struct store_item **items, size_t n)
 {
 	struct sql_script *s = &st->script;
 	struct sql_fail f, rf;
-	int safe = 0, failures = 0;
+	int safe = 0, failures = 0, committed, pg = st->be->dialect == SQL_PG, units_only = 1;
 	size_t i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		items[i]->final = 0;
+		units_only &= items[i]->unit != NULL;
+	}
 attempt:
 	st->exec.now_ms = store_now_ms();
 	for (i = 0; i < n; i++) {
 		if (!items[i]->final)
 			store_item_reset(items[i]);
 	}
-	if (run_control(st, SQL_BEGIN, &f) < 0)
+	/* PostgreSQL: BEGIN goes out with the first chunk and, on the
+	 * optimistic path, COMMIT with the last one - one round trip for a
+	 * batch of one chunk instead of three. */
+	committed = 0;
+	if (!pg && run_control(st, SQL_BEGIN, &f) < 0)
 		return batch_error(st, items, n, &f, "starting a transaction");
 	i = 0;
 	while (i < n) {
 		size_t j = i, more = n;
-		int rc, bulk = !safe && st->be->dialect == SQL_PG;
+		int rc, bulk = !safe && pg;
 
 		sql_script_clear(s);
+		if (pg && i == 0)
+			sql_script_add(s, SQL_DEF(SQL_BEGIN), 0, SQL_ITEM_MANY);
 		while (j < n && s->n < CHUNK_STMTS && s->bytes < CHUNK_BYTES) {
 			struct store_item *it = items[j];
 			size_t mark = s->n;
@@ -497,6 +505,12 @@ attempt:
 		}
 		if (bulk)
 			store_unit_build_orders_bulk(&st->exec, items, i, more < n ? more : j, s);
+		/* Only when no row callback can fail (units count rows; an op's
+		 * callback may run out of memory after COMMIT already ran). */
+		if (bulk && units_only && (more < n ? more : j) >= n) {
+			sql_script_add(s, SQL_DEF(SQL_COMMIT), 0, SQL_ITEM_MANY);
+			committed = 1;
+		}
 		if (s->oom) {
 			struct sql_fail oomf = {0, SQL_ERR_OTHER, "out of memory building the batch"};
 			return batch_error(st, items, n, &oomf, "building the batch");
@@ -505,8 +519,13 @@ attempt:
 			const struct sql_stmt *bad = &s->stmts[f.index];
 			size_t fi = bad->item;
 
+			committed = 0;
 			if (f.code == SQL_ERR_CONN || f.code == SQL_ERR_BUSY)
 				return batch_error(st, items, n, &f, "running the batch");
+			if (bad->def == SQL_DEF(SQL_BEGIN) || bad->def == SQL_DEF(SQL_COMMIT))
+				return batch_error(st, items, n, &f, bad->def == SQL_DEF(SQL_BEGIN)
+								      ? "starting a transaction"
+								      : "committing");
 			if (fi == SQL_ITEM_MANY) {
 				/* The bulk statement: find the culprit unit by unit. */
 				if (st->be->in_txn(st->conn)) {
@@ -561,7 +580,7 @@ attempt:
 		else
 			store_op_done(&st->exec, items[i]);
 	}
-	if (run_control(st, SQL_COMMIT, &f) < 0)
+	if (!committed && run_control(st, SQL_COMMIT, &f) < 0)
 		return batch_error(st, items, n, &f, "committing");
 	st->stat_batches++;
 	st->stat_safe += safe;
