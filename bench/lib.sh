@@ -210,6 +210,13 @@ pg_start() {
 	PG_URL="postgresql:///postgres?host=$PG_DIR&port=$port&user=postgres"
 }
 
+# pg_sql QUERY: the one value QUERY returns, from the throwaway cluster.
+pg_sql() {
+	local as=()
+	[ "$(id -u)" = 0 ] && as=(/usr/sbin/runuser -u postgres --)
+	"${as[@]}" "$PG_BINDIR/psql" -X -A -t -c "$1" "$PG_URL"
+}
+
 # pg_warm MB: brings the throwaway cluster to the steady state of a server
 # that has been running: about MB of WAL is written and checkpointed, so
 # that the segments are recycled (renamed, not created and zero-filled)

@@ -47,7 +47,9 @@ struct hub {
 	long long stop_deadline_ms;
 	int exit_code;
 	long long started_ms;
-	unsigned ticks;          /* of the stats timer (5 s) */
+	unsigned ticks;          /* of the stats timer */
+	int64_t stats_sent_ms;   /* monotonic: when the last stats op was queued */
+	int64_t last_trim_ms;    /* monotonic: the last periodic heap trim */
 };
 
 /* Loads the config at `path` into hub->cfg and starts every module: binds

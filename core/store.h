@@ -286,9 +286,11 @@ enum store_op {
 	STORE_OP_MERCHANTS_LIST = 25,
 	/* {} -> {"receipts": n}: deletes expired webhook receipts */
 	STORE_OP_PRUNE = 26,
-	/* {} -> {"orders": n, "shipments": n, "jobs": n, "dead_letters": n, "schema_version": n},
-	 * and with SQLite "sqlite_cache_kib": the page cache of the store's
-	 * connection (the URL's cache_mb, in KiB) */
+	/* {estimate?} -> {"orders": n, "shipments": n, "jobs": n, "dead_letters": n,
+	 * "schema_version": n}, and with SQLite "sqlite_cache_kib": the page cache of
+	 * the store's connection (the URL's cache_mb, in KiB). Exact counts;
+	 * with "estimate": true, PostgreSQL answers orders and shipments from its
+	 * statistics (n_live_tup) instead of reading the tables */
 	STORE_OP_STATS = 27,
 	/* {carrier, numbers: [..], next_check_ms?} -> {"released": n shipments}: gives
 	 * back the lease of numbers whose check failed, so they are due again

@@ -335,6 +335,23 @@ static void test_migrations(void **state)
 	json_decref(stats);
 	add(u, HUB_RECORD_ORDER, make_order("o1", 1, 2));
 	assert_int_equal(submit(f, u, NULL), STORE_OK);
+	assert_int_equal(call(f, STORE_OP_STATS, NULL, &stats), STORE_OK);
+	assert_int_equal(json_integer_value(json_object_get(stats, "orders")), 1);
+	json_decref(stats);
+	/* The estimate (PostgreSQL's statistics, flushed by the server within
+	 * seconds; SQLite counts) reaches the same figure. */
+	for (int tries = 0;; tries++) {
+		json_int_t n;
+
+		assert_int_equal(call(f, STORE_OP_STATS, json_pack("{s:b}", "estimate", 1), &stats),
+				 STORE_OK);
+		n = json_integer_value(json_object_get(stats, "orders"));
+		json_decref(stats);
+		if (n == 1)
+			break;
+		assert_true(tries < 150); /* 30 s */
+		usleep(200000);
+	}
 
 	/* Reopening applies nothing twice and keeps the data. */
 	store_close(f->st);
