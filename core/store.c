@@ -98,6 +98,17 @@ struct store {
 	struct event *notify_ev;
 	int notify_fd[2];
 
+	/* The syncer (sync_main): batches committed but not yet durable, when
+	 * the backend leaves the sync to the store (sql_backend.durable_fd). */
+	pthread_t syncer;
+	int syncer_started;
+	pthread_mutex_t smu;
+	pthread_cond_t scv;   /* work for the syncer, or stop */
+	pthread_cond_t sidle; /* the syncer holds nothing */
+	struct store_item *s_head, *s_tail; /* under smu */
+	int s_busy, s_stop;                 /* under smu */
+	int sync_fd;                        /* under smu; -1: commits are durable */
+
 	/* store thread */
 	uint64_t stat_batches, stat_reruns, stat_safe; /* published to count under mu */
 	uint64_t stat_batch_us, stat_batch_us_max;     /* same */
@@ -339,6 +350,99 @@ static void complete(struct store *st, struct store_item *list)
 			w = write(st->notify_fd[1], "", 1);
 		while (w < 0 && errno == EINTR);
 	}
+}
+
+/* ---- the syncer ---------------------------------------------------------------- */
+
+/*
+ * With SQLite in "full" mode the commit itself does not sync the WAL: the
+ * syncer thread does, after the commit, and only then reports the batch
+ * done, while the store thread already runs the next batch. One sync
+ * covers every batch committed before it started. A sync that fails
+ * (EIO) fails the batch's items: what they wrote may not survive a crash.
+ */
+static void *sync_main(void *arg)
+{
+	struct store *st = arg;
+
+	for (;;) {
+		struct store_item *list, *it;
+		int fd, rc = 0, e = 0;
+
+		pthread_mutex_lock(&st->smu);
+		while (!st->s_head && !st->s_stop)
+			pthread_cond_wait(&st->scv, &st->smu);
+		if (!st->s_head) {
+			pthread_mutex_unlock(&st->smu);
+			break;
+		}
+		list = st->s_head;
+		st->s_head = st->s_tail = NULL;
+		fd = st->sync_fd;
+		st->s_busy = 1;
+		pthread_mutex_unlock(&st->smu);
+		if (fd >= 0) {
+			do
+				rc = fdatasync(fd);
+			while (rc < 0 && errno == EINTR);
+			e = errno;
+		}
+		pthread_mutex_lock(&st->mu);
+		st->count.syncs++;
+		pthread_mutex_unlock(&st->mu);
+		if (rc < 0) {
+			log_error("store", "cannot sync the committed batch to disk (%s): its items "
+					   "fail", strerror(e));
+			for (it = list; it; it = it->next) {
+				it->status = STORE_FAILED;
+				hub_error_set(store_item_err(it), NULL, "store: the commit could not be "
+							      "made durable (fdatasync: %s); it may "
+							      "be lost",
+					      strerror(e));
+			}
+		}
+		complete(st, list);
+		pthread_mutex_lock(&st->smu);
+		st->s_busy = 0;
+		pthread_cond_broadcast(&st->sidle);
+		pthread_mutex_unlock(&st->smu);
+	}
+	return NULL;
+}
+
+/* Reports a run batch (a linked list): at once when commits are durable,
+ * else through the syncer. Store thread. */
+static void finish_batch(struct store *st, struct store_item *list)
+{
+	pthread_mutex_lock(&st->smu);
+	if (st->sync_fd < 0 || !st->syncer_started) {
+		pthread_mutex_unlock(&st->smu);
+		complete(st, list);
+		return;
+	}
+	if (st->s_tail)
+		st->s_tail->next = list;
+	else
+		st->s_head = list;
+	while (list->next)
+		list = list->next;
+	st->s_tail = list;
+	pthread_cond_signal(&st->scv);
+	pthread_mutex_unlock(&st->smu);
+}
+
+/* Waits until the syncer holds nothing, then takes (or drops, attach 0)
+ * the current connection's durable descriptor. The store thread calls it
+ * around its connection changes, so the syncer never syncs a closed one. */
+static void sync_attach(struct store *st, int attach)
+{
+	int fd = attach && st->be->durable_fd ? st->be->durable_fd(st->conn) : -1;
+
+	pthread_mutex_lock(&st->smu);
+	while (st->s_head || st->s_busy)
+		pthread_cond_wait(&st->sidle, &st->smu);
+	st->sync_fd = fd;
+	pthread_mutex_unlock(&st->smu);
 }
 
 /* Runs the callbacks of finished items. Loop thread. */
@@ -730,6 +834,7 @@ static void *store_main(void *arg)
 			if (st->be->connect(&st->conn, st->url, &err) == 0) {
 				size_t queued;
 
+				sync_attach(st, 1);
 				pthread_mutex_lock(&st->mu);
 				st->up = 1;
 				st->count.reconnects++;
@@ -802,6 +907,7 @@ static void *store_main(void *arg)
 				st->stat_batch_us_max = (uint64_t)(st->last_batch_end_us - t0);
 		}
 		if (rc == EXEC_RETRY_CONN) {
+			sync_attach(st, 0);
 			st->be->disconnect(st->conn);
 			st->conn = NULL;
 			pthread_mutex_lock(&st->mu);
@@ -824,7 +930,7 @@ static void *store_main(void *arg)
 		for (size_t k = 0; k + 1 < n; k++)
 			st->batch[k]->next = st->batch[k + 1];
 		st->batch[n - 1]->next = NULL;
-		complete(st, st->batch[0]);
+		finish_batch(st, st->batch[0]);
 	}
 	return NULL;
 }
@@ -846,7 +952,11 @@ int store_open(struct store **out, struct event_base *base, const struct store_o
 	if (!st)
 		return hub_error_set(err, NULL, "store: out of memory");
 	st->notify_fd[0] = st->notify_fd[1] = -1;
+	st->sync_fd = -1;
 	pthread_mutex_init(&st->mu, NULL);
+	pthread_mutex_init(&st->smu, NULL);
+	pthread_cond_init(&st->scv, NULL);
+	pthread_cond_init(&st->sidle, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&st->cv, &ca);
@@ -899,6 +1009,16 @@ int store_open(struct store **out, struct event_base *base, const struct store_o
 			goto fail;
 		}
 	}
+	/* Before the store thread, whose first batch may need it. Without
+	 * the syncer the commits would never be synced: refuse to open. */
+	if (st->be->durable_fd && st->be->durable_fd(st->conn) >= 0) {
+		if (pthread_create(&st->syncer, NULL, sync_main, st) != 0) {
+			hub_error_set(err, NULL, "store: cannot start the syncer thread");
+			goto fail;
+		}
+		st->syncer_started = 1;
+		sync_attach(st, 1);
+	}
 	if (pthread_create(&st->thread, NULL, store_main, st) != 0) {
 		hub_error_set(err, NULL, "store: cannot start the store thread");
 		goto fail;
@@ -923,6 +1043,14 @@ void store_close(struct store *st)
 		pthread_mutex_unlock(&st->mu);
 		pthread_join(st->thread, NULL);
 	}
+	if (st->syncer_started) {
+		/* It syncs and reports what the store thread handed it first. */
+		pthread_mutex_lock(&st->smu);
+		st->s_stop = 1;
+		pthread_cond_signal(&st->scv);
+		pthread_mutex_unlock(&st->smu);
+		pthread_join(st->syncer, NULL);
+	}
 	drain_done(st);
 	if (st->notify_ev)
 		event_free(st->notify_ev);
@@ -938,6 +1066,9 @@ void store_close(struct store *st)
 	OPENSSL_cleanse(st->key, sizeof(st->key));
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
+	pthread_cond_destroy(&st->scv);
+	pthread_cond_destroy(&st->sidle);
+	pthread_mutex_destroy(&st->smu);
 	free(st);
 }
 

@@ -98,6 +98,8 @@ struct store_counters {
 	uint64_t reruns;        /* batches run again without a failed item */
 	uint64_t safe_batches;  /* batches that fell back to a savepoint per item */
 	uint64_t reconnects;    /* connections re-established after a loss */
+	uint64_t syncs;         /* syncs the store made of committed batches (SQLite "full":
+	                           the WAL, before reporting them); 0 when commits sync */
 	uint64_t batch_us;      /* time spent running batches (SQL and commit) */
 	uint64_t batch_us_max;  /* the longest batch since the last store_counters_take */
 	size_t queued;          /* items waiting now */
@@ -288,7 +290,9 @@ enum store_op {
 	STORE_OP_PRUNE = 26,
 	/* {estimate?} -> {"orders": n, "shipments": n, "jobs": n, "dead_letters": n,
 	 * "schema_version": n}, and with SQLite "sqlite_cache_kib": the page cache of
-	 * the store's connection (the URL's cache_mb, in KiB). Exact counts;
+	 * the store's connection (the URL's cache_mb, in KiB) and "sqlite_synchronous"
+	 * (its PRAGMA synchronous: 1 NORMAL, 2 FULL; "full" stores run 1 and the
+	 * store syncs the WAL itself before reporting a batch). Exact counts;
 	 * with "estimate": true, PostgreSQL answers orders and shipments from its
 	 * statistics (n_live_tup) instead of reading the tables */
 	STORE_OP_STATS = 27,

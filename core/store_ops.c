@@ -1398,8 +1398,11 @@ static int sqlite_cache_row(void *ctx, const struct sql_row *row)
 {
 	struct store_item *it = ctx;
 
-	if (it->result)
+	if (it->result) {
 		json_object_set_new(it->result, "sqlite_cache_kib", json_integer((json_int_t)sql_col_int(row, 0)));
+		json_object_set_new(it->result, "sqlite_synchronous",
+				    json_integer((json_int_t)sql_col_int(row, 1)));
+	}
 	return 0;
 }
 
@@ -1464,8 +1467,9 @@ static int build_misc(struct store_exec *x, struct store_item *it, unsigned inde
 			/* A negative cache_size is in KiB, a positive one in pages. */
 			st = sql_script_add_text(s,
 						 "SELECT CASE WHEN c.cache_size < 0 THEN -c.cache_size "
-						 "ELSE c.cache_size * p.page_size / 1024 END "
-						 "FROM pragma_cache_size() c, pragma_page_size() p",
+						 "ELSE c.cache_size * p.page_size / 1024 END, y.synchronous "
+						 "FROM pragma_cache_size() c, pragma_page_size() p, "
+						 "pragma_synchronous() y",
 						 0, index);
 			if (!st)
 				return oom(it);

@@ -113,6 +113,11 @@ struct sql_backend {
 	int (*run)(struct sql_conn *c, struct sql_stmt *stmts, size_t n, struct sql_fail *fail);
 	/* Whether a transaction is open (after an error: whether it survived). */
 	int (*in_txn)(struct sql_conn *c);
+	/* Optional: a descriptor whose fdatasync makes every committed
+	 * transaction durable, when commits do not sync by themselves (the
+	 * store then syncs it, off the store thread, before it reports a
+	 * batch done); -1 or NULL when a commit is durable when it returns. */
+	int (*durable_fd)(struct sql_conn *c);
 };
 
 extern const struct sql_backend sql_sqlite_backend;

@@ -33,10 +33,12 @@
 #include "store_sql.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -60,6 +62,9 @@ struct sql_conn {
 	/* the background checkpointer */
 	char path[4096];
 	int full;
+	int wal_fd;       /* synchronous "full": the WAL, synced by the store's
+	                     syncer after commits instead of inside them; -1 when
+	                     SQLite syncs at commit itself */
 	pthread_t ckpt;
 	int ckpt_started;
 	pthread_mutex_t mu;
@@ -90,6 +95,8 @@ static void sq_disconnect(struct sql_conn *c)
 		sqlite3_finalize(c->cache[i]);
 	/* The last connection to close checkpoints what is left. */
 	sqlite3_close_v2(c->db);
+	if (c->wal_fd >= 0)
+		close(c->wal_fd);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
@@ -335,6 +342,7 @@ static int sq_connect(struct sql_conn **out, const char *url, struct hub_error *
 	pthread_cond_init(&c->cv, NULL);
 	snprintf(c->path, sizeof(c->path), "%s", path);
 	c->full = o.full;
+	c->wal_fd = -1;
 	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 				  SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		hub_error_set(err, NULL, "store: cannot open the SQLite database %s: %s", path,
@@ -545,6 +553,40 @@ static int sq_in_txn(struct sql_conn *c)
 	return !sqlite3_get_autocommit(c->db);
 }
 
+/*
+ * "full": every acknowledged commit must be on disk. SQLite's
+ * synchronous=FULL syncs the WAL inside each COMMIT, so the store thread
+ * waits for the disk before it can start the next batch. Once the WAL's
+ * descriptor is ours, the connection runs NORMAL instead (SQLite still
+ * syncs the WAL before checkpoints and when it starts over, the database
+ * file after checkpoints), and the store's syncer syncs the WAL after each
+ * commit, reporting the batch only then, while the next batch already runs
+ * (core/store.c). The same guarantee for what is acknowledged. Until the
+ * WAL exists (a new database before its first write), FULL as before.
+ * Called on the connection's thread.
+ */
+static int sq_durable_fd(struct sql_conn *c)
+{
+	char wal_path[sizeof(c->path) + 8];
+	struct hub_error err;
+	int fd;
+
+	if (!c->full || c->wal_fd >= 0)
+		return c->wal_fd;
+	/* A read opens (creates) the WAL of a database in WAL mode. */
+	sqlite3_exec(c->db, "SELECT 1 FROM sqlite_master LIMIT 1", NULL, NULL, NULL);
+	snprintf(wal_path, sizeof(wal_path), "%s-wal", c->path);
+	fd = open(wal_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (exec_simple(c->db, "PRAGMA synchronous=NORMAL", &err) < 0) {
+		close(fd);
+		return -1;
+	}
+	c->wal_fd = fd;
+	return fd;
+}
+
 const struct sql_backend sql_sqlite_backend = {
 	.name = "sqlite",
 	.dialect = SQL_SQLITE,
@@ -552,4 +594,5 @@ const struct sql_backend sql_sqlite_backend = {
 	.disconnect = sq_disconnect,
 	.run = sq_run,
 	.in_txn = sq_in_txn,
+	.durable_fd = sq_durable_fd,
 };

@@ -630,6 +630,39 @@ static void submit_held(struct fixture *f, struct store_unit **units, struct slo
  * bulk order statement, which writes the orders of new deliveries only. A
  * duplicate must still write nothing, also when it shares a batch with
  * its twin or holds a newer version of an order another unit carries. */
+/* Every batch is durable before it is reported: on SQLite ("full", the
+ * default) the store syncs the WAL itself after the commit (the
+ * connection runs synchronous=NORMAL) and reports the batch after that
+ * sync; PostgreSQL's commits sync by themselves. */
+static void test_batches_synced_before_reported(void **state)
+{
+	struct fixture *f = *state;
+	int pg = strcmp(store_backend(f->st), "postgresql") == 0;
+	struct store_counters c;
+	char id[16];
+
+	for (int i = 0; i < 5; i++) {
+		struct store_unit *u = unit("shop");
+
+		snprintf(id, sizeof(id), "s%d", i);
+		add(u, HUB_RECORD_ORDER, make_order(id, 1, 1));
+		assert_int_equal(submit(f, u, NULL), STORE_OK);
+		store_counters(f->st, &c);
+		if (pg)
+			assert_int_equal(c.syncs, 0);
+		else
+			assert_true(c.syncs >= c.batches && c.batches >= (uint64_t)i + 1);
+	}
+	if (!pg) {
+		/* The store's own connection: NORMAL, the sync being the store's. */
+		json_t *stats = NULL;
+
+		assert_int_equal(call(f, STORE_OP_STATS, NULL, &stats), STORE_OK);
+		assert_int_equal(json_integer_value(json_object_get(stats, "sqlite_synchronous")), 1);
+		json_decref(stats);
+	}
+}
+
 static void test_duplicates_in_batches(void **state)
 {
 	struct fixture *f = *state;
@@ -1615,6 +1648,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unit_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_webhook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates_in_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batches_synced_before_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets_sealed, setup, teardown),
