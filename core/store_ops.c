@@ -1444,21 +1444,21 @@ static int build_misc(struct store_exec *x, struct store_item *it, unsigned inde
 		 * the server's statistics (maintained at every commit, exact
 		 * for inserts and deletes until ANALYZE replaces them with its
 		 * estimate) instead of COUNT(*), which reads the whole table. */
+#define STATS_REST                                                            \
+	"(SELECT COUNT(*) FROM jobs), "                                       \
+	"(SELECT COUNT(*) FROM dead_letters WHERE replayed_at_ms IS NULL), "  \
+	"(SELECT MAX(version) FROM schema_version)"
 		st = sql_script_add_text(
 			s,
 			x->dialect == SQL_PG && json_is_true(json_object_get(p, "estimate"))
 				? "SELECT COALESCE((SELECT n_live_tup FROM pg_stat_user_tables WHERE "
 				  "relid = CAST('orders' AS regclass)), 0), "
 				  "COALESCE((SELECT n_live_tup FROM pg_stat_user_tables WHERE "
-				  "relid = CAST('shipments' AS regclass)), 0), "
-				  "(SELECT COUNT(*) FROM jobs), "
-				  "(SELECT COUNT(*) FROM dead_letters WHERE replayed_at_ms IS NULL), "
-				  "(SELECT MAX(version) FROM schema_version)"
+				  "relid = CAST('shipments' AS regclass)), 0), " STATS_REST
 				: "SELECT (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM shipments), "
-				  "(SELECT COUNT(*) FROM jobs), "
-				  "(SELECT COUNT(*) FROM dead_letters WHERE replayed_at_ms IS NULL), "
-				  "(SELECT MAX(version) FROM schema_version)",
+				  STATS_REST,
 			0, index);
+#undef STATS_REST
 		if (!st)
 			return oom(it);
 		st->on_row = stats_row;
