@@ -194,11 +194,13 @@ static int put_value(struct out *o, const json_t *v, int depth)
 	case JSON_INTEGER:
 		return put_integer(o, json_integer_value(v));
 	case JSON_REAL: {
-		char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-		int rc = text != NULL ? put(o, text, strlen(text)) : -1;
+		/* jansson's own text for the number, written into a buffer of
+		 * ours: inside a scoped webhook call a json_dumps text would
+		 * come from the scratch region (jarena.h), not from malloc. */
+		char text[64];
+		size_t n = json_dumpb(v, text, sizeof(text), JSON_COMPACT | JSON_ENCODE_ANY);
 
-		free(text);
-		return rc;
+		return n > 0 && n <= sizeof(text) ? put(o, text, n) : -1;
 	}
 	case JSON_TRUE:
 		return put(o, "true", 4);

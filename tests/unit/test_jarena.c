@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "jarena.h"
+#include "jtext.h"
 
 static const char order[] =
 	"{\"id\":820982911946154508,\"email\":\"jon@example.com\",\"total_price\":\"199.65\","
@@ -171,12 +172,38 @@ static void test_threads(void **state)
 	free(want);
 }
 
+/* What a scoped webhook call serialises for the store (jtext) is plain
+ * malloc'd text, reals included (their text is jansson's, written into a
+ * buffer of jtext's rather than a json_dumps string from the region). */
+static void test_serialise_inside(void **state)
+{
+	json_t *rec;
+	char *inside, *outside;
+
+	(void)state;
+	rec = json_pack("{s:f, s:f, s:s, s:[f, i]}", "weight", 1.25, "tiny", 1.5e-7, "t", "x",
+			"list", -2.5, 3);
+	outside = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(rec);
+	jarena_begin();
+	rec = json_pack("{s:f, s:f, s:s, s:[f, i]}", "weight", 1.25, "tiny", 1.5e-7, "t", "x",
+			"list", -2.5, 3);
+	inside = jtext_dump(rec, NULL);
+	json_decref(rec);
+	jarena_end();
+	assert_non_null(inside);
+	assert_string_equal(inside, outside);
+	free(inside);
+	free(outside);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scope),
 		cmocka_unit_test(test_large_values),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_serialise_inside),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
