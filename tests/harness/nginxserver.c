@@ -37,19 +37,6 @@ static void say(char *err, size_t size, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int port_open(int port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-				   .sin_port = htons((uint16_t)port) };
-	int fd = socket(AF_INET, SOCK_STREAM, 0), rc;
-
-	if (fd < 0)
-		return 0;
-	rc = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
-	close(fd);
-	return rc;
-}
-
 /* Appends the file's text to err after what is there (bounded). */
 static void append_file(char *err, size_t size, const char *path)
 {
@@ -159,7 +146,7 @@ static int listening(void *arg)
 {
 	const struct nginxserver *ns = arg;
 
-	return port_open(ns->port);
+	return proc_port_open(ns->port);
 }
 
 /* Starts nginx (as pw when not NULL); waits until the port accepts

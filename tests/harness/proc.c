@@ -385,23 +385,34 @@ int proc_run(char *const argv[], char **output, int timeout_ms)
 	return rc;
 }
 
-int proc_wait_port(int port, int timeout_ms)
+int proc_port_open(int port)
 {
-	long long deadline = now_ms() + timeout_ms;
-	struct sockaddr_in sa;
+	struct sockaddr_in sa, self;
+	socklen_t sl = sizeof(self);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), open_ = 0;
 
+	if (fd < 0)
+		return 0;
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((unsigned short)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	/* A probe whose own ephemeral port happens to be the target connects
+	 * to itself (TCP simultaneous open) while nothing listens: not open. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		open_ = !(getsockname(fd, (struct sockaddr *)&self, &sl) == 0 &&
+			  self.sin_port == sa.sin_port);
+	close(fd);
+	return open_;
+}
+
+int proc_wait_port(int port, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+
 	while (now_ms() < deadline) {
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			close(fd);
+		if (proc_port_open(port))
 			return 0;
-		}
-		if (fd >= 0)
-			close(fd);
 		usleep(20000);
 	}
 	return -1;

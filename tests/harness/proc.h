@@ -76,6 +76,10 @@ int proc_alive(struct proc *p);
  * the exit code, or -1 if it could not run or was killed. */
 int proc_run(char *const argv[], char **output, int timeout_ms);
 
+/* Whether something listens on 127.0.0.1:port (one probe; a probe that
+ * connected to itself does not count). */
+int proc_port_open(int port);
+
 /* Waits until 127.0.0.1:port accepts connections. 0 or -1 on timeout. */
 int proc_wait_port(int port, int timeout_ms);
 
