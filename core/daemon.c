@@ -104,6 +104,12 @@ static void store_metrics(struct hub *hub, const struct store_counters *sc)
 		{METRIC_GAUGE, "hub_store_batch_seconds_max", help_max, (double)sc->batch_us_max / 1e6},
 		{METRIC_GAUGE, "hub_store_queued", "Units and operations waiting for the store thread",
 		 (double)sc->queued},
+		{METRIC_COUNTER, "hub_store_syncs_total",
+		 "Syncs of committed batches made by the store (SQLite full: the WAL)", (double)sc->syncs},
+		{METRIC_COUNTER, "hub_store_sync_seconds_total", "Time those syncs took",
+		 (double)sc->sync_us / 1e6},
+		{METRIC_GAUGE, "hub_store_sync_seconds_max", "The longest sync since the previous scrape",
+		 (double)sc->sync_us_max / 1e6},
 	};
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)

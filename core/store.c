@@ -368,6 +368,8 @@ static void *sync_main(void *arg)
 	for (;;) {
 		struct store_item *list, *it;
 		int fd, rc = 0, e = 0;
+		int64_t t0;
+		uint64_t took;
 
 		pthread_mutex_lock(&st->smu);
 		while (!st->s_head && !st->s_stop)
@@ -381,14 +383,19 @@ static void *sync_main(void *arg)
 		fd = st->sync_fd;
 		st->s_busy = 1;
 		pthread_mutex_unlock(&st->smu);
+		t0 = mono_us();
 		if (fd >= 0) {
 			do
 				rc = fdatasync(fd);
 			while (rc < 0 && errno == EINTR);
 			e = errno;
 		}
+		took = (uint64_t)(mono_us() - t0);
 		pthread_mutex_lock(&st->mu);
 		st->count.syncs++;
+		st->count.sync_us += took;
+		if (took > st->count.sync_us_max)
+			st->count.sync_us_max = took;
 		pthread_mutex_unlock(&st->mu);
 		if (rc < 0) {
 			log_error("store", "cannot sync the committed batch to disk (%s): its items "
@@ -1086,8 +1093,10 @@ static void counters(struct store *st, struct store_counters *out, int take)
 	*out = st->count;
 	out->queued = st->q_len;
 	out->up = st->up;
-	if (take)
+	if (take) {
 		st->count.batch_us_max = 0;
+		st->count.sync_us_max = 0;
+	}
 	pthread_mutex_unlock(&st->mu);
 }
 

@@ -100,6 +100,8 @@ struct store_counters {
 	uint64_t reconnects;    /* connections re-established after a loss */
 	uint64_t syncs;         /* syncs the store made of committed batches (SQLite "full":
 	                           the WAL, before reporting them); 0 when commits sync */
+	uint64_t sync_us;       /* time those syncs took */
+	uint64_t sync_us_max;   /* the longest since the last store_counters_take */
 	uint64_t batch_us;      /* time spent running batches (SQL and commit) */
 	uint64_t batch_us_max;  /* the longest batch since the last store_counters_take */
 	size_t queued;          /* items waiting now */
@@ -109,8 +111,8 @@ struct store_counters {
 /* Copies the counters. Any thread. */
 void store_counters(struct store *st, struct store_counters *out);
 
-/* Same, and starts batch_us_max over (for a scrape: the longest batch
- * since the previous one). Any thread. */
+/* Same, and starts batch_us_max and sync_us_max over (for a scrape: the
+ * longest since the previous one). Any thread. */
 void store_counters_take(struct store *st, struct store_counters *out);
 
 /* Test hook: while held (1), the store thread starts no new batch, so that

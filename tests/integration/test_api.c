@@ -438,6 +438,14 @@ static void webhooks(void **state)
 			assert_true(strtod(t + strlen("\nhub_store_batch_seconds_total "), NULL) > 0);
 			assert_non_null(strstr(r.body, "\nhub_store_batch_seconds_max "));
 			assert_non_null(strstr(r.body, "\nhub_store_queued "));
+			/* test_api's store is SQLite "full": its commits were synced by the store. */
+			{
+				const char *y = strstr(r.body, "\nhub_store_syncs_total ");
+
+				assert_non_null(y);
+				assert_true(strtod(y + strlen("\nhub_store_syncs_total "), NULL) >= 1);
+				assert_non_null(strstr(r.body, "\nhub_store_sync_seconds_max "));
+			}
 		}
 		th_response_release(&r);
 	}
