@@ -190,14 +190,14 @@ $HUB_PG_CONF}" pg_start
 	k0=$(cpu_ticks "$wrk_pid" 2>/dev/null || echo 0)
 	g0=$(pg_ticks)
 	s0=$(metric 'hub_webhooks_total{connector="bench",result="stored"}')
-	STORE_KEYS="hub_store_batches_total hub_store_items_total hub_store_batch_seconds_total hub_store_batch_seconds_max"
-	read -r sb0 si0 ss0 _ <<<"$(metrics $STORE_KEYS)"
+	STORE_KEYS="hub_store_batches_total hub_store_items_total hub_store_batch_seconds_total hub_store_batch_seconds_max hub_store_syncs_total hub_store_sync_seconds_total hub_store_sync_seconds_max"
+	read -r sb0 si0 ss0 _ sy0 syt0 _ <<<"$(metrics $STORE_KEYS)"
 	nap "$window"
 	c1=$(sys_cpu)
 	h1=$(hub_threads "$HUB_PID")
 	k1=$(cpu_ticks "$wrk_pid" 2>/dev/null || echo 0)
 	g1=$(pg_ticks)
-	read -r sb1 si1 ss1 smax <<<"$(metrics $STORE_KEYS)"
+	read -r sb1 si1 ss1 smax sy1 syt1 symax <<<"$(metrics $STORE_KEYS)"
 	s1=$(metric 'hub_webhooks_total{connector="bench",result="stored"}')
 	wrk_wait webhooks
 	run=$WRK_RESULT
@@ -250,9 +250,12 @@ $HUB_PG_CONF}" pg_start
 			k * f, (b - l - o - k - g) * f, w * f, i * f, t * f
 		printf " %.0f webhooks/s in the window; load average %s\n", n / s, load }'
 	# What the store thread did in the window (its own counters).
-	awk -v b=$((sb1 - sb0)) -v i=$((si1 - si0)) -v t="$ss0" -v u="$ss1" -v m="$smax" -v st_name="$store" 'BEGIN {
-		if (b > 0) printf "%s store over the window: %d batches, %.1f items per batch, %.2f ms per batch, longest %.1f ms\n",
-			st_name, b, i / b, (u - t) * 1000 / b, m * 1000 }'
+	awk -v b=$((sb1 - sb0)) -v i=$((si1 - si0)) -v t="$ss0" -v u="$ss1" -v m="$smax" -v st_name="$store" \
+		-v y=$((sy1 - sy0)) -v yt="$syt0" -v yu="$syt1" -v ym="$symax" 'BEGIN {
+		if (b > 0) printf "%s store over the window: %d batches, %.1f items per batch, %.2f ms per batch, longest %.1f ms",
+			st_name, b, i / b, (u - t) * 1000 / b, m * 1000
+		if (y > 0) printf "; the store synced the WAL %d times, %.2f ms each, longest %.1f ms", y, (yu - yt) * 1000 / y, ym * 1000
+		if (b > 0) printf "\n" }'
 	rate=$(awk -v n="$acked" -v d="$(field duration_us "$run")" 'BEGIN {printf "%.0f", n / (d / 1e6)}')
 	p50=$(fmt_ms "$(field p50_us "$run")")
 	p99=$(fmt_ms "$(field p99_us "$run")")
