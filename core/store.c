@@ -111,7 +111,6 @@ struct store {
 
 	/* store thread */
 	uint64_t stat_batches, stat_reruns, stat_safe; /* published to count under mu */
-	uint64_t stat_batch_us, stat_batch_us_max;     /* same */
 	int64_t last_batch_end_us; /* monotonic */
 	struct store_item **batch;
 	struct sql_script script;
@@ -292,7 +291,8 @@ static void deliver(struct store_item *it)
 	item_free(it);
 }
 
-/* Hands finished items to their waiters or to the loop. Store thread. */
+/* Hands finished items to their waiters or to the loop. Store thread or
+ * syncer (they share nothing but what mu guards). */
 static void complete(struct store *st, struct store_item *list)
 {
 	struct store_item *it, *next, *head = NULL, *tail = NULL;
@@ -305,13 +305,6 @@ static void complete(struct store *st, struct store_item *list)
 			st->count.items_failed++;
 		next = it->next;
 	}
-	st->count.batches = st->stat_batches;
-	st->count.reruns = st->stat_reruns;
-	st->count.safe_batches = st->stat_safe;
-	st->count.batch_us = st->stat_batch_us;
-	if (st->stat_batch_us_max > st->count.batch_us_max)
-		st->count.batch_us_max = st->stat_batch_us_max;
-	st->stat_batch_us_max = 0;
 	pthread_mutex_unlock(&st->mu);
 	for (it = list; it; it = next) {
 		next = it->next;
@@ -350,6 +343,21 @@ static void complete(struct store *st, struct store_item *list)
 			w = write(st->notify_fd[1], "", 1);
 		while (w < 0 && errno == EINTR);
 	}
+}
+
+/* Publishes the store thread's batch figures to the counters (before the
+ * batch's items are reported, so a caller that saw them done sees the
+ * batch counted). Store thread. */
+static void publish_batch(struct store *st, uint64_t us)
+{
+	pthread_mutex_lock(&st->mu);
+	st->count.batches = st->stat_batches;
+	st->count.reruns = st->stat_reruns;
+	st->count.safe_batches = st->stat_safe;
+	st->count.batch_us += us;
+	if (us > st->count.batch_us_max)
+		st->count.batch_us_max = us;
+	pthread_mutex_unlock(&st->mu);
 }
 
 /* ---- the syncer ---------------------------------------------------------------- */
@@ -909,9 +917,7 @@ static void *store_main(void *arg)
 
 			rc = exec_batch(st, st->batch, n);
 			st->last_batch_end_us = mono_us();
-			st->stat_batch_us += (uint64_t)(st->last_batch_end_us - t0);
-			if ((uint64_t)(st->last_batch_end_us - t0) > st->stat_batch_us_max)
-				st->stat_batch_us_max = (uint64_t)(st->last_batch_end_us - t0);
+			publish_batch(st, (uint64_t)(st->last_batch_end_us - t0));
 		}
 		if (rc == EXEC_RETRY_CONN) {
 			sync_attach(st, 0);
