@@ -143,7 +143,7 @@ static const struct key_spec top_keys[] = {
 	{"redis", K_STRING, 0},     {"plugin_dir", K_STRING, 0}, {"log", K_OBJECT, 0},
 	{"http", K_OBJECT, 0},      {"outbound", K_OBJECT, 0},  {"connectors", K_ARRAY, 0},
 	{"sync", K_OBJECT, 0},      {"leases", K_OBJECT, 0},    {"retry", K_OBJECT, 0},
-	{NULL, 0, 0},
+	{"store_connections", K_INT, 0}, {NULL, 0, 0},
 };
 static const struct key_spec retry_keys[] = {
 	{"base_ms", K_INT, 0}, {"cap_ms", K_INT, 0}, {"max_attempts", K_INT, 0}, {NULL, 0, 0},
@@ -414,6 +414,13 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 		cfg_problem(p, path, "store", "\"%s\" must be sqlite:PATH or a postgresql:// URL", cfg->store);
 	else if (cfg->store && strcmp(cfg->store, "sqlite:") == 0)
 		cfg_problem(p, path, "store", "sqlite: needs a file path (sqlite:/var/lib/hub/hub.db)");
+	if (int_in(p, path, root, "store_connections", "store_connections", 1, 8, &v) == 0 &&
+	    json_object_get(root, "store_connections")) {
+		cfg->store_connections = (unsigned)v;
+		if (v > 1 && (!cfg->store || strncmp(cfg->store, "sqlite:", 7) == 0))
+			cfg_problem(p, path, "store_connections", "%lld connections need a PostgreSQL "
+				    "store: SQLite has one writer (leave store_connections out)", v);
+	}
 	if (!cfg->store && cfg->state_dir) {
 		size_t n = strlen(cfg->state_dir) + 16;
 		cfg->store = malloc(n);

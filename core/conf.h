@@ -33,6 +33,8 @@ struct hub_config {
 	int listen_port;     /* 8080 (0: pick a free port, tests) */
 	char *state_dir;     /* absolute or relative to the working directory */
 	char *store;         /* "sqlite:PATH" or "postgresql://..." (default sqlite:<state_dir>/hub.db) */
+	unsigned store_connections; /* PostgreSQL: connections writing batches side by side
+	                               (0: the store's default, 2) */
 	char *redis;         /* "redis://host:port[/db]" or NULL */
 	char *plugin_dir;    /* where *.so plugins are loaded from */
 	enum log_level log_level;

@@ -99,8 +99,11 @@ static void store_metrics(struct hub *hub, const struct store_counters *sc)
 		 (double)sc->items_failed},
 		{METRIC_COUNTER, "hub_store_batch_reruns_total",
 		 "Batches run again without a failed item", (double)sc->reruns},
+		{METRIC_COUNTER, "hub_store_batches_overlapped_total",
+		 "Batches that ran beside another (PostgreSQL: several store connections)",
+		 (double)sc->overlapped},
 		{METRIC_COUNTER, "hub_store_batch_seconds_total",
-		 "Time the store thread spent running batches", (double)sc->batch_us / 1e6},
+		 "Time spent running batches (summed over the store's connections)", (double)sc->batch_us / 1e6},
 		{METRIC_GAUGE, "hub_store_batch_seconds_max", help_max, (double)sc->batch_us_max / 1e6},
 		{METRIC_GAUGE, "hub_store_queued", "Units and operations waiting for the store thread",
 		 (double)sc->queued},
@@ -322,8 +325,10 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		goto out;
 	}
 	if (strcmp(fresh.listen, hub->cfg.listen) != 0 || strcmp(fresh.store, hub->cfg.store) != 0 ||
+	    fresh.store_connections != hub->cfg.store_connections ||
 	    strcmp(fresh.state_dir, hub->cfg.state_dir) != 0)
-		log_warn("hubd", "listen, store and state_dir changes take effect at the next restart");
+		log_warn("hubd", "listen, store, store_connections and state_dir changes take effect at "
+				 "the next restart");
 	fd_limit_setup(&fresh, 1);
 	if (fresh.max_in_flight != hub->cfg.max_in_flight || fresh.max_host_connections != hub->cfg.max_host_connections ||
 	    fresh.max_total_connections != hub->cfg.max_total_connections)
@@ -914,6 +919,7 @@ int hub_start(struct hub *hub, const char *config_path)
 	memset(&so, 0, sizeof(so));
 	so.url = hub->cfg.store;
 	so.state_dir = hub->cfg.state_dir;
+	so.lanes = hub->cfg.store_connections;
 	if (store_open(&hub->store, hub->base, &so, &herr) < 0) {
 		fprintf(stderr, "%s: store: %s\n", config_path,
 			strncmp(herr.message, "store: ", 7) == 0 ? herr.message + 7 : herr.message);

@@ -22,6 +22,19 @@
  * NOTHING on job/dead-letter keys derived from the unit's random id, and a
  * repeated webhook receipt reports "duplicate").
  *
+ * Lanes (PostgreSQL): a batch spends much of its time waiting - for the
+ * server's answer, for its commit's WAL flush - so a second lane (thread
+ * and connection) runs the next batch meanwhile. Only batches of
+ * "parallel" units overlap: units holding nothing but order records (webhook
+ * deliveries), whose rows are known up front (store_unit_keys). A batch
+ * taken while another lane runs holds only parallel units whose rows
+ * (orders, webhook receipts) no running batch writes, so overlapping
+ * batches never wait on each other's row locks nor deadlock, and a unit that
+ * must wait blocks the later units that share a row with it (their order is
+ * kept). Everything else - ops, cursors, shipments, tracking, jobs - runs
+ * alone: its batch starts when no other lane runs and none starts beside
+ * it, so it sees every unit queued before it committed, as with one lane.
+ *
  * Completions: the store thread moves finished items to a done list and
  * writes one byte to a pipe the loop watches (only when the list was
  * empty); the loop drains the list and runs the callbacks. Synchronous
@@ -64,6 +77,15 @@
 #define LINGER_ITEMS 16
 #define LINGER_US 300
 #define LINGER_BUSY_US 5000
+/* Lanes on PostgreSQL (see "lanes" below): two keep the server busy while
+ * a commit waits for its WAL flush; more only add contention on 2-4 cores. */
+#define LANES_PG 2
+#define LANES_MAX 8
+/* A lane starts a batch beside another's only for a backlog: BESIDE_ITEMS
+ * queued, or the first of them waiting BESIDE_US. Smaller batches would
+ * cost the server more per item than the overlap saves. */
+#define BESIDE_ITEMS 16
+#define BESIDE_US 1000
 
 struct store_waiter {
 	pthread_mutex_t mu;
@@ -71,16 +93,49 @@ struct store_waiter {
 	int done;
 };
 
+/* A set of row hashes (open addressing; 0 marks a free slot). */
+struct keyset {
+	uint64_t *slot;
+	size_t cap, n;
+};
+
+enum { LANE_IDLE = 0, LANE_PARALLEL, LANE_ALONE };
+
+/*
+ * A lane: a thread with its own connection running one batch at a time.
+ * SQLite has one (one writer); PostgreSQL has LANES_PG, so that a batch
+ * runs while the previous one waits for its commit (see "lanes" below).
+ * Lane 0 also owns the store's state: up/down, reconnects, deadlines,
+ * pruning and the drain at close.
+ */
+struct lane {
+	struct store *st;
+	unsigned id;
+	pthread_t thread;
+	int started;
+	struct sql_conn *conn; /* the lane's thread only, once started */
+	struct sql_script script;
+	struct store_exec exec;
+	struct store_item **batch;
+	int64_t last_batch_end_us; /* monotonic */
+	int64_t next_connect_ms;   /* lanes > 0: backoff after a failed connect */
+	int64_t backoff_ms;
+	/* the lane's figures since its last publish_batch */
+	uint64_t d_batches, d_reruns, d_safe;
+	/* under st->mu */
+	int busy;           /* LANE_IDLE, LANE_PARALLEL (may run beside others), LANE_ALONE */
+	struct keyset keys; /* the rows of its LANE_PARALLEL batch */
+};
+
 struct store {
 	const struct sql_backend *be;
-	struct sql_conn *conn; /* store thread only, once started */
 	char *url;
 	unsigned char key[CRYPTO_KEY_LEN];
 	char instance_id[160];
 	unsigned batch_max, queue_max;
 
-	pthread_t thread;
-	int thread_started;
+	struct lane *lanes;
+	unsigned nlanes;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	/* under mu */
@@ -92,6 +147,7 @@ struct store {
 	int up;
 	int held;
 	struct store_counters count;
+	struct keyset blocked; /* scratch of take_batch */
 	char down_reason[sizeof(((struct sql_fail *)0)->message) + 64];
 
 	struct event_base *base;
@@ -108,13 +164,6 @@ struct store {
 	struct store_item *s_head, *s_tail; /* under smu */
 	int s_busy, s_stop;                 /* under smu */
 	int sync_fd;                        /* under smu; -1: commits are durable */
-
-	/* store thread */
-	uint64_t stat_batches, stat_reruns, stat_safe; /* published to count under mu */
-	int64_t last_batch_end_us; /* monotonic */
-	struct store_item **batch;
-	struct sql_script script;
-	struct store_exec exec;
 };
 
 const char *store_status_name(enum store_status status)
@@ -188,6 +237,8 @@ static void item_free(struct store_item *it)
 	if (!it)
 		return;
 	store_unit_free(it->unit);
+	if (it->keys != it->key_one)
+		free(it->keys);
 	json_decref(it->params);
 	json_decref(it->result);
 	json_decref(it->scratch);
@@ -345,15 +396,20 @@ static void complete(struct store *st, struct store_item *list)
 	}
 }
 
-/* Publishes the store thread's batch figures to the counters (before the
- * batch's items are reported, so a caller that saw them done sees the
- * batch counted). Store thread. */
-static void publish_batch(struct store *st, uint64_t us)
+/* Publishes a lane's batch figures to the counters (before the batch's
+ * items are reported, so a caller that saw them done sees the batch
+ * counted); `beside`: the batch started while another lane ran one. The
+ * lane's thread. */
+static void publish_batch(struct lane *ln, uint64_t us, int beside)
 {
+	struct store *st = ln->st;
+
 	pthread_mutex_lock(&st->mu);
-	st->count.batches = st->stat_batches;
-	st->count.reruns = st->stat_reruns;
-	st->count.safe_batches = st->stat_safe;
+	st->count.batches += ln->d_batches;
+	st->count.reruns += ln->d_reruns;
+	st->count.safe_batches += ln->d_safe;
+	st->count.overlapped += (uint64_t)(beside && ln->d_batches);
+	ln->d_batches = ln->d_reruns = ln->d_safe = 0;
 	st->count.batch_us += us;
 	if (us > st->count.batch_us_max)
 		st->count.batch_us_max = us;
@@ -447,11 +503,11 @@ static void finish_batch(struct store *st, struct store_item *list)
 }
 
 /* Waits until the syncer holds nothing, then takes (or drops, attach 0)
- * the current connection's durable descriptor. The store thread calls it
+ * the current connection's durable descriptor. Lane 0 calls it
  * around its connection changes, so the syncer never syncs a closed one. */
 static void sync_attach(struct store *st, int attach)
 {
-	int fd = attach && st->be->durable_fd ? st->be->durable_fd(st->conn) : -1;
+	int fd = attach && st->be->durable_fd ? st->be->durable_fd(st->lanes[0].conn) : -1;
 
 	pthread_mutex_lock(&st->smu);
 	while (st->s_head || st->s_busy)
@@ -490,18 +546,19 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 
 enum { EXEC_DONE = 0, EXEC_RETRY_CONN = 1, EXEC_RETRY_BUSY = 2 };
 
-static int run_control(struct store *st, int slot, struct sql_fail *f)
+static int run_control(struct lane *ln, int slot, struct sql_fail *f)
 {
 	struct sql_stmt s = {0};
 
 	s.def = SQL_DEF(slot);
-	return st->be->run(st->conn, &s, 1, f);
+	return ln->st->be->run(ln->conn, &s, 1, f);
 }
 
 /* A failure that concerns the whole batch: retry it, or fail every item. */
-static int batch_error(struct store *st, struct store_item **items, size_t n,
+static int batch_error(struct lane *ln, struct store_item **items, size_t n,
 		       const struct sql_fail *f, const char *when)
 {
+	struct store *st = ln->st;
 	struct sql_fail ignored;
 
 	if (f->code == SQL_ERR_CONN) {
@@ -510,8 +567,8 @@ static int batch_error(struct store *st, struct store_item **items, size_t n,
 		pthread_mutex_unlock(&st->mu);
 		return EXEC_RETRY_CONN;
 	}
-	if (st->be->in_txn(st->conn))
-		run_control(st, SQL_ROLLBACK, &ignored);
+	if (st->be->in_txn(ln->conn))
+		run_control(ln, SQL_ROLLBACK, &ignored);
 	if (f->code == SQL_ERR_BUSY) {
 		log_warn("store", "database busy %s (%s): retrying the batch", when, f->message);
 		return EXEC_RETRY_BUSY;
@@ -524,11 +581,11 @@ static int batch_error(struct store *st, struct store_item **items, size_t n,
 	return EXEC_DONE;
 }
 
-static int build_item(struct store *st, struct store_item *it, unsigned index, int bulk)
+static int build_item(struct lane *ln, struct store_item *it, unsigned index, int bulk)
 {
 	if (it->unit)
-		return store_unit_build(&st->exec, it, index, &st->script, bulk);
-	return store_op_build(&st->exec, it, index, &st->script);
+		return store_unit_build(&ln->exec, it, index, &ln->script, bulk);
+	return store_op_build(&ln->exec, it, index, &ln->script);
 }
 
 /*
@@ -547,9 +604,10 @@ static int build_item(struct store *st, struct store_item *it, unsigned index, i
  * SAVEPOINT per item and per-unit statements, so each further bad item is
  * rolled back alone and the others go on.
  */
-static int exec_batch(struct store *st, struct store_item **items, size_t n)
+static int exec_batch(struct lane *ln, struct store_item **items, size_t n)
 {
-	struct sql_script *s = &st->script;
+	struct store *st = ln->st;
+	struct sql_script *s = &ln->script;
 	struct sql_fail f, rf;
 	int safe = 0, failures = 0, committed, pg = st->be->dialect == SQL_PG, units_only = 1;
 	size_t i;
@@ -559,7 +617,7 @@ static int exec_batch(struct store *st, struct store_item **items, size_t n)
 		units_only &= items[i]->unit != NULL;
 	}
 attempt:
-	st->exec.now_ms = store_now_ms();
+	ln->exec.now_ms = store_now_ms();
 	for (i = 0; i < n; i++) {
 		if (!items[i]->final)
 			store_item_reset(items[i]);
@@ -568,8 +626,8 @@ attempt:
 	 * optimistic path, COMMIT with the last one - one round trip for a
 	 * batch of one chunk instead of three. */
 	committed = 0;
-	if (!pg && run_control(st, SQL_BEGIN, &f) < 0)
-		return batch_error(st, items, n, &f, "starting a transaction");
+	if (!pg && run_control(ln, SQL_BEGIN, &f) < 0)
+		return batch_error(ln, items, n, &f, "starting a transaction");
 	i = 0;
 	while (i < n) {
 		size_t j = i, more = n;
@@ -588,7 +646,7 @@ attempt:
 			}
 			if (safe && it->phase == 0)
 				sql_script_add(s, SQL_DEF(SQL_SAVEPOINT), 0, (unsigned)j);
-			rc = s->oom ? -1 : build_item(st, it, (unsigned)j, bulk);
+			rc = s->oom ? -1 : build_item(ln, it, (unsigned)j, bulk);
 			if (bulk && it->unit)
 				s->bytes += store_unit_order_bytes(it->unit);
 			if (rc < 0 || s->oom) {
@@ -604,7 +662,7 @@ attempt:
 				if (it->phase > 0) {
 					/* Its earlier phases ran: undo them too. */
 					if (!safe) {
-						run_control(st, SQL_ROLLBACK, &rf);
+						run_control(ln, SQL_ROLLBACK, &rf);
 						goto attempt;
 					}
 					sql_script_add(s, SQL_DEF(SQL_ROLLBACK_TO), 0, (unsigned)j);
@@ -623,7 +681,7 @@ attempt:
 			j++;
 		}
 		if (bulk)
-			store_unit_build_orders_bulk(&st->exec, items, i, more < n ? more : j, s);
+			store_unit_build_orders_bulk(&ln->exec, items, i, more < n ? more : j, s);
 		/* Only when no row callback can fail (units count rows; an op's
 		 * callback may run out of memory after COMMIT already ran). */
 		if (bulk && units_only && (more < n ? more : j) >= n) {
@@ -632,53 +690,53 @@ attempt:
 		}
 		if (s->oom) {
 			struct sql_fail oomf = {0, SQL_ERR_OTHER, "out of memory building the batch"};
-			return batch_error(st, items, n, &oomf, "building the batch");
+			return batch_error(ln, items, n, &oomf, "building the batch");
 		}
-		if (s->n && st->be->run(st->conn, s->stmts, s->n, &f) < 0) {
+		if (s->n && st->be->run(ln->conn, s->stmts, s->n, &f) < 0) {
 			const struct sql_stmt *bad = &s->stmts[f.index];
 			size_t fi = bad->item;
 
 			committed = 0;
 			if (f.code == SQL_ERR_CONN || f.code == SQL_ERR_BUSY)
-				return batch_error(st, items, n, &f, "running the batch");
+				return batch_error(ln, items, n, &f, "running the batch");
 			if (bad->def == SQL_DEF(SQL_BEGIN) || bad->def == SQL_DEF(SQL_COMMIT))
-				return batch_error(st, items, n, &f, bad->def == SQL_DEF(SQL_BEGIN)
+				return batch_error(ln, items, n, &f, bad->def == SQL_DEF(SQL_BEGIN)
 								      ? "starting a transaction"
 								      : "committing");
 			if (fi == SQL_ITEM_MANY) {
 				/* The bulk statement: find the culprit unit by unit. */
-				if (st->be->in_txn(st->conn)) {
-					run_control(st, SQL_ROLLBACK, &rf);
-					if (st->be->in_txn(st->conn))
-						return batch_error(st, items, n, &rf, "rolling back");
+				if (st->be->in_txn(ln->conn)) {
+					run_control(ln, SQL_ROLLBACK, &rf);
+					if (st->be->in_txn(ln->conn))
+						return batch_error(ln, items, n, &rf, "rolling back");
 				}
 				log_debug("store", "bulk statement failed (%s): running the batch "
 						   "unit by unit", f.message);
 				safe = 1;
-				st->stat_reruns++;
+				ln->d_reruns++;
 				goto attempt;
 			}
-			if (!safe || f.code == SQL_ERR_CLIENT || !st->be->in_txn(st->conn)) {
+			if (!safe || f.code == SQL_ERR_CLIENT || !st->be->in_txn(ln->conn)) {
 				/* No savepoint to go back to, later statements of the chunk
 				 * may have run (a failed row callback on PostgreSQL), or the
 				 * database dropped the transaction itself: roll everything
 				 * back and run the batch again without this item. */
-				if (st->be->in_txn(st->conn)) {
-					run_control(st, SQL_ROLLBACK, &rf);
-					if (st->be->in_txn(st->conn))
-						return batch_error(st, items, n, &rf, "rolling back");
+				if (st->be->in_txn(ln->conn)) {
+					run_control(ln, SQL_ROLLBACK, &rf);
+					if (st->be->in_txn(ln->conn))
+						return batch_error(ln, items, n, &rf, "rolling back");
 				}
 				item_fail(items[fi], bad, &f, "while writing");
 				if (++failures >= 2)
 					safe = 1;
-				st->stat_reruns++;
+				ln->d_reruns++;
 				goto attempt;
 			}
-			if (run_control(st, SQL_ROLLBACK_TO, &rf) < 0 ||
-			    run_control(st, SQL_RELEASE, &rf) < 0) {
+			if (run_control(ln, SQL_ROLLBACK_TO, &rf) < 0 ||
+			    run_control(ln, SQL_RELEASE, &rf) < 0) {
 				if (rf.code == SQL_ERR_CONN)
-					return batch_error(st, items, n, &rf, "rolling back an item");
-				run_control(st, SQL_ROLLBACK, &rf);
+					return batch_error(ln, items, n, &rf, "rolling back an item");
+				run_control(ln, SQL_ROLLBACK, &rf);
 				item_fail(items[fi], bad, &f, "while writing");
 				goto attempt;
 			}
@@ -695,20 +753,19 @@ attempt:
 		if (items[i]->final)
 			continue;
 		if (items[i]->unit)
-			store_unit_done(&st->exec, items[i]);
+			store_unit_done(&ln->exec, items[i]);
 		else
-			store_op_done(&st->exec, items[i]);
+			store_op_done(&ln->exec, items[i]);
 	}
-	if (!committed && run_control(st, SQL_COMMIT, &f) < 0)
-		return batch_error(st, items, n, &f, "committing");
-	st->stat_batches++;
-	st->stat_safe += safe;
+	if (!committed && run_control(ln, SQL_COMMIT, &f) < 0)
+		return batch_error(ln, items, n, &f, "committing");
+	ln->d_batches++;
+	ln->d_safe += (uint64_t)safe;
 	return EXEC_DONE;
 }
 
-/* ---- the store thread ---------------------------------------------------------------- */
+/* ---- the lanes ---------------------------------------------------------------- */
 
-/* Waits on st->cv for at most ms milliseconds. Called with st->mu held. */
 /* Waits on st->cv for at most us microseconds. Called with st->mu held. */
 static void wait_us(struct store *st, int64_t us)
 {
@@ -726,20 +783,10 @@ static void wait_us(struct store *st, int64_t us)
 	pthread_cond_timedwait(&st->cv, &st->mu, &ts);
 }
 
+/* Waits on st->cv for at most ms milliseconds. Called with st->mu held. */
 static void wait_ms(struct store *st, int64_t ms)
 {
-	struct timespec ts;
-
-	if (ms <= 0)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+	wait_us(st, ms * 1000);
 }
 
 /* Takes the queued items whose deadline passed. Called with st->mu held. */
@@ -809,88 +856,329 @@ static void queue_prune(struct store *st)
 	pthread_mutex_unlock(&st->mu);
 }
 
-static void *store_main(void *arg)
+static void keyset_clear(struct keyset *k)
 {
-	struct store *st = arg;
-	int64_t backoff = BACKOFF_MIN_MS, next_retry = 0, next_prune;
-	struct hub_error err;
-	char last_reason[sizeof(err.message)] = "";
-	int reconnect_now = 0;
+	if (k->n)
+		memset(k->slot, 0, k->cap * sizeof(*k->slot));
+	k->n = 0;
+}
 
-	next_prune = store_now_ms() + PRUNE_EVERY_MS;
-	for (;;) {
-		struct store_item *expired, *it;
-		int64_t now = store_now_ms();
-		size_t n = 0;
-		int rc;
+static int keyset_has(const struct keyset *k, uint64_t h)
+{
+	if (!k->n)
+		return 0;
+	h = h ? h : 1;
+	for (size_t i = h & (k->cap - 1); k->slot[i]; i = (i + 1) & (k->cap - 1)) {
+		if (k->slot[i] == h)
+			return 1;
+	}
+	return 0;
+}
 
-		pthread_mutex_lock(&st->mu);
-		expired = take_expired(st, now);
-		if (!st->up) {
-			if (st->closing) {
-				struct store_item *all = take_all(st);
-				for (it = all; it; it = it->next)
-					item_unavailable(it, "closed while the database was "
-							     "unreachable", st->down_reason);
-				pthread_mutex_unlock(&st->mu);
-				complete(st, expired);
-				complete(st, all);
+static void keyset_put(struct keyset *k, uint64_t h)
+{
+	size_t i;
+
+	h = h ? h : 1;
+	for (i = h & (k->cap - 1); k->slot[i]; i = (i + 1) & (k->cap - 1)) {
+		if (k->slot[i] == h)
+			return;
+	}
+	k->slot[i] = h;
+	k->n++;
+}
+
+/* Makes room for `more` keys (load at most one half). 0, or -1 when out of
+ * memory (the set is unchanged). */
+static int keyset_reserve(struct keyset *k, size_t more)
+{
+	struct keyset grown;
+	size_t cap = k->cap ? k->cap : 64;
+
+	if (2 * (k->n + more) <= k->cap)
+		return 0;
+	while (2 * (k->n + more) > cap)
+		cap *= 2;
+	grown.slot = calloc(cap, sizeof(*grown.slot));
+	if (!grown.slot)
+		return -1;
+	grown.cap = cap;
+	grown.n = 0;
+	for (size_t i = 0; i < k->cap; i++) {
+		if (k->slot[i])
+			keyset_put(&grown, k->slot[i]);
+	}
+	free(k->slot);
+	*k = grown;
+	return 0;
+}
+
+/* Adds an item's keys. 0, or -1 when out of memory (nothing added). */
+static int keyset_add_item(struct keyset *k, const struct store_item *it)
+{
+	if (keyset_reserve(k, it->nkeys) < 0)
+		return -1;
+	for (unsigned i = 0; i < it->nkeys; i++)
+		keyset_put(k, it->keys[i]);
+	return 0;
+}
+
+/* Whether one of the item's rows is in the set. */
+static int keyset_hits(const struct keyset *k, const struct store_item *it)
+{
+	for (unsigned i = 0; i < it->nkeys; i++) {
+		if (keyset_has(k, it->keys[i]))
+			return 1;
+	}
+	return 0;
+}
+
+/* The busiest state among the lanes other than ln. st->mu held. */
+static int others_busy(const struct store *st, const struct lane *ln)
+{
+	int busy = LANE_IDLE;
+
+	for (unsigned k = 0; k < st->nlanes; k++) {
+		if (&st->lanes[k] != ln && st->lanes[k].busy > busy)
+			busy = st->lanes[k].busy;
+	}
+	return busy;
+}
+
+/* Whether another lane's running batch writes one of the item's rows, or a
+ * unit held back before it in this take does. st->mu held. */
+static int conflicts(const struct store *st, const struct lane *ln, const struct store_item *it)
+{
+	for (unsigned k = 0; k < st->nlanes; k++) {
+		const struct lane *o = &st->lanes[k];
+
+		if (o != ln && o->busy == LANE_PARALLEL && keyset_hits(&o->keys, it))
+			return 1;
+	}
+	return keyset_hits(&st->blocked, it);
+}
+
+/*
+ * Moves the lane's next batch from the queue to ln->batch and marks the lane
+ * busy. With no other lane running: the queue's head, in order, up to
+ * batch_max (LANE_PARALLEL when every item is a parallel unit, else
+ * LANE_ALONE). Beside a parallel batch: the parallel units up to the first
+ * item that must run alone, leaving in the queue, in order, those that share
+ * a row with a running batch or with a unit left before them. Beside a
+ * batch that runs alone: nothing. Returns the batch's size (0: nothing may
+ * run now); *beside: another lane runs. st->mu held.
+ */
+static size_t take_batch(struct store *st, struct lane *ln, int *beside)
+{
+	struct store_item *it, *prev = NULL, *next;
+	int others = others_busy(st, ln), alone = 0;
+	size_t n = 0;
+
+	*beside = others != LANE_IDLE;
+	keyset_clear(&ln->keys);
+	if (others == LANE_ALONE)
+		return 0;
+	if (others == LANE_IDLE) {
+		while (st->q_head && n < st->batch_max) {
+			it = st->q_head;
+			st->q_head = it->next;
+			st->q_len--;
+			it->next = NULL;
+			ln->batch[n++] = it;
+			alone |= !it->nkeys;
+		}
+		if (!st->q_head)
+			st->q_tail = NULL;
+		for (size_t i = 0; !alone && st->nlanes > 1 && i < n; i++)
+			alone = keyset_add_item(&ln->keys, ln->batch[i]) < 0;
+		ln->busy = alone ? LANE_ALONE : LANE_PARALLEL;
+		return n;
+	}
+	keyset_clear(&st->blocked);
+	for (it = st->q_head; it && n < st->batch_max; it = next) {
+		next = it->next;
+		if (!it->nkeys)
+			break;
+		if (conflicts(st, ln, it)) {
+			if (keyset_add_item(&st->blocked, it) < 0)
 				break;
-			}
-			if (!reconnect_now && now < next_retry) {
-				wait_ms(st, next_retry - now < 1000 ? next_retry - now : 1000);
-				pthread_mutex_unlock(&st->mu);
-				complete(st, expired);
-				continue;
-			}
+			prev = it;
+			continue;
+		}
+		if (keyset_add_item(&ln->keys, it) < 0)
+			break;
+		if (prev)
+			prev->next = next;
+		else
+			st->q_head = next;
+		if (st->q_tail == it)
+			st->q_tail = prev;
+		st->q_len--;
+		it->next = NULL;
+		ln->batch[n++] = it;
+	}
+	if (n)
+		ln->busy = LANE_PARALLEL;
+	return n;
+}
+
+/* The lane's batch is over: other lanes may take what it held back.
+ * st->mu held. */
+static void lane_idle(struct store *st, struct lane *ln)
+{
+	ln->busy = LANE_IDLE;
+	if (st->nlanes > 1)
+		pthread_cond_broadcast(&st->cv);
+}
+
+/* Lane 0 while the database is unreachable: reconnects with backoff; at
+ * close, reports what is queued as unavailable. Called with st->mu held;
+ * returns with it released. Returns 1 when the lane should stop. */
+static int lane0_down(struct lane *ln, struct store_item *expired, int64_t now, int *reconnect_now,
+		      int64_t *next_retry, int64_t *backoff, char *last_reason, size_t reason_size)
+{
+	struct store *st = ln->st;
+	struct hub_error err;
+
+	if (st->closing) {
+		struct store_item *all, *it;
+
+		if (others_busy(st, ln) != LANE_IDLE) {
+			/* A lane's batch may still come back to the queue. */
+			wait_ms(st, 100);
 			pthread_mutex_unlock(&st->mu);
 			complete(st, expired);
-			reconnect_now = 0;
-			if (st->be->connect(&st->conn, st->url, &err) == 0) {
-				size_t queued;
+			return 0;
+		}
+		all = take_all(st);
+		for (it = all; it; it = it->next)
+			item_unavailable(it, "closed while the database was unreachable",
+					 st->down_reason);
+		pthread_mutex_unlock(&st->mu);
+		complete(st, expired);
+		complete(st, all);
+		return 1;
+	}
+	if (!*reconnect_now && now < *next_retry) {
+		wait_ms(st, *next_retry - now < 1000 ? *next_retry - now : 1000);
+		pthread_mutex_unlock(&st->mu);
+		complete(st, expired);
+		return 0;
+	}
+	pthread_mutex_unlock(&st->mu);
+	complete(st, expired);
+	*reconnect_now = 0;
+	if (st->be->connect(&ln->conn, st->url, &err) == 0) {
+		size_t queued;
 
-				sync_attach(st, 1);
-				pthread_mutex_lock(&st->mu);
-				st->up = 1;
-				st->count.reconnects++;
-				queued = st->q_len;
-				pthread_mutex_unlock(&st->mu);
-				log_info("store", "database reachable again; %zu queued items resume",
-					 queued);
-				backoff = BACKOFF_MIN_MS;
-			} else {
-				pthread_mutex_lock(&st->mu);
-				snprintf(st->down_reason, sizeof(st->down_reason), "%s", err.message);
-				pthread_mutex_unlock(&st->mu);
-				/* Once per outage (and when the reason changes), not at
-				 * every retry. */
-				log_msg(backoff == BACKOFF_MIN_MS || strcmp(last_reason, err.message)
-						? LOG_WARN : LOG_DEBUG,
-					"store", "database unreachable (%s); retrying with backoff",
-					err.message);
-				snprintf(last_reason, sizeof(last_reason), "%s", err.message);
-				next_retry = store_now_ms() + backoff;
-				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+		sync_attach(st, 1);
+		pthread_mutex_lock(&st->mu);
+		st->up = 1;
+		st->count.reconnects++;
+		queued = st->q_len;
+		pthread_cond_broadcast(&st->cv);
+		pthread_mutex_unlock(&st->mu);
+		log_info("store", "database reachable again; %zu queued items resume", queued);
+		*backoff = BACKOFF_MIN_MS;
+	} else {
+		pthread_mutex_lock(&st->mu);
+		snprintf(st->down_reason, sizeof(st->down_reason), "%s", err.message);
+		pthread_mutex_unlock(&st->mu);
+		/* Once per outage (and when the reason changes), not at every
+		 * retry. */
+		log_msg(*backoff == BACKOFF_MIN_MS || strcmp(last_reason, err.message) ? LOG_WARN
+											: LOG_DEBUG,
+			"store", "database unreachable (%s); retrying with backoff", err.message);
+		snprintf(last_reason, reason_size, "%s", err.message);
+		*next_retry = store_now_ms() + *backoff;
+		*backoff = *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff * 2;
+	}
+	return 0;
+}
+
+/* A lane other than 0 without a connection, while the store is up: connects
+ * (with backoff; the other lanes carry the load meanwhile). Called with
+ * st->mu held; returns with it released. */
+static void lane_connect(struct lane *ln, int64_t now)
+{
+	struct store *st = ln->st;
+	struct hub_error err;
+
+	if (now < ln->next_connect_ms) {
+		wait_ms(st, ln->next_connect_ms - now < 1000 ? ln->next_connect_ms - now : 1000);
+		pthread_mutex_unlock(&st->mu);
+		return;
+	}
+	pthread_mutex_unlock(&st->mu);
+	if (st->be->connect(&ln->conn, st->url, &err) == 0) {
+		ln->backoff_ms = BACKOFF_MIN_MS;
+		return;
+	}
+	log_msg(ln->backoff_ms == BACKOFF_MIN_MS ? LOG_WARN : LOG_DEBUG, "store",
+		"lane %u cannot connect (%s); the other lanes carry the work meanwhile", ln->id,
+		err.message);
+	ln->next_connect_ms = store_now_ms() + ln->backoff_ms;
+	ln->backoff_ms = ln->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ln->backoff_ms * 2;
+}
+
+static void *lane_main(void *arg)
+{
+	struct lane *ln = arg;
+	struct store *st = ln->st;
+	int64_t backoff = BACKOFF_MIN_MS, next_retry = 0, next_prune;
+	char last_reason[sizeof(((struct hub_error *)0)->message)] = "";
+	int reconnect_now = 0, first = ln->id == 0;
+
+	next_prune = store_now_ms() + PRUNE_EVERY_MS;
+	ln->backoff_ms = BACKOFF_MIN_MS;
+	for (;;) {
+		struct store_item *expired = NULL;
+		int64_t now = store_now_ms();
+		size_t n;
+		int rc, beside;
+
+		pthread_mutex_lock(&st->mu);
+		if (first) {
+			expired = take_expired(st, now);
+			if (!st->up) {
+				if (lane0_down(ln, expired, now, &reconnect_now, &next_retry, &backoff,
+					       last_reason, sizeof(last_reason)))
+					break;
+				continue;
 			}
+		} else if (st->closing) {
+			pthread_mutex_unlock(&st->mu);
+			break;
+		} else if (!st->up) {
+			wait_ms(st, 1000);
+			pthread_mutex_unlock(&st->mu);
+			continue;
+		} else if (!ln->conn) {
+			lane_connect(ln, now);
 			continue;
 		}
 		if (!st->q_head || (st->held && !st->closing)) {
 			if (st->closing) {
-				pthread_mutex_unlock(&st->mu);
-				complete(st, expired);
-				break;
+				if (others_busy(st, ln) == LANE_IDLE) {
+					pthread_mutex_unlock(&st->mu);
+					complete(st, expired);
+					break;
+				}
+				/* A lane's batch may still come back to the queue. */
+				wait_ms(st, 100);
+			} else {
+				wait_ms(st, 1000);
 			}
-			wait_ms(st, 1000);
 			pthread_mutex_unlock(&st->mu);
 			complete(st, expired);
-			if (store_now_ms() >= next_prune) {
+			if (first && store_now_ms() >= next_prune) {
 				next_prune = store_now_ms() + PRUNE_EVERY_MS;
 				queue_prune(st);
 			}
 			continue;
 		}
 		if (st->q_len < LINGER_ITEMS && !st->closing &&
-		    mono_us() - st->last_batch_end_us < LINGER_BUSY_US) {
+		    mono_us() - ln->last_batch_end_us < LINGER_BUSY_US) {
 			int64_t left = st->q_head->queued_us + LINGER_US - mono_us();
 
 			if (left > 0) {
@@ -900,14 +1188,25 @@ static void *store_main(void *arg)
 				continue;
 			}
 		}
-		while (st->q_head && n < st->batch_max) {
-			it = st->q_head;
-			st->q_head = it->next;
-			if (!st->q_head)
-				st->q_tail = NULL;
-			st->q_len--;
-			it->next = NULL;
-			st->batch[n++] = it;
+		if (st->nlanes > 1 && others_busy(st, ln) == LANE_PARALLEL && !st->closing &&
+		    st->q_len < BESIDE_ITEMS) {
+			int64_t left = st->q_head->queued_us + BESIDE_US - mono_us();
+
+			if (left > 0) {
+				wait_us(st, left);
+				pthread_mutex_unlock(&st->mu);
+				complete(st, expired);
+				continue;
+			}
+		}
+		n = take_batch(st, ln, &beside);
+		if (!n) {
+			/* Everything queued waits for another lane's batch, which
+			 * wakes us when it ends. */
+			wait_ms(st, 1000);
+			pthread_mutex_unlock(&st->mu);
+			complete(st, expired);
+			continue;
 		}
 		pthread_mutex_unlock(&st->mu);
 		complete(st, expired);
@@ -915,35 +1214,43 @@ static void *store_main(void *arg)
 		{
 			int64_t t0 = mono_us();
 
-			rc = exec_batch(st, st->batch, n);
-			st->last_batch_end_us = mono_us();
-			publish_batch(st, (uint64_t)(st->last_batch_end_us - t0));
+			rc = exec_batch(ln, ln->batch, n);
+			ln->last_batch_end_us = mono_us();
+			publish_batch(ln, (uint64_t)(ln->last_batch_end_us - t0), beside);
 		}
 		if (rc == EXEC_RETRY_CONN) {
-			sync_attach(st, 0);
-			st->be->disconnect(st->conn);
-			st->conn = NULL;
+			if (first)
+				sync_attach(st, 0);
+			st->be->disconnect(ln->conn);
+			ln->conn = NULL;
 			pthread_mutex_lock(&st->mu);
-			st->up = 0;
-			requeue(st, st->batch, n);
+			if (first)
+				st->up = 0;
+			requeue(st, ln->batch, n);
+			lane_idle(st, ln);
 			pthread_mutex_unlock(&st->mu);
 			log_warn("store", "lost the database connection (%s); %zu items stay queued",
 				 st->down_reason, n);
 			/* One immediate attempt (a restarted server), then backoff. */
 			reconnect_now = 1;
+			ln->next_connect_ms = 0;
 			continue;
 		}
 		if (rc == EXEC_RETRY_BUSY) {
 			pthread_mutex_lock(&st->mu);
-			requeue(st, st->batch, n);
+			requeue(st, ln->batch, n);
+			lane_idle(st, ln);
 			pthread_mutex_unlock(&st->mu);
 			usleep(20000);
 			continue;
 		}
 		for (size_t k = 0; k + 1 < n; k++)
-			st->batch[k]->next = st->batch[k + 1];
-		st->batch[n - 1]->next = NULL;
-		finish_batch(st, st->batch[0]);
+			ln->batch[k]->next = ln->batch[k + 1];
+		ln->batch[n - 1]->next = NULL;
+		pthread_mutex_lock(&st->mu);
+		lane_idle(st, ln);
+		pthread_mutex_unlock(&st->mu);
+		finish_batch(st, ln->batch[0]);
 	}
 	return NULL;
 }
@@ -974,7 +1281,6 @@ int store_open(struct store **out, struct event_base *base, const struct store_o
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&st->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	sql_script_init(&st->script);
 	st->be = sql_backend_for(opt->url);
 	if (!st->be) {
 		const char *colon = strchr(opt->url, ':');
@@ -986,10 +1292,25 @@ int store_open(struct store **out, struct event_base *base, const struct store_o
 	st->url = strdup(opt->url);
 	st->batch_max = opt->batch_max ? opt->batch_max : BATCH_DEFAULT;
 	st->queue_max = opt->queue_max ? opt->queue_max : QUEUE_DEFAULT;
-	st->batch = calloc(st->batch_max, sizeof(*st->batch));
-	if (!st->url || !st->batch) {
+	st->nlanes = st->be->dialect == SQL_PG ? LANES_PG : 1;
+	if (st->be->dialect == SQL_PG && opt->lanes)
+		st->nlanes = opt->lanes < LANES_MAX ? opt->lanes : LANES_MAX;
+	st->lanes = calloc(st->nlanes, sizeof(*st->lanes));
+	if (!st->url || !st->lanes) {
 		hub_error_set(err, NULL, "store: out of memory");
 		goto fail;
+	}
+	for (unsigned k = 0; k < st->nlanes; k++) {
+		struct lane *ln = &st->lanes[k];
+
+		ln->st = st;
+		ln->id = k;
+		sql_script_init(&ln->script);
+		ln->batch = calloc(st->batch_max, sizeof(*ln->batch));
+		if (!ln->batch) {
+			hub_error_set(err, NULL, "store: out of memory");
+			goto fail;
+		}
 	}
 	if (opt->instance_id) {
 		snprintf(st->instance_id, sizeof(st->instance_id), "%s", opt->instance_id);
@@ -1001,14 +1322,19 @@ int store_open(struct store **out, struct event_base *base, const struct store_o
 	}
 	if (crypto_key_load(opt->state_dir, st->key, err) < 0)
 		goto fail;
-	if (st->be->connect(&st->conn, st->url, err) < 0)
+	/* Lane 0 connects now (and migrates); the others from their thread. */
+	if (st->be->connect(&st->lanes[0].conn, st->url, err) < 0)
 		goto fail;
-	if (sql_migrate(st->be, st->conn, &version, err) < 0)
+	if (sql_migrate(st->be, st->lanes[0].conn, &version, err) < 0)
 		goto fail;
-	st->exec.dialect = st->be->dialect;
-	st->exec.key = st->key;
-	st->exec.instance_id = st->instance_id;
-	st->exec.schema_version = version;
+	for (unsigned k = 0; k < st->nlanes; k++) {
+		struct store_exec *x = &st->lanes[k].exec;
+
+		x->dialect = st->be->dialect;
+		x->key = st->key;
+		x->instance_id = st->instance_id;
+		x->schema_version = version;
+	}
 	st->up = 1;
 	st->base = base;
 	if (base) {
@@ -1024,7 +1350,7 @@ int store_open(struct store **out, struct event_base *base, const struct store_o
 	}
 	/* Before the store thread, whose first batch may need it. Without
 	 * the syncer the commits would never be synced: refuse to open. */
-	if (st->be->durable_fd && st->be->durable_fd(st->conn) >= 0) {
+	if (st->be->durable_fd && st->be->durable_fd(st->lanes[0].conn) >= 0) {
 		if (pthread_create(&st->syncer, NULL, sync_main, st) != 0) {
 			hub_error_set(err, NULL, "store: cannot start the syncer thread");
 			goto fail;
@@ -1032,12 +1358,15 @@ int store_open(struct store **out, struct event_base *base, const struct store_o
 		st->syncer_started = 1;
 		sync_attach(st, 1);
 	}
-	if (pthread_create(&st->thread, NULL, store_main, st) != 0) {
-		hub_error_set(err, NULL, "store: cannot start the store thread");
-		goto fail;
+	for (unsigned k = 0; k < st->nlanes; k++) {
+		if (pthread_create(&st->lanes[k].thread, NULL, lane_main, &st->lanes[k]) != 0) {
+			hub_error_set(err, NULL, "store: cannot start the store's thread %u", k);
+			goto fail;
+		}
+		st->lanes[k].started = 1;
 	}
-	st->thread_started = 1;
-	log_info("store", "%s store open (schema version %d)", st->be->name, version);
+	log_info("store", "%s store open (schema version %d, %u connection%s)", st->be->name,
+		 version, st->nlanes, st->nlanes == 1 ? "" : "s");
 	*out = st;
 	return 0;
 fail:
@@ -1049,12 +1378,14 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
-	if (st->thread_started) {
-		pthread_mutex_lock(&st->mu);
-		st->closing = 1;
-		pthread_cond_broadcast(&st->cv);
-		pthread_mutex_unlock(&st->mu);
-		pthread_join(st->thread, NULL);
+	pthread_mutex_lock(&st->mu);
+	st->closing = 1;
+	pthread_cond_broadcast(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+	/* Lane 0 commits what is queued once the others gave back theirs. */
+	for (unsigned k = 0; st->lanes && k < st->nlanes; k++) {
+		if (st->lanes[k].started)
+			pthread_join(st->lanes[k].thread, NULL);
 	}
 	if (st->syncer_started) {
 		/* It syncs and reports what the store thread handed it first. */
@@ -1071,10 +1402,17 @@ void store_close(struct store *st)
 		close(st->notify_fd[0]);
 	if (st->notify_fd[1] >= 0)
 		close(st->notify_fd[1]);
-	if (st->conn)
-		st->be->disconnect(st->conn);
-	sql_script_release(&st->script);
-	free(st->batch);
+	for (unsigned k = 0; st->lanes && k < st->nlanes; k++) {
+		struct lane *ln = &st->lanes[k];
+
+		if (ln->conn)
+			st->be->disconnect(ln->conn);
+		sql_script_release(&ln->script);
+		free(ln->batch);
+		free(ln->keys.slot);
+	}
+	free(st->lanes);
+	free(st->blocked.slot);
 	free(st->url);
 	OPENSSL_cleanse(st->key, sizeof(st->key));
 	pthread_cond_destroy(&st->cv);
@@ -1130,10 +1468,36 @@ int store_available(struct store *st, char *why, size_t size)
 
 /* ---- submitting -------------------------------------------------------------------------- */
 
+/* With lanes, notes the rows a parallel unit writes (store_unit_keys);
+ * an item without keys runs alone. Submitting thread. */
+static void item_keys(struct store *st, struct store_item *it)
+{
+	int n;
+
+	if (st->nlanes < 2 || !it->unit)
+		return;
+	n = store_unit_keys(it->unit, it->key_one, 2);
+	if (n > 2) {
+		uint64_t *keys = malloc((size_t)n * sizeof(*keys));
+
+		if (!keys || store_unit_keys(it->unit, keys, (size_t)n) != n) {
+			free(keys);
+			return;
+		}
+		it->keys = keys;
+	} else if (n > 0) {
+		it->keys = it->key_one;
+	}
+	if (n > 0)
+		it->nkeys = (unsigned)n;
+}
+
 /* Queues an item. Returns 0, or -1 with err (the item is not queued). */
 static int enqueue(struct store *st, struct store_item *it, struct hub_error *err)
 {
 	int rc = -1;
+
+	item_keys(st, it);
 
 	pthread_mutex_lock(&st->mu);
 	if (st->closing)

@@ -62,6 +62,8 @@ struct store_options {
 	unsigned batch_max;      /* items per transaction; 0 = 1000 */
 	unsigned queue_max;      /* items queued before submit refuses; 0 = 100000 */
 	const char *instance_id; /* who claims jobs; NULL = "<hostname>:<pid>" */
+	unsigned lanes;          /* PostgreSQL: connections writing batches side by side
+	                            (1-8; 0 = 2); SQLite always has one */
 };
 
 /*
@@ -97,6 +99,7 @@ struct store_counters {
 	uint64_t items_failed;  /* completed with an outcome other than ok/not_found */
 	uint64_t reruns;        /* batches run again without a failed item */
 	uint64_t safe_batches;  /* batches that fell back to a savepoint per item */
+	uint64_t overlapped;    /* batches that ran beside another (PostgreSQL lanes) */
 	uint64_t reconnects;    /* connections re-established after a loss */
 	uint64_t syncs;         /* syncs the store made of committed batches (SQLite "full":
 	                           the WAL, before reporting them); 0 when commits sync */

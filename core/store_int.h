@@ -115,6 +115,10 @@ struct store_item {
 	int64_t deadline_ms;
 	int fail_fast;
 	int64_t queued_us; /* monotonic time it was queued (group commit) */
+	/* Lanes: the hashes of the rows a parallel unit writes (see
+	 * store_unit_keys); nkeys 0 and keys NULL for an item that runs alone. */
+	uint64_t *keys, key_one[2];
+	unsigned nkeys;
 };
 
 /* What builders may use while the store thread builds a batch. */
@@ -162,6 +166,16 @@ void store_unit_done(struct store_exec *x, struct store_item *it);
 /* Whether the bulk statement may carry the unit's receipt: a webhook
  * delivery holding nothing but order records. */
 int store_unit_receipt_foldable(const struct store_unit *u);
+
+/*
+ * Lanes (core/store.c): the rows a unit writes, as hashes, when the unit may
+ * run in a batch beside another lane's batch - a unit holding only order
+ * records, with no cursor, token, job, dead letter or injected fault. Fills
+ * keys[0..max) with the hashes of its webhook receipt and of each order's
+ * key, and returns how many it has (possibly more than max: call again with
+ * room), or -1 when the unit must run alone. Any thread.
+ */
+int store_unit_keys(const struct store_unit *u, uint64_t *keys, size_t max);
 
 /*
  * Appends the statements of the op's current phase (it->phase, from 0).

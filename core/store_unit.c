@@ -982,6 +982,32 @@ static int same_key(const struct store_unit *a, const struct unit_record *ra,
 	       strcmp(a->connector, b->connector) == 0 && strcmp(a->merchant, b->merchant) == 0;
 }
 
+int store_unit_keys(const struct store_unit *u, uint64_t *keys, size_t max)
+{
+	size_t n = 0;
+
+	if (u->nrecords == 0 || u->ndead || u->njobs || u->cursor || u->stream || u->has_token ||
+	    u->fault)
+		return -1;
+	for (size_t i = 0; i < u->nrecords; i++) {
+		if (u->records[i].kind != HUB_RECORD_ORDER)
+			return -1;
+	}
+	if (u->delivery_id) {
+		const char *parts[2] = {u->connector, u->delivery_id};
+
+		if (n < max)
+			keys[n] = hash_texts(parts, 2);
+		n++;
+	}
+	for (size_t i = 0; i < u->nrecords; i++) {
+		if (n < max)
+			keys[n] = key_hash(u, &u->records[i]);
+		n++;
+	}
+	return (int)n;
+}
+
 /* Decides where the receipts of the foldable units among items[from..to)
  * go: into the bulk statement (b->folded, rpos[i - from] = its 1-based
  * position), or, for a unit that shares an order (shared[i - from]) or its

@@ -10,7 +10,7 @@
 #
 #   bench/webhooks/run.sh [--builddir DIR] [--store sqlite|postgresql|both]
 #       [--seconds N] [--connections C] [--threads T] [--budget R] [--perf]
-#       [--workers W] [--pg-as-installed]
+#       [--workers W] [--store-connections N] [--pg-as-installed]
 #
 # --seconds: length of the durable run (the ceiling runs take half each);
 # --budget: deliveries generated per second of run (each is sent at most
@@ -18,8 +18,10 @@
 # out, the RESULT line says so); --perf: record a CPU profile of hubd during
 # the durable run (perf, cpu-clock) and print where the time goes;
 # --workers: hubd's http.webhook_workers (default: hubd's own choice, one
-# on a machine with two or more CPUs); --pg-as-installed: PostgreSQL with
-# its stock settings on a fresh cluster (default: the settings
+# on a machine with two or more CPUs); --store-connections: hubd's
+# store_connections (PostgreSQL only; default: hubd's, 2);
+# --pg-as-installed: PostgreSQL with its stock settings on a fresh cluster
+# (default: the settings
 # docs/configuration.md recommends for hubd, and a warm-up that leaves the
 # cluster in the steady state of a running server; fsync, synchronous_commit
 # and full_page_writes are on either way).
@@ -34,6 +36,7 @@ THREADS=1
 BUDGET=16000
 PERF=0
 WORKERS=
+STORE_CONNS=
 PG_TUNED=1
 PG_TUNED_CONF='shared_buffers = 2GB
 wal_buffers = 64MB
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
 	--budget) BUDGET=$2; shift ;;
 	--perf) PERF=1 ;;
 	--workers) WORKERS=$2; shift ;;
+	--store-connections) STORE_CONNS=$2; shift ;;
 	--pg-as-installed) PG_TUNED=0 ;;
 	*) die "unknown option $1 (see the header of $0)" ;;
 	esac
@@ -69,7 +73,7 @@ COUNT=$((SECONDS_RUN * BUDGET))
 CEIL_S=$(((SECONDS_RUN + 1) / 2))
 
 machine_facts
-echo "command: $0 --store ${STORES// /+} --seconds $SECONDS_RUN --connections $CONNS --threads $THREADS --budget $BUDGET${WORKERS:+ --workers $WORKERS}$([ "$PG_TUNED" = 0 ] && echo " --pg-as-installed")"
+echo "command: $0 --store ${STORES// /+} --seconds $SECONDS_RUN --connections $CONNS --threads $THREADS --budget $BUDGET${WORKERS:+ --workers $WORKERS}${STORE_CONNS:+ --store-connections $STORE_CONNS}$([ "$PG_TUNED" = 0 ] && echo " --pg-as-installed")"
 say "generating $COUNT signed deliveries"
 "$BENCHBIN/webhooks/hookgen" --fixtures "$FIXTURES" --secret "$SECRET" --count "$COUNT" \
 	--parts "$THREADS" --out "$BENCH_TMP/req" --run "$(date +%s)"
@@ -150,7 +154,7 @@ $HUB_PG_CONF}" pg_start
 	# One Shopify connector, declared paused: webhooks are accepted while
 	# paused, and the sync hint they raise starts no polling.
 	hubd_config "$BENCH_TMP/hubd-$store.json" "$port" "$state" "$url" \
-		"\"connectors\": [{\"name\": \"bench\", \"plugin\": \"shopify\", \"merchant\": \"bench\",
+		"${STORE_CONNS:+\"store_connections\": $STORE_CONNS, }\"connectors\": [{\"name\": \"bench\", \"plugin\": \"shopify\", \"merchant\": \"bench\",
 		  \"enabled\": false, \"config\": {\"shop\": \"bench.myshopify.com\", \"access_token\": \"shpat_bench\",
 		  \"webhook_secret\": \"$SECRET\", \"api_base\": \"http://127.0.0.1:9\"}}]"
 	if [ -n "$WORKERS" ]; then
@@ -190,14 +194,14 @@ $HUB_PG_CONF}" pg_start
 	k0=$(cpu_ticks "$wrk_pid" 2>/dev/null || echo 0)
 	g0=$(pg_ticks)
 	s0=$(metric 'hub_webhooks_total{connector="bench",result="stored"}')
-	STORE_KEYS="hub_store_batches_total hub_store_items_total hub_store_batch_seconds_total hub_store_batch_seconds_max hub_store_syncs_total hub_store_sync_seconds_total hub_store_sync_seconds_max"
-	read -r sb0 si0 ss0 _ sy0 syt0 _ <<<"$(metrics $STORE_KEYS)"
+	STORE_KEYS="hub_store_batches_total hub_store_items_total hub_store_batch_seconds_total hub_store_batch_seconds_max hub_store_syncs_total hub_store_sync_seconds_total hub_store_sync_seconds_max hub_store_batches_overlapped_total"
+	read -r sb0 si0 ss0 _ sy0 syt0 _ so0 <<<"$(metrics $STORE_KEYS)"
 	nap "$window"
 	c1=$(sys_cpu)
 	h1=$(hub_threads "$HUB_PID")
 	k1=$(cpu_ticks "$wrk_pid" 2>/dev/null || echo 0)
 	g1=$(pg_ticks)
-	read -r sb1 si1 ss1 smax sy1 syt1 symax <<<"$(metrics $STORE_KEYS)"
+	read -r sb1 si1 ss1 smax sy1 syt1 symax so1 <<<"$(metrics $STORE_KEYS)"
 	s1=$(metric 'hub_webhooks_total{connector="bench",result="stored"}')
 	wrk_wait webhooks
 	run=$WRK_RESULT
@@ -251,9 +255,10 @@ $HUB_PG_CONF}" pg_start
 		printf " %.0f webhooks/s in the window; load average %s\n", n / s, load }'
 	# What the store thread did in the window (its own counters).
 	awk -v b=$((sb1 - sb0)) -v i=$((si1 - si0)) -v t="$ss0" -v u="$ss1" -v m="$smax" -v st_name="$store" \
-		-v y=$((sy1 - sy0)) -v yt="$syt0" -v yu="$syt1" -v ym="$symax" 'BEGIN {
+		-v y=$((sy1 - sy0)) -v yt="$syt0" -v yu="$syt1" -v ym="$symax" -v o=$((${so1:-0} - ${so0:-0})) 'BEGIN {
 		if (b > 0) printf "%s store over the window: %d batches, %.1f items per batch, %.2f ms per batch, longest %.1f ms",
 			st_name, b, i / b, (u - t) * 1000 / b, m * 1000
+		if (o > 0) printf " (%d ran beside another on the second connection)", o
 		if (y > 0) printf "; the store synced the WAL %d times, %.2f ms each, longest %.1f ms", y, (yu - yt) * 1000 / y, ym * 1000
 		if (b > 0) printf "\n" }'
 	rate=$(awk -v n="$acked" -v d="$(field duration_us "$run")" 'BEGIN {printf "%.0f", n / (d / 1e6)}')

@@ -172,6 +172,34 @@ static void retry_limits_accepted(void **state)
 	}
 }
 
+/* store_connections: PostgreSQL's lanes; absent means the store's default
+ * (0 here), and SQLite accepts 1 (its only writer). */
+static void store_connections_accepted(void **state)
+{
+	static const struct {
+		const char *text;
+		unsigned want;
+	} good[] = {
+		{"{\"state_dir\":\"/x\",\"store\":\"postgresql://db/hub\"}", 0},
+		{"{\"state_dir\":\"/x\",\"store\":\"postgresql://db/hub\",\"store_connections\":4}", 4},
+		{"{\"state_dir\":\"/x\",\"store\":\"postgres://db/hub\",\"store_connections\":8}", 8},
+		{"{\"state_dir\":\"/x\",\"store_connections\":1}", 1},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct hub_config cfg;
+		int rc;
+		char *msg = load(good[i].text, &rc, &cfg);
+
+		if (rc != 0)
+			fail_msg("%s refused: %s", good[i].text, msg);
+		assert_int_equal(cfg.store_connections, good[i].want);
+		free(msg);
+		config_release(&cfg);
+	}
+}
+
 static void bad_configs_refused(void **state)
 {
 	refused("{\"state_dir\":\"/x\",", "invalid JSON");
@@ -183,6 +211,14 @@ static void bad_configs_refused(void **state)
 	refused("{\"state_dir\":\"/x\",\"listen\":\"h:99999\"}", "listen:");
 	refused("{\"state_dir\":\"/x\",\"store\":\"mysql://x\"}", "store: \"mysql://x\" must be sqlite:PATH");
 	refused("{\"state_dir\":\"/x\",\"store\":\"sqlite:\"}", "store: sqlite: needs a file path");
+	refused("{\"state_dir\":\"/x\",\"store_connections\":2}",
+		"hubd.json: store_connections: 2 connections need a PostgreSQL store: SQLite has one writer");
+	refused("{\"state_dir\":\"/x\",\"store\":\"postgresql://db/hub\",\"store_connections\":9}",
+		"store_connections: must be between 1 and 8, found 9");
+	refused("{\"state_dir\":\"/x\",\"store\":\"postgresql://db/hub\",\"store_connections\":0}",
+		"store_connections: must be between 1 and 8, found 0");
+	refused("{\"state_dir\":\"/x\",\"store\":\"postgresql://db/hub\",\"store_connections\":\"2\"}",
+		"store_connections: must be an integer, found a string");
 	refused("{\"state_dir\":\"/x\",\"redis\":\"http://r\"}", "redis:");
 	refused("{\"state_dir\":\"/x\",\"log\":{\"level\":\"loud\"}}", "log.level: \"loud\" must be one of");
 	refused("{\"state_dir\":\"/x\",\"log\":{\"format\":\"xml\"}}", "log.format: \"xml\" must be text or json");
@@ -383,6 +419,7 @@ int main(void)
 		cmocka_unit_test(good_config_gets_defaults),
 		cmocka_unit_test(full_config_accepted),
 		cmocka_unit_test(retry_limits_accepted),
+		cmocka_unit_test(store_connections_accepted),
 		cmocka_unit_test(bad_configs_refused),
 		cmocka_unit_test(every_problem_reported),
 		cmocka_unit_test(missing_file_refused),

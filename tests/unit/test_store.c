@@ -745,6 +745,123 @@ static void test_duplicates_in_batches(void **state)
 	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM webhook_receipts"), 13);
 }
 
+struct op_slot {
+	int *pending;
+	enum store_status status;
+	json_t *result;
+};
+
+static void op_done(void *arg, enum store_status status, json_t *result,
+		    const struct hub_error *err)
+{
+	struct op_slot *s = arg;
+
+	(void)err;
+	s->status = status;
+	s->result = json_incref(result);
+	(*s->pending)--;
+}
+
+/*
+ * Lanes: on PostgreSQL two batches of webhook units run side by side, each
+ * on its own connection, when they write different rows. With small
+ * batches and units that share orders and delivery ids, the outcome must be
+ * what one lane gives: the newest version of each order, one stored copy of
+ * each delivery, and an op that sees exactly the units queued before it
+ * (none after). SQLite has one lane and must give the same.
+ */
+static void test_lanes_keep_order(void **state)
+{
+	struct fixture *f = *state;
+	int pg = strcmp(store_backend(f->st), "postgresql") == 0;
+	enum { FIRST = 60, REPEATS = 4, AFTER = 60 };
+	struct store_unit *units[FIRST + REPEATS + AFTER];
+	struct slot slots[FIRST + REPEATS + AFTER];
+	struct store_counters before, after;
+	struct op_slot op = {0};
+	int pending = 0, n = 0;
+	char id[32], del[32];
+	char *text;
+
+	store_close(f->st);
+	open_store(f, 4);
+	/* 60 deliveries over 10 orders (each order in 6 versions, its newest
+	 * from the last delivery that carries it), then repeats of 4 of those
+	 * deliveries with a newer version (duplicates: they must write
+	 * nothing), then the op, then 60 deliveries of 60 new orders. */
+	for (int i = 0; i < FIRST; i++) {
+		snprintf(id, sizeof(id), "k%d", i % 10);
+		snprintf(del, sizeof(del), "L%d", i);
+		units[n] = unit("shop");
+		add(units[n], HUB_RECORD_ORDER, make_order(id, i + 1, 2));
+		store_unit_set_receipt(units[n++], del, T0 + 86400000);
+	}
+	for (int i = 0; i < REPEATS; i++) {
+		snprintf(id, sizeof(id), "k%d", i);
+		snprintf(del, sizeof(del), "L%d", FIRST - 10 + i);
+		units[n] = unit("shop");
+		add(units[n], HUB_RECORD_ORDER, make_order(id, 1000, 1));
+		store_unit_set_receipt(units[n++], del, T0 + 86400000);
+	}
+	for (int i = 0; i < AFTER; i++) {
+		snprintf(id, sizeof(id), "m%d", i);
+		snprintf(del, sizeof(del), "M%d", i);
+		units[n] = unit("shop");
+		add(units[n], HUB_RECORD_ORDER, make_order(id, 1, 1));
+		store_unit_set_receipt(units[n++], del, T0 + 86400000);
+	}
+	store_counters(f->st, &before);
+	store_hold(f->st, 1);
+	for (int i = 0; i < n; i++) {
+		memset(&slots[i], 0, sizeof(slots[i]));
+		slots[i].pending = &pending;
+		pending++;
+		assert_int_equal(store_submit(f->st, units[i], unit_done, &slots[i], NULL), 0);
+		if (i == FIRST + REPEATS - 1) {
+			op.pending = &pending;
+			pending++;
+			assert_int_equal(store_call(f->st, STORE_OP_STATS, NULL, op_done, &op, NULL), 0);
+		}
+	}
+	store_hold(f->st, 0);
+	run_loop(f, &pending, 30000);
+	assert_int_equal(pending, 0);
+	store_counters(f->st, &after);
+
+	for (int i = 0; i < n; i++) {
+		if (i >= FIRST && i < FIRST + REPEATS) {
+			assert_int_equal(slots[i].res.status, STORE_DUPLICATE);
+			assert_int_equal(slots[i].res.written, 0);
+		} else {
+			assert_int_equal(slots[i].res.status, STORE_OK);
+		}
+	}
+	/* The op ran after the 64 units queued before it and before the 60
+	 * queued after it. */
+	assert_int_equal(op.status, STORE_OK);
+	assert_int_equal(json_integer_value(json_object_get(op.result, "orders")), 10);
+	json_decref(op.result);
+	for (int k = 0; k < 10; k++) {
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "SELECT updated_at_ms FROM orders WHERE external_id = 'k%d'",
+			 k);
+		text = raw_query(f, sql);
+		assert_non_null(text);
+		assert_int_equal(strtoll(text, NULL, 10), T0 + (FIRST - 10 + k + 1) * 1000);
+		free(text);
+	}
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders"), 10 + AFTER);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines"), 10 * 2 + AFTER);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM webhook_receipts"), FIRST + AFTER);
+	/* Batches of at most 4: at least 31 for 124 units and the op. */
+	assert_true(after.batches - before.batches >= (FIRST + REPEATS + AFTER) / 4 + 1);
+	if (pg)
+		assert_true(after.overlapped > before.overlapped);
+	else
+		assert_int_equal(after.overlapped, 0);
+}
+
 static void test_dead_letters(void **state)
 {
 	struct fixture *f = *state;
@@ -1648,6 +1765,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unit_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_webhook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates_in_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lanes_keep_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batches_synced_before_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
