@@ -161,6 +161,8 @@ struct job {
 	struct hub_msg m;
 	int verify;
 	int on_worker;
+	struct metric *stored;         /* the connector's "stored" counter (loop) */
+	int submitted;                 /* the unit went to the store from the worker */
 	/* outputs */
 	struct store_unit *u;          /* filled by run() */
 	int status;                    /* HTTP status to answer */
@@ -251,19 +253,66 @@ out:
 	msg_release(&job->m);
 }
 
+static int submit(struct job *job, struct hub_error *err);
+
+/* On a worker: run, then queue a readable delivery's unit for the store
+ * from here, rather than after a hop back to the loop (the answer comes
+ * from the commit's callback, on the loop, either way). */
 static void run_on_worker(struct wpool_job *work)
 {
-	run((struct job *)work);
+	struct job *job = (struct job *)work;
+	struct hub_error err;
+
+	run(job);
+	if (job->status != 200 || !job->r)
+		return;
+	if (submit(job, &err) == 0) {
+		job->submitted = 1;
+	} else {
+		job->status = 503;
+		snprintf(job->msg, sizeof(job->msg), "%s", err.message);
+	}
 }
 
-/* Answers the delivery once run() is done. Loop thread; frees job. */
+/* Hands a readable delivery's unit to the store, whose callback answers
+ * it after the commit. Returns 0 (the unit is the store's), or -1 with
+ * err set (the unit is freed; nothing was queued). Loop thread or worker:
+ * it touches only the job, the request pointer and the store's queue. */
+static int submit(struct job *job, struct hub_error *err)
+{
+	struct store_unit *u = job->u;
+	struct pending *p = calloc(1, sizeof(*p));
+
+	job->u = NULL;
+	if (!p) {
+		store_unit_free(u);
+		hub_error_set(err, NULL, "out of memory");
+		return -1;
+	}
+	p->hub = job->hub;
+	p->r = job->r;
+	p->records = job->nrecords;
+	p->stored = job->stored;
+	snprintf(p->connector, sizeof(p->connector), "%s", job->connector);
+	snprintf(p->topic, sizeof(p->topic), "%s", job->topic);
+	store_unit_set_deadline(u, host_now_ms() + COMMIT_DEADLINE_MS);
+	memset(err, 0, sizeof(*err));
+	if (store_submit(job->hub->store, u, committed, p, err) < 0) {
+		free(p);
+		return -1;
+	}
+	return 0;
+}
+
+/* Answers the delivery once run() is done (or, when the worker already
+ * submitted its unit, leaves the answer to the commit). Loop thread; frees
+ * job. */
 static void finish(struct job *job)
 {
 	struct hub *hub = job->hub;
 	struct server_req *r = job->r;
 	struct store_unit *u = job->u;
 	struct hub_error err;
-	struct pending *p;
 	int status = job->status;
 	const char *name = job->connector;
 
@@ -281,6 +330,8 @@ static void finish(struct job *job)
 		goto out;
 	}
 	sync_hint(hub->sync, job->inst->conn);
+	if (job->submitted)
+		goto out;
 	store_unit_set_deadline(u, host_now_ms() + COMMIT_DEADLINE_MS);
 	if (status == 422) {
 		/* Keep the raw delivery as a dead letter, then tell the sender. */
@@ -290,26 +341,12 @@ static void finish(struct job *job)
 		server_reply_error(r, 422, "invalid_payload", "%s (kept as a dead letter)", job->msg);
 		goto out;
 	}
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		store_unit_free(u);
-		server_reply_error(r, 503, "unavailable", "out of memory");
-		goto out;
-	}
-	p->hub = hub;
-	p->r = r;
-	p->records = job->nrecords;
-	if (!job->inst->conn->webhooks_stored)
-		job->inst->conn->webhooks_stored = counter(hub, name, "stored");
-	p->stored = job->inst->conn->webhooks_stored;
-	snprintf(p->connector, sizeof(p->connector), "%s", name);
-	snprintf(p->topic, sizeof(p->topic), "%s", job->topic);
-	memset(&err, 0, sizeof(err));
-	if (store_submit(hub->store, u, committed, p, &err) < 0) {
-		free(p);
+	/* The store may refuse it, here or on the worker (job->msg). */
+	if (status == 503 || submit(job, &err) < 0) {
 		count(hub, name, "unavailable");
 		server_add_header(r, "Retry-After", "5");
-		server_reply_error(r, 503, "store_unavailable", "nothing was stored: %s; retry later", err.message);
+		server_reply_error(r, 503, "store_unavailable", "nothing was stored: %s; retry later",
+				   status == 503 ? job->msg : err.message);
 	}
 out:
 	instance_release(job->inst);
@@ -361,6 +398,9 @@ static void hook(struct server_req *r)
 	}
 	job->r = r;
 	job->verify = 1;
+	if (!job->inst->conn->webhooks_stored)
+		job->inst->conn->webhooks_stored = counter(hub, connector_name(c), "stored");
+	job->stored = job->inst->conn->webhooks_stored;
 	request_msg(r, &job->m);
 	if (hub->hooks && instance_webhooks_reentrant(job->inst)) {
 		job->on_worker = 1;
