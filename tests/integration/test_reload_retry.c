@@ -30,18 +30,16 @@
 #include "../harness/hub.h"
 #include "../harness/proc.h"
 
-static char dir[256], hubd_bin[512], sandbox_bin[512], plugins[512], cfg_path[600], hub_log[600], token[128];
-static int hub_port, sb_port;
-static struct proc hub, sandbox;
+static struct hubt_env env;
 
 static void sb_url(char *buf, size_t size, const char *path)
 {
-	snprintf(buf, size, "http://127.0.0.1:%d%s", sb_port, path);
+	hubt_url(buf, size, env.sb_port, path);
 }
 
 static void hub_url(char *buf, size_t size, const char *path)
 {
-	snprintf(buf, size, "http://127.0.0.1:%d%s", hub_port, path);
+	hubt_url(buf, size, env.hub_port, path);
 }
 
 /* Writes hubd's config with `retry` as its retry section. */
@@ -55,54 +53,17 @@ static void write_config(const char *retry)
 		 "{\"name\":\"s1\",\"plugin\":\"shopify\",\"merchant\":\"m\",\"poll_interval_s\":3600,"
 		 "\"config\":{\"shop\":\"shop-1.myshopify.com\",\"access_token\":\"shpat_sandbox_1\","
 		 "\"api_base\":\"http://127.0.0.1:%d/shops/shop-1.myshopify.com\"}}]}",
-		 hub_port, dir, plugins, retry, sb_port);
-	assert_int_equal(proc_write_file(cfg_path, cfg), 0);
+		 env.hub_port, env.dir, env.plugins, retry, env.sb_port);
+	assert_int_equal(proc_write_file(env.cfg_path, cfg), 0);
 }
 
 static int setup(void **state)
 {
-	char sbcfg[600], logp[600], url[160], port_s[32], sdir[600];
-	char *sargv[] = {sandbox_bin, "--listen", port_s, "--seed", "7", "--orders", "5",
-			 "--speed", "0", "--quiet", "--config", sbcfg, NULL};
-	char *hargv[] = {hubd_bin, "--config", cfg_path, NULL};
-
-	(void)state;
-	proc_build_path(hubd_bin, sizeof(hubd_bin), "hubd");
-	proc_build_path(sandbox_bin, sizeof(sandbox_bin), "hub-sandbox");
-	proc_build_path(plugins, sizeof(plugins), ".libs");
-	if (proc_tmpdir(dir, sizeof(dir), "hubreloadretry") < 0)
+	*state = &env;
+	if (hubt_env_start_sandbox(&env, "hubreloadretry", 7, 5, 1) < 0)
 		return -1;
-	hub_port = proc_free_port();
-	sb_port = proc_free_port();
-	snprintf(port_s, sizeof(port_s), "127.0.0.1:%d", sb_port);
-	snprintf(sbcfg, sizeof(sbcfg), "%s/sandbox.json", dir);
-	proc_write_file(sbcfg, "{\"shopify_shops\":1,\"woocommerce_stores\":0,\"amazon_sellers\":0,"
-			       "\"order_interval_s\":3600}");
-	snprintf(logp, sizeof(logp), "%s/sandbox.log", dir);
-	sb_url(url, sizeof(url), "/_sandbox/health");
-	if (hubt_start_ready(&sandbox, sargv, logp, url, 30000) < 0)
-		return -1;
-
-	snprintf(cfg_path, sizeof(cfg_path), "%s/hubd.json", dir);
 	write_config("{\"base_ms\":20,\"cap_ms\":100,\"max_attempts\":1}");
-	snprintf(hub_log, sizeof(hub_log), "%s/hubd.log", dir);
-	hub_url(url, sizeof(url), "/readyz");
-	if (hubt_start_ready(&hub, hargv, hub_log, url, 30000) < 0)
-		return -1;
-	snprintf(sdir, sizeof(sdir), "%s/state", dir);
-	return hubt_admin_token(sdir, token, sizeof(token));
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	proc_stop(&hub, SIGTERM, 15000, NULL);
-	proc_stop(&sandbox, SIGTERM, 5000, NULL);
-	if (getenv("HUB_TEST_KEEP"))
-		fprintf(stderr, "kept %s\n", dir);
-	else
-		proc_rmtree(dir);
-	return 0;
+	return hubt_env_start_hubd(&env);
 }
 
 /* Every Shopify request fails with a 5xx (on), or none (off). */
@@ -121,55 +82,25 @@ static void shopify_faults(int on)
 	th_response_release(&resp);
 }
 
-/* Requests the sandbox's Shopify API received since the last stats reset. */
-static long long shopify_requests(void)
-{
-	char url[160];
-	json_t *s;
-	long long n;
-
-	sb_url(url, sizeof(url), "/_sandbox/stats");
-	s = th_get_json(url, NULL);
-	assert_non_null(s);
-	n = (long long)json_integer_value(
-		json_object_get(json_object_get(json_object_get(s, "apis"), "shopify"), "requests"));
-	json_decref(s);
-	return n;
-}
-
-/* Resets the sandbox's stats, syncs the shop now and waits until the sync
+/* Resets the sandbox's stats, syncs the shop now and checks that the sync
  * ended `want` ("done" or "failed"). Returns the Shopify requests it made. */
 static long long sync_shop(const char *want)
 {
-	char url[160];
-	time_t deadline = time(NULL) + 20;
+	char state[128];
+	long long n;
 
-	sb_url(url, sizeof(url), "/_sandbox/stats/reset");
-	assert_int_equal(th_post_json(url, NULL, "{}"), 200);
-	hub_url(url, sizeof(url), "/v1/connectors/s1/sync");
-	assert_int_equal(th_post_json(url, token, "{}"), 202);
-	hub_url(url, sizeof(url), "/v1/connectors/s1/status");
-	for (;;) {
-		json_t *st = th_get_json(url, token);
-		const char *state = json_string_value(json_object_get(json_object_get(st, "sync"), "state"));
-		int done = state && strcmp(state, "running") != 0;
-
-		if (done && strcmp(state, want) != 0)
-			fail_msg("the shop's sync ended %s, not %s", state, want);
-		json_decref(st);
-		if (done)
-			break;
-		if (time(NULL) > deadline)
-			fail_msg("the shop's sync did not end");
-		usleep(50000);
-	}
-	return shopify_requests();
+	assert_int_equal(hubt_sandbox_stats_reset(&env), 200);
+	if (hubt_env_sync(&env, "s1", 20000, state, sizeof(state)) < 0 || strcmp(state, want) != 0)
+		fail_msg("the shop's sync: %s, not %s", state, want);
+	n = hubt_sandbox_requests(&env, "shopify");
+	assert_true(n >= 0);
+	return n;
 }
 
 /* Occurrences of `what` in hubd's log. */
 static int log_count(const char *what)
 {
-	char *log = proc_read_file(hub_log);
+	char *log = proc_read_file(env.hub_log);
 	int n = 0;
 
 	assert_non_null(log);
@@ -185,7 +116,7 @@ static void reload(const char *what)
 	int before = log_count(what);
 	time_t deadline = time(NULL) + 10;
 
-	assert_int_equal(kill(hub.pid, SIGHUP), 0);
+	assert_int_equal(kill(env.hub.pid, SIGHUP), 0);
 	while (log_count(what) == before) {
 		if (time(NULL) > deadline)
 			fail_msg("hubd did not log \"%s\" after SIGHUP", what);
@@ -254,5 +185,5 @@ int main(void)
 		cmocka_unit_test(sighup_applies_retry_policy),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, hubt_env_teardown);
 }
