@@ -316,6 +316,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	struct hub *hub = arg;
 	struct hub_config fresh;
 	struct cfg_problems problems = {0};
+	int retry_changed;
 
 	log_info("hubd", "SIGHUP: re-reading %s", hub->cfg.path);
 	if (config_load(hub->cfg.path, &fresh, &problems) < 0) {
@@ -334,9 +335,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	    fresh.max_total_connections != hub->cfg.max_total_connections)
 		log_warn("hubd", "outbound.max_in_flight, max_host_connections and max_total_connections changes "
 			 "take effect at the next restart");
-	if (fresh.retry_base_ms != hub->cfg.retry_base_ms || fresh.retry_cap_ms != hub->cfg.retry_cap_ms ||
-	    fresh.retry_max_attempts != hub->cfg.retry_max_attempts)
-		log_warn("hubd", "retry changes take effect at the next restart");
+	retry_changed = fresh.retry_base_ms != hub->cfg.retry_base_ms || fresh.retry_cap_ms != hub->cfg.retry_cap_ms ||
+			fresh.retry_max_attempts != hub->cfg.retry_max_attempts;
 	log_setup(fresh.log_level, fresh.log_format);
 	/* Keep what needs a restart, take the rest. */
 	{
@@ -353,12 +353,16 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		fresh.listen_port = keep_port;
 		fresh.state_dir = keep_state;
 		fresh.store = keep_store;
-		fresh.retry_base_ms = old.retry_base_ms;
-		fresh.retry_cap_ms = old.retry_cap_ms;
-		fresh.retry_max_attempts = old.retry_max_attempts;
 		hub->cfg = fresh;
 		config_release(&old);
 		memset(&fresh, 0, sizeof(fresh));
+		if (retry_changed && hub->sync) {
+			sync_set_retry(hub->sync, hub->cfg.retry_base_ms, hub->cfg.retry_cap_ms,
+				       hub->cfg.retry_max_attempts);
+			log_info("hubd", "retry policy now base_ms=%d cap_ms=%d max_attempts=%d (from the next failure "
+				 "on; backoffs already waiting keep their delay)", hub->cfg.retry_base_ms,
+				 hub->cfg.retry_cap_ms, hub->cfg.retry_max_attempts);
+		}
 		apply_declared(hub, hub->declared);
 		declared_applied(hub);
 		heap_trim("config reload");

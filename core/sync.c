@@ -1839,6 +1839,20 @@ void sync_kick_jobs(struct sync *sy)
 
 /* ---- engine --------------------------------------------------------------- */
 
+void sync_set_retry(struct sync *sy, int base_ms, int cap_ms, int max_attempts)
+{
+	/* Read at each failure and each backoff computed, never cached by a
+	 * stream or a job: replacing it here is all a reload needs. */
+	memset(&sy->policy, 0, sizeof(sy->policy));
+	sy->policy.base_ms = base_ms > 0 ? base_ms : 500;
+	sy->policy.cap_ms = cap_ms > 0 ? cap_ms : 60000;
+	sy->policy.max_attempts = max_attempts > 0 ? (unsigned)max_attempts : 8;
+	sy->policy.max_age_ms = 24LL * 3600 * 1000;
+	sy->o.retry_base_ms = base_ms;
+	sy->o.retry_cap_ms = cap_ms;
+	sy->o.retry_max_attempts = max_attempts;
+}
+
 struct sync *sync_new(const struct sync_opts *opts)
 {
 	struct sync *sy = calloc(1, sizeof(*sy));
@@ -1855,11 +1869,7 @@ struct sync *sync_new(const struct sync_opts *opts)
 		sy->o.token_margin_s = 120;
 	if (sy->o.request_timeout_ms <= 0)
 		sy->o.request_timeout_ms = 30000;
-	memset(&sy->policy, 0, sizeof(sy->policy));
-	sy->policy.base_ms = sy->o.retry_base_ms > 0 ? sy->o.retry_base_ms : 500;
-	sy->policy.cap_ms = sy->o.retry_cap_ms > 0 ? sy->o.retry_cap_ms : 60000;
-	sy->policy.max_attempts = sy->o.retry_max_attempts > 0 ? (unsigned)sy->o.retry_max_attempts : 8;
-	sy->policy.max_age_ms = 24LL * 3600 * 1000;
+	sync_set_retry(sy, sy->o.retry_base_ms, sy->o.retry_cap_ms, sy->o.retry_max_attempts);
 	sy->job_timer = evtimer_new(sy->o.base, job_tick, sy);
 	if (!sy->job_timer) {
 		free(sy);

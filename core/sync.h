@@ -77,6 +77,15 @@ int sync_busy(const struct sync *sy);
 /* Frees the engine (call after the loop stopped; connectors are detached). */
 void sync_free(struct sync *sy);
 
+/* Replaces the retry policy of stream steps, outbox jobs and token
+ * refreshes (as in sync_opts; 0 takes the default). It applies to every
+ * failure from now on: each backoff computed and each "attempts used up"
+ * decision after this call, including the next failure of a step that is
+ * already retrying (its attempts so far count against the new
+ * max_attempts). A backoff already waiting keeps the delay it was given.
+ * The caller checks the values (config_load does). Loop thread. */
+void sync_set_retry(struct sync *sy, int base_ms, int cap_ms, int max_attempts);
+
 /* Per-connector settings (from the config file or the admin API). */
 struct sync_settings {
 	int paused;

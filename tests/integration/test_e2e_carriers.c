@@ -29,9 +29,7 @@
 #define SHOPS 3
 static const char *const carriers[] = {"ups", "fedex", "usps", "dhl"};
 
-static char dir[256], hubd_bin[512], sandbox_bin[512], plugins[512], cfg_path[600], token[128];
-static int hub_port, sb_port;
-static struct proc hub, sandbox;
+static struct hubt_env env;
 
 /* GET url with one extra header (Shopify's token): the 200 body, or NULL. */
 static json_t *get_json_hdr(const char *url, const char *hdr)
@@ -50,52 +48,34 @@ static json_t *hub_get(const char *path)
 {
 	char url[512];
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", hub_port, path);
-	return th_get_json(url, token);
+	return th_get_json(hubt_url(url, sizeof(url), env.hub_port, path), env.token);
 }
 
 static int setup(void **state)
 {
-	char sbcfg[600], logp[600], url[160], port_s[32], shops_s[160], *cfg, path[600];
-	char *sargv[] = {sandbox_bin, "--listen", port_s, "--seed", "11", "--orders", "6",
-			 "--speed", "0", "--quiet", "--config", sbcfg, NULL};
-	char *hargv[] = {hubd_bin, "--config", cfg_path, NULL};
+	char url[160], *cfg;
 	const char *store = getenv("HUB_TEST_STORE_URL");
 	size_t cap = 1 << 16, len;
 
-	proc_build_path(hubd_bin, sizeof(hubd_bin), "hubd");
-	proc_build_path(sandbox_bin, sizeof(sandbox_bin), "hub-sandbox");
-	proc_build_path(plugins, sizeof(plugins), ".libs");
-	if (proc_tmpdir(dir, sizeof(dir), "hubcarriers") < 0)
-		return -1;
-	hub_port = proc_free_port();
-	sb_port = proc_free_port();
-	snprintf(port_s, sizeof(port_s), "127.0.0.1:%d", sb_port);
-	/* Shopify shops only (--shops would set every marketplace): every
-	 * parcel the carriers carry then belongs to a shop the hub syncs. */
-	snprintf(shops_s, sizeof(shops_s),
-		 "{\"shopify_shops\":%d,\"woocommerce_stores\":0,\"amazon_sellers\":0,\"order_interval_s\":3600}",
-		 SHOPS);
-	snprintf(sbcfg, sizeof(sbcfg), "%s/sandbox.json", dir);
-	proc_write_file(sbcfg, shops_s);
-	snprintf(logp, sizeof(logp), "%s/sandbox.log", dir);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/health", sb_port);
-	if (hubt_start_ready(&sandbox, sargv, logp, url, 30000) < 0)
+	*state = &env;
+	/* Shopify shops only: every parcel the carriers carry then belongs to
+	 * a shop the hub syncs. */
+	if (hubt_env_start_sandbox(&env, "hubcarriers", 11, 6, SHOPS) < 0)
 		return -1;
 
 	cfg = malloc(cap);
 	len = (size_t)snprintf(cfg, cap,
 			       "{\"listen\":\"127.0.0.1:%d\",\"state_dir\":\"%s/state\",\"plugin_dir\":\"%s\"%s%s%s,"
 			       "\"log\":{\"level\":\"%s\"},\"connectors\":[",
-			       hub_port, dir, plugins, store && *store ? ",\"store\":\"" : "",
+			       env.hub_port, env.dir, env.plugins, store && *store ? ",\"store\":\"" : "",
 			       store && *store ? store : "", store && *store ? "\"" : "",
-			       getenv("HUB_TEST_KEEP") ? "debug" : "warn");
+			       hubt_log_level());
 	for (int i = 1; i <= SHOPS; i++)
 		len += (size_t)snprintf(cfg + len, cap - len,
 					"{\"name\":\"s%d\",\"plugin\":\"shopify\",\"merchant\":\"m\",\"poll_interval_s\":2,"
 					"\"config\":{\"shop\":\"shop-%d.myshopify.com\",\"access_token\":\"shpat_sandbox_%d\","
 					"\"api_base\":\"http://127.0.0.1:%d/shops/shop-%d.myshopify.com\"}},",
-					i, i, i, sb_port, i);
+					i, i, i, env.sb_port, i);
 	len += (size_t)snprintf(cfg + len, cap - len,
 				"{\"name\":\"ups\",\"plugin\":\"ups\",\"merchant\":\"m\",\"poll_interval_s\":2,"
 				"\"rate_limits\":{\"track\":{\"burst\":20,\"rate\":20},\"oauth\":{\"burst\":5,\"rate\":5}},"
@@ -112,12 +92,14 @@ static int setup(void **state)
 				"{\"name\":\"dhl\",\"plugin\":\"dhl\",\"merchant\":\"m\",\"poll_interval_s\":2,"
 				"\"rate_limits\":{\"track\":{\"burst\":20,\"rate\":20}},"
 				"\"config\":{\"api_key\":\"dhl-sandbox-key\",\"api_base\":\"http://127.0.0.1:%d\"}}]}",
-				sb_port, sb_port, sb_port, sb_port);
-	snprintf(cfg_path, sizeof(cfg_path), "%s/hubd.json", dir);
-	proc_write_file(cfg_path, cfg);
+				env.sb_port, env.sb_port, env.sb_port, env.sb_port);
+	if (proc_write_file(env.cfg_path, cfg) < 0) {
+		free(cfg);
+		return -1;
+	}
 	free(cfg);
 
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/faults", sb_port);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/faults", env.sb_port);
 	/* Faults on everywhere: 10% 429s and 10% 5xx on Shopify, 5% each on the
 	 * carriers (whose circuit breakers would otherwise spend the test in
 	 * cool-downs). The hub honours a carrier 503's Retry-After for the whole
@@ -130,23 +112,7 @@ static int setup(void **state)
 		 "{\"api\":\"usps\",\"rate_429\":0.05,\"rate_5xx\":0.05,\"retry_after_s\":3},"
 		 "{\"api\":\"dhl\",\"rate_429\":0.05,\"rate_5xx\":0.05,\"retry_after_s\":3}]") != 200)
 		return -1;
-	snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", hub_port);
-	snprintf(path, sizeof(path), "%s/state", dir);
-	if (hubt_start_ready(&hub, hargv, logp, url, 30000) < 0 || hubt_admin_token(path, token, sizeof(token)) < 0)
-		return -1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	proc_stop(&hub, SIGTERM, 15000, NULL);
-	proc_stop(&sandbox, SIGTERM, 5000, NULL);
-	if (getenv("HUB_TEST_KEEP"))
-		fprintf(stderr, "kept %s\n", dir);
-	else
-		proc_rmtree(dir);
-	return 0;
+	return hubt_env_start_hubd(&env);
 }
 
 /* Truth per tracking number: delivered? and its scan events, as a sorted
@@ -218,7 +184,7 @@ static size_t load_truth(struct truth *t, size_t max)
 		char url[160];
 		json_t *all, *s;
 		size_t i;
-		snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/truth/%s/shipments", sb_port, carriers[c]);
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/_sandbox/truth/%s/shipments", env.sb_port, carriers[c]);
 		all = th_get_json(url, NULL);
 		assert_non_null(all);
 		json_array_foreach(json_object_get(all, "shipments"), i, s) {
@@ -347,8 +313,8 @@ static void sync_shops(void)
 	time_t deadline = time(NULL) + 120;
 
 	for (int i = 1; i <= SHOPS; i++) {
-		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/connectors/s%d/sync", hub_port, i);
-		assert_int_equal(th_post_json(url, token, "{}"), 202);
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/connectors/s%d/sync", env.hub_port, i);
+		assert_int_equal(th_post_json(url, env.token, "{}"), 202);
 	}
 	for (int i = 1; i <= SHOPS; i++) {
 		for (;;) {
@@ -372,8 +338,8 @@ static void resync_carriers(void)
 {
 	for (size_t c = 0; c < 4; c++) {
 		char url[160];
-		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/connectors/%s/sync", hub_port, carriers[c]);
-		assert_int_equal(th_post_json(url, token, "{}"), 202);
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/connectors/%s/sync", env.hub_port, carriers[c]);
+		assert_int_equal(th_post_json(url, env.token, "{}"), 202);
 	}
 }
 
@@ -394,7 +360,7 @@ static void check_pushed(void)
 		delivered_ships++;
 		snprintf(url, sizeof(url),
 			 "http://127.0.0.1:%d/shops/shop-%s.myshopify.com/admin/api/2026-07/orders/%s/fulfillments/%s/events.json",
-			 sb_port, conn + 1, json_string_value(json_object_get(s, "order_external_id")),
+			 env.sb_port, conn + 1, json_string_value(json_object_get(s, "order_external_id")),
 			 json_string_value(json_object_get(s, "external_id")));
 		snprintf(auth, sizeof(auth), "X-Shopify-Access-Token: shpat_sandbox_%s", conn + 1);
 		/* The check reads through the shop's own leaky bucket (40, 2/s):
@@ -433,7 +399,7 @@ static void followed_to_delivery(void **state)
 	 * carrier rechecks all its active numbers and we compare. */
 	for (int round = 0; round < 6; round++) {
 		time_t deadline;
-		assert_int_equal(hubt_tick(sb_port, 86400), 200);
+		assert_int_equal(hubt_tick(env.sb_port, 86400), 200);
 		sync_shops(); /* new fulfillments reach the hub first */
 		resync_carriers();
 		/* Room for a circuit that opens under the injected faults (30 s
@@ -467,7 +433,7 @@ static void followed_to_delivery(void **state)
 		for (;;) {
 			char murl[128];
 			struct th_response r;
-			snprintf(murl, sizeof(murl), "http://127.0.0.1:%d/metrics", hub_port);
+			snprintf(murl, sizeof(murl), "http://127.0.0.1:%d/metrics", env.hub_port);
 			th_http("GET", murl, NULL, NULL, 0, &r);
 			int idle = strstr(r.body, "\nhub_jobs_queued 0\n") != NULL;
 			th_response_release(&r);
@@ -486,7 +452,7 @@ static void followed_to_delivery(void **state)
 	{
 		struct th_response r;
 		char furl[128];
-		snprintf(furl, sizeof(furl), "http://127.0.0.1:%d/_sandbox/faults", sb_port);
+		snprintf(furl, sizeof(furl), "http://127.0.0.1:%d/_sandbox/faults", env.sb_port);
 		th_http("DELETE", furl, NULL, NULL, 0, &r);
 		th_response_release(&r);
 	}
@@ -498,5 +464,5 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(followed_to_delivery),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, hubt_env_teardown);
 }

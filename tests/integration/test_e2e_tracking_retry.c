@@ -29,14 +29,13 @@
 #include <sqlite3.h>
 
 #include "../harness/http.h"
+#include "../harness/hub.h"
 #include "../harness/proc.h"
 
 /* DHL's tracking round after the failed one comes this long later. */
 #define DHL_INTERVAL_S 8
 
-static char dir[256], hubd_bin[512], sandbox_bin[512], plugins[512], cfg_path[600], token[128];
-static int hub_port, sb_port;
-static struct proc hub, sandbox;
+static struct hubt_env env;
 
 static int64_t wall_ms(void)
 {
@@ -48,38 +47,20 @@ static int64_t wall_ms(void)
 
 static void sb_url(char *buf, size_t size, const char *path)
 {
-	snprintf(buf, size, "http://127.0.0.1:%d%s", sb_port, path);
+	hubt_url(buf, size, env.sb_port, path);
 }
 
 static void hub_url(char *buf, size_t size, const char *path)
 {
-	snprintf(buf, size, "http://127.0.0.1:%d%s", hub_port, path);
+	hubt_url(buf, size, env.hub_port, path);
 }
 
 static int setup(void **state)
 {
-	char sbcfg[600], logp[600], url[160], port_s[32], cfg[4096], path[600];
-	char *sargv[] = {sandbox_bin, "--listen", port_s, "--seed", "5", "--orders", "12",
-			 "--speed", "0", "--quiet", "--config", sbcfg, NULL};
-	char *hargv[] = {hubd_bin, "--config", cfg_path, NULL};
+	char url[160], cfg[4096];
 
-	(void)state;
-	proc_build_path(hubd_bin, sizeof(hubd_bin), "hubd");
-	proc_build_path(sandbox_bin, sizeof(sandbox_bin), "hub-sandbox");
-	proc_build_path(plugins, sizeof(plugins), ".libs");
-	if (proc_tmpdir(dir, sizeof(dir), "hubtrackretry") < 0)
-		return -1;
-	hub_port = proc_free_port();
-	sb_port = proc_free_port();
-	snprintf(port_s, sizeof(port_s), "127.0.0.1:%d", sb_port);
-	snprintf(sbcfg, sizeof(sbcfg), "%s/sandbox.json", dir);
-	proc_write_file(sbcfg, "{\"shopify_shops\":1,\"woocommerce_stores\":0,\"amazon_sellers\":0,"
-			       "\"order_interval_s\":3600}");
-	snprintf(logp, sizeof(logp), "%s/sandbox.log", dir);
-	if (proc_start(&sandbox, sargv, logp) < 0)
-		return -1;
-	sb_url(url, sizeof(url), "/_sandbox/health");
-	if (th_wait_ok(url, 30000) < 0)
+	*state = &env;
+	if (hubt_env_start_sandbox(&env, "hubtrackretry", 5, 12, 1) < 0)
 		return -1;
 	/* Every DHL request fails; 503s say Retry-After: 0, so the policy's
 	 * own windows decide the waits. */
@@ -97,36 +78,10 @@ static int setup(void **state)
 		 "{\"name\":\"dhl\",\"plugin\":\"dhl\",\"merchant\":\"m\",\"enabled\":false,\"poll_interval_s\":%d,"
 		 "\"rate_limits\":{\"track\":{\"burst\":20,\"rate\":20}},"
 		 "\"config\":{\"api_key\":\"dhl-sandbox-key\",\"api_base\":\"http://127.0.0.1:%d\"}}]}",
-		 hub_port, dir, plugins, getenv("HUB_TEST_KEEP") ? "debug" : "warn", sb_port, DHL_INTERVAL_S,
-		 sb_port);
-	snprintf(cfg_path, sizeof(cfg_path), "%s/hubd.json", dir);
-	proc_write_file(cfg_path, cfg);
-	snprintf(logp, sizeof(logp), "%s/hubd.log", dir);
-	hub_url(url, sizeof(url), "/readyz");
-	if (proc_start(&hub, hargv, logp) < 0 || th_wait_ok(url, 30000) < 0)
+		 env.hub_port, env.dir, env.plugins, hubt_log_level(), env.sb_port, DHL_INTERVAL_S, env.sb_port);
+	if (proc_write_file(env.cfg_path, cfg) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/state/admin.token", dir);
-	{
-		char *t = proc_read_file(path);
-		if (!t)
-			return -1;
-		t[strcspn(t, "\n")] = '\0';
-		snprintf(token, sizeof(token), "%s", t);
-		free(t);
-	}
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	proc_stop(&hub, SIGTERM, 15000, NULL);
-	proc_stop(&sandbox, SIGTERM, 5000, NULL);
-	if (getenv("HUB_TEST_KEEP"))
-		fprintf(stderr, "kept %s\n", dir);
-	else
-		proc_rmtree(dir);
-	return 0;
+	return hubt_env_start_hubd(&env);
 }
 
 /* What the store holds about the DHL numbers: their shipment_tracking rows
@@ -149,7 +104,7 @@ static void read_dhl(struct dhl_rows *r, int64_t now)
 	sqlite3_stmt *st = NULL;
 
 	memset(r, 0, sizeof(*r));
-	snprintf(path, sizeof(path), "%s/state/hub.db", dir);
+	snprintf(path, sizeof(path), "%s/state/hub.db", env.dir);
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
 	assert_int_equal(sqlite3_prepare_v2(db,
@@ -176,42 +131,19 @@ static void read_dhl(struct dhl_rows *r, int64_t now)
 /* Requests the sandbox's DHL API received since the last stats reset. */
 static long long dhl_requests(void)
 {
-	char url[160];
-	json_t *s;
-	long long n;
+	long long n = hubt_sandbox_requests(&env, "dhl");
 
-	sb_url(url, sizeof(url), "/_sandbox/stats");
-	s = th_get_json(url, NULL);
-	assert_non_null(s);
-	n = (long long)json_integer_value(json_object_get(json_object_get(json_object_get(s, "apis"), "dhl"),
-							  "requests"));
-	json_decref(s);
+	assert_true(n >= 0);
 	return n;
 }
 
 /* Syncs the shop now and waits until the sync is done. */
 static void sync_shop(void)
 {
-	char url[160];
-	time_t deadline = time(NULL) + 30;
+	char state[128];
 
-	hub_url(url, sizeof(url), "/v1/connectors/s1/sync");
-	assert_int_equal(th_post_json(url, token, "{}"), 202);
-	hub_url(url, sizeof(url), "/v1/connectors/s1/status");
-	for (;;) {
-		json_t *st = th_get_json(url, token);
-		const char *state = json_string_value(json_object_get(json_object_get(st, "sync"), "state"));
-		int done = state && strcmp(state, "running") != 0;
-
-		if (done && strcmp(state, "done") != 0)
-			fail_msg("the shop's sync ended %s", state);
-		json_decref(st);
-		if (done)
-			return;
-		if (time(NULL) > deadline)
-			fail_msg("the shop's sync did not finish");
-		usleep(100000);
-	}
+	if (hubt_env_sync(&env, "s1", 30000, state, sizeof(state)) < 0 || strcmp(state, "done") != 0)
+		fail_msg("the shop's sync: %s", state);
 }
 
 static void spent_retries_release_numbers(void **state)
@@ -234,10 +166,9 @@ static void spent_retries_release_numbers(void **state)
 	assert_int_equal(r.due, r.total);
 
 	/* One round, every request failing: the first attempt and one retry. */
-	sb_url(url, sizeof(url), "/_sandbox/stats/reset");
-	assert_int_equal(th_post_json(url, NULL, "{}"), 200);
+	assert_int_equal(hubt_sandbox_stats_reset(&env), 200);
 	hub_url(url, sizeof(url), "/v1/connectors/dhl/resume");
-	assert_int_equal(th_post_json(url, token, "{}"), 200);
+	assert_int_equal(th_post_json(url, env.token, "{}"), 200);
 	deadline = wall_ms() + 10000;
 	while ((requests = dhl_requests()) < 2 && wall_ms() < deadline)
 		usleep(20000);
@@ -284,5 +215,5 @@ int main(void)
 		cmocka_unit_test(spent_retries_release_numbers),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, hubt_env_teardown);
 }

@@ -34,20 +34,20 @@
 #include "store.h"
 #include "store_sql.h"
 #include "../harness/pgserver.h"
+#include "../harness/storedb.h"
 
 #ifdef STORE_TEST_PG
 static struct pgserver server;
+#define PG_SERVER (&server)
+#else
+#define PG_SERVER NULL
 #endif
 
 struct fixture {
-	char dir[256];   /* state_dir (secret.key) and the SQLite file */
-	char url[512];
-	char db[64];     /* PostgreSQL database name */
+	struct storedb loc; /* the state_dir (secret.key), the SQLite file or the database */
 	struct store *st;
 	struct event_base *base;
 };
-
-static int test_counter;
 
 static int64_t now_ms(void)
 {
@@ -59,39 +59,13 @@ static int64_t now_ms(void)
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static void rm_tree(const char *path)
-{
-	char cmd[600];
-
-	if (!path[0] || strcmp(path, "/") == 0)
-		return;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", path);
-}
-
-#ifdef STORE_TEST_PG
-static void pg_admin(const char *sql)
-{
-	PGconn *c = PQconnectdb(server.url);
-	PGresult *r;
-
-	assert_int_equal(PQstatus(c), CONNECTION_OK);
-	r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		fail_msg("%s: %s", sql, PQerrorMessage(c));
-	PQclear(r);
-	PQfinish(c);
-}
-#endif
-
 /* Runs raw SQL against the fixture's database; returns the first column of
  * the first row (malloc'd) or NULL. */
 static char *raw_query(struct fixture *f, const char *sql)
 {
 	char *out = NULL;
 #ifdef STORE_TEST_PG
-	PGconn *c = PQconnectdb(f->url);
+	PGconn *c = PQconnectdb(f->loc.url);
 	PGresult *r;
 
 	assert_int_equal(PQstatus(c), CONNECTION_OK);
@@ -106,7 +80,7 @@ static char *raw_query(struct fixture *f, const char *sql)
 	sqlite3 *db;
 	sqlite3_stmt *ps;
 
-	assert_int_equal(sqlite3_open(f->url + strlen("sqlite:"), &db), SQLITE_OK);
+	assert_int_equal(sqlite3_open(f->loc.url + strlen("sqlite:"), &db), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
 	if (sqlite3_prepare_v2(db, sql, -1, &ps, NULL) != SQLITE_OK)
 		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
@@ -132,8 +106,8 @@ static void open_store(struct fixture *f, unsigned batch_max)
 	struct store_options opt = {0};
 	struct hub_error err = {0};
 
-	opt.url = f->url;
-	opt.state_dir = f->dir;
+	opt.url = f->loc.url;
+	opt.state_dir = f->loc.dir;
 	opt.batch_max = batch_max;
 	opt.instance_id = "test";
 	if (store_open(&f->st, f->base, &opt, &err) < 0)
@@ -144,23 +118,10 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/hub-store-test.XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (!f || storedb_make(&f->loc, PG_SERVER, "store") < 0) {
+		free(f);
 		return -1;
-	test_counter++;
-#ifdef STORE_TEST_PG
-	{
-		char sql[128];
-
-		snprintf(f->db, sizeof(f->db), "t%d_%ld", test_counter, (long)getpid());
-		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->db);
-		pg_admin(sql);
-		snprintf(f->url, sizeof(f->url), "postgresql:///%s?host=%s&port=%d&user=postgres",
-			 f->db, server.dir, server.port);
 	}
-#else
-	snprintf(f->url, sizeof(f->url), "sqlite:%s/hub.db", f->dir);
-#endif
 	f->base = event_base_new();
 	open_store(f, 0);
 	*state = f;
@@ -170,21 +131,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+	int rc;
 
 	store_close(f->st);
 	event_base_free(f->base);
-#ifdef STORE_TEST_PG
-	{
-		char sql[128];
-
-		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", f->db);
-		if (server.running)
-			pg_admin(sql);
-	}
-#endif
-	rm_tree(f->dir);
+	rc = storedb_remove(&f->loc);
 	free(f);
-	return 0;
+	return rc;
 }
 
 static char *iso(int64_t ms)
@@ -374,8 +327,8 @@ static void test_newer_database_refused(void **state)
 	ignored = raw_query(f, "INSERT INTO schema_version (version, applied_at_ms) "
 			       "VALUES (9999, 0)");
 	free(ignored);
-	opt.url = f->url;
-	opt.state_dir = f->dir;
+	opt.url = f->loc.url;
+	opt.state_dir = f->loc.dir;
 	assert_int_equal(store_open(&st, f->base, &opt, &err), -1);
 	assert_null(st);
 	assert_non_null(strstr(err.message, "9999"));
@@ -1158,14 +1111,14 @@ static void test_secrets_sealed(void **state)
 #else
 	store_close(f->st); /* checkpoints the WAL into the file */
 	f->st = NULL;
-	snprintf(path, sizeof(path), "%s/hub.db", f->dir);
+	snprintf(path, sizeof(path), "%s/hub.db", f->loc.dir);
 	assert_true(file_contains(path, "acme2.myshopify.example"));
-	assert_false(tree_contains(f->dir, "SUPERSECRET"));
-	assert_false(tree_contains(f->dir, "fresh-TOKEN-771"));
+	assert_false(tree_contains(f->loc.dir, "SUPERSECRET"));
+	assert_false(tree_contains(f->loc.dir, "fresh-TOKEN-771"));
 	open_store(f, 0);
 #endif
 	/* The key file: 0600, refused when others can read it. */
-	snprintf(path, sizeof(path), "%s/secret.key", f->dir);
+	snprintf(path, sizeof(path), "%s/secret.key", f->loc.dir);
 	assert_int_equal(stat(path, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
 	assert_int_equal(sb.st_size, 32);
@@ -1177,8 +1130,8 @@ static void test_secrets_sealed(void **state)
 		struct hub_error err = {0};
 		struct store *st = NULL;
 
-		opt.url = f->url;
-		opt.state_dir = f->dir;
+		opt.url = f->loc.url;
+		opt.state_dir = f->loc.dir;
 		assert_int_equal(store_open(&st, f->base, &opt, &err), -1);
 		assert_non_null(strstr(err.message, "chmod 600"));
 	}
@@ -1652,7 +1605,7 @@ static void test_disk_full(void **state)
 	char *check;
 
 	store_close(f->st);
-	strncat(f->url, "?max_page_count=120", sizeof(f->url) - strlen(f->url) - 1);
+	strncat(f->loc.url, "?max_page_count=120", sizeof(f->loc.url) - strlen(f->loc.url) - 1);
 	open_store(f, 0);
 	for (int i = 0; i < 400 && !full; i++) {
 		struct store_unit *u = unit("shop");
@@ -1674,7 +1627,7 @@ static void test_disk_full(void **state)
 	assert_true(full);
 	assert_true(ok > 0);
 	store_close(f->st);
-	f->url[strlen(f->url) - strlen("?max_page_count=120")] = '\0';
+	f->loc.url[strlen(f->loc.url) - strlen("?max_page_count=120")] = '\0';
 	check = raw_query(f, "PRAGMA integrity_check");
 	assert_string_equal(check, "ok");
 	free(check);
@@ -1704,9 +1657,9 @@ static void test_wal_restarts(void **state)
 	int64_t orders = 0;
 
 	store_close(f->st);
-	strncat(f->url, "?synchronous=normal", sizeof(f->url) - strlen(f->url) - 1);
+	strncat(f->loc.url, "?synchronous=normal", sizeof(f->loc.url) - strlen(f->loc.url) - 1);
 	open_store(f, 0);
-	snprintf(wal, sizeof(wal), "%s/hub.db-wal", f->dir);
+	snprintf(wal, sizeof(wal), "%s/hub.db-wal", f->loc.dir);
 	memset(note, 'n', sizeof(note) - 1);
 	note[sizeof(note) - 1] = '\0';
 	/* ~3 KB per order: 60,000 orders are ~180 MB of records, more with
@@ -1751,7 +1704,7 @@ static void test_wal_restarts(void **state)
 	assert_true(orders * 3000 > 150LL * 1024 * 1024);
 	if (peak >= 160LL * 1024 * 1024)
 		fail_msg("the WAL reached %lld bytes", (long long)peak);
-	f->url[strlen(f->url) - strlen("?synchronous=normal")] = '\0';
+	f->loc.url[strlen(f->loc.url) - strlen("?synchronous=normal")] = '\0';
 	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders"), orders);
 }
 #endif
@@ -1784,20 +1737,15 @@ int main(void)
 	int rc;
 
 #ifdef STORE_TEST_PG
-	char err[256];
-
-	pgserver_init(&server);
 	if (!pgserver_available()) {
 		fprintf(stderr, "PostgreSQL server binaries not installed: skipping\n");
 		return 77;
 	}
-	if (pgserver_start(&server, err, sizeof(err)) < 0) {
-		fprintf(stderr, "cannot start PostgreSQL: %s\n", err);
+	if (storedb_server_start(PG_SERVER) < 0)
 		return 1;
-	}
 	cmocka_set_message_output(CM_OUTPUT_STDOUT);
 	rc = cmocka_run_group_tests_name("store (postgresql)", tests, NULL, NULL);
-	pgserver_stop(&server);
+	storedb_server_stop(PG_SERVER);
 #else
 	rc = cmocka_run_group_tests_name("store (sqlite)", tests, NULL, NULL);
 #endif

@@ -32,23 +32,23 @@
 
 #include "store.h"
 #include "../harness/pgserver.h"
+#include "../harness/storedb.h"
 
 #ifdef STORE_TEST_PG
 static struct pgserver server;
+#define PG_SERVER (&server)
+#else
+#define PG_SERVER NULL
 #endif
 
 #define T0 INT64_C(1780000000000)
 #define TTL 10000
 
 struct fixture {
-	char dir[256];
-	char url[512];
-	char db[64];
+	struct storedb loc;
 	struct store *a, *b;
 	struct event_base *base;
 };
-
-static int test_counter;
 
 static struct store *open_one(struct fixture *f)
 {
@@ -56,49 +56,21 @@ static struct store *open_one(struct fixture *f)
 	struct hub_error err = {0};
 	struct store *st = NULL;
 
-	opt.url = f->url;
-	opt.state_dir = f->dir;
+	opt.url = f->loc.url;
+	opt.state_dir = f->loc.dir;
 	if (store_open(&st, f->base, &opt, &err) < 0)
 		fail_msg("store_open: %s", err.message);
 	return st;
 }
 
-#ifdef STORE_TEST_PG
-static void pg_admin(const char *sql)
-{
-	PGconn *c = PQconnectdb(server.url);
-	PGresult *r;
-
-	assert_int_equal(PQstatus(c), CONNECTION_OK);
-	r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		fail_msg("%s: %s", sql, PQerrorMessage(c));
-	PQclear(r);
-	PQfinish(c);
-}
-#endif
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/hub-lease-test.XXXXXX");
-	if (f == NULL || mkdtemp(f->dir) == NULL)
+	if (!f || storedb_make(&f->loc, PG_SERVER, "lease") < 0) {
+		free(f);
 		return -1;
-	test_counter++;
-#ifdef STORE_TEST_PG
-	{
-		char sql[128];
-
-		snprintf(f->db, sizeof(f->db), "l%d_%ld", test_counter, (long)getpid());
-		snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->db);
-		pg_admin(sql);
-		snprintf(f->url, sizeof(f->url), "postgresql:///%s?host=%s&port=%d&user=postgres", f->db, server.dir,
-			 server.port);
 	}
-#else
-	snprintf(f->url, sizeof(f->url), "sqlite:%s/hub.db", f->dir);
-#endif
 	f->base = event_base_new();
 	f->a = open_one(f);
 	*state = f;
@@ -108,26 +80,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[300];
+	int rc;
 
 	store_close(f->a);
 	if (f->b)
 		store_close(f->b);
 	event_base_free(f->base);
-#ifdef STORE_TEST_PG
-	{
-		char sql[128];
-
-		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", f->db);
-		if (server.running)
-			pg_admin(sql);
-	}
-#endif
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", f->dir);
+	rc = storedb_remove(&f->loc);
 	free(f);
-	return 0;
+	return rc;
 }
 
 static json_t *names(int from, int to)
@@ -281,7 +242,7 @@ static long lease_rows(struct fixture *f, const char *connector)
 	long n = -1;
 #ifdef STORE_TEST_PG
 	const char *values[1] = {connector};
-	PGconn *c = PQconnectdb(f->url);
+	PGconn *c = PQconnectdb(f->loc.url);
 	PGresult *r;
 
 	assert_int_equal(PQstatus(c), CONNECTION_OK);
@@ -296,7 +257,7 @@ static long lease_rows(struct fixture *f, const char *connector)
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 
-	snprintf(path, sizeof(path), "%s/hub.db", f->dir);
+	snprintf(path, sizeof(path), "%s/hub.db", f->loc.dir);
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM connector_leases WHERE connector = ?1", -1, &st,
 					    NULL),
@@ -456,19 +417,14 @@ int main(void)
 	};
 	int rc;
 
-#ifdef STORE_TEST_PG
-	char err[256];
-
-	pgserver_init(&server);
-	if (pgserver_start(&server, err, sizeof(err)) < 0) {
-		fprintf(stderr, "cannot start PostgreSQL: %s\n", err);
+	if (storedb_server_start(PG_SERVER) < 0)
 		return 1;
-	}
+#ifdef STORE_TEST_PG
 	cmocka_set_message_output(CM_OUTPUT_STDOUT);
 	rc = cmocka_run_group_tests_name("leases (postgresql)", tests, NULL, NULL);
-	pgserver_stop(&server);
 #else
 	rc = cmocka_run_group_tests_name("leases (sqlite)", tests, NULL, NULL);
 #endif
+	storedb_server_stop(PG_SERVER);
 	return rc;
 }
