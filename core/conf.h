@@ -34,7 +34,7 @@ struct hub_config {
 	char *state_dir;     /* absolute or relative to the working directory */
 	char *store;         /* "sqlite:PATH" or "postgresql://..." (default sqlite:<state_dir>/hub.db) */
 	unsigned store_connections; /* PostgreSQL: connections writing batches side by side
-	                               (0: the store's default, 2) */
+	                               (0: the store's default, 1) */
 	char *redis;         /* "redis://host:port[/db]" or NULL */
 	char *plugin_dir;    /* where *.so plugins are loaded from */
 	enum log_level log_level;

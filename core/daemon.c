@@ -995,10 +995,13 @@ int hub_start(struct hub *hub, const char *config_path)
 
 	/* Webhook workers: parsing, mapping and validating deliveries of
 	 * plugins that allow it (HUB_CAP_WEBHOOKS_REENTRANT) run beside the
-	 * loop. Auto: one when there is a second CPU. */
+	 * loop. Auto: one from 4 CPUs. On 2 CPUs shared with the database
+	 * and the senders, handing a delivery to a worker cost more than the
+	 * loop's own time for it: the worker waited 0.6 ms on average to be
+	 * scheduled (bench/webhooks; docs/benchmarks.md). */
 	workers = hub->cfg.webhook_workers;
 	if (workers < 0)
-		workers = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 1 : 0;
+		workers = sysconf(_SC_NPROCESSORS_ONLN) >= 4 ? 1 : 0;
 	if (workers > 0) {
 		hub->hooks = wpool_new(hub->base, (unsigned)workers, err, sizeof(err));
 		if (!hub->hooks) {

@@ -22,9 +22,9 @@
  * NOTHING on job/dead-letter keys derived from the unit's random id, and a
  * repeated webhook receipt reports "duplicate").
  *
- * Lanes (PostgreSQL): a batch spends much of its time waiting - for the
- * server's answer, for its commit's WAL flush - so a second lane (thread
- * and connection) runs the next batch meanwhile. Only batches of
+ * Lanes (PostgreSQL, store_connections > 1): a batch spends much of its
+ * time waiting - for the server's answer, for its commit's WAL flush - so a
+ * second lane (thread and connection) can run the next batch meanwhile. Only batches of
  * "parallel" units overlap: units holding nothing but order records (webhook
  * deliveries), whose rows are known up front (store_unit_keys). A batch
  * taken while another lane runs holds only parallel units whose rows
@@ -77,9 +77,13 @@
 #define LINGER_ITEMS 16
 #define LINGER_US 300
 #define LINGER_BUSY_US 5000
-/* Lanes on PostgreSQL (see "lanes" below): two keep the server busy while
- * a commit waits for its WAL flush; more only add contention on 2-4 cores. */
-#define LANES_PG 2
+/* Lanes on PostgreSQL (see "lanes" below): one unless configured. On a
+ * 2-core machine sharing its CPUs with the server a second lane measured
+ * slower (bench/webhooks: 15.4-16.8k webhooks/s against 18.1-19.7k with
+ * one): batches half as large cost the server more per order, and there
+ * is no idle CPU for the overlap to use. A second lane pays where round
+ * trips, not CPU, bound a batch (a server on another host). */
+#define LANES_PG 1
 #define LANES_MAX 8
 /* A lane starts a batch beside another's only for a backlog: BESIDE_ITEMS
  * queued, or the first of them waiting BESIDE_US. Smaller batches would
@@ -103,8 +107,8 @@ enum { LANE_IDLE = 0, LANE_PARALLEL, LANE_ALONE };
 
 /*
  * A lane: a thread with its own connection running one batch at a time.
- * SQLite has one (one writer); PostgreSQL has LANES_PG, so that a batch
- * runs while the previous one waits for its commit (see "lanes" below).
+ * SQLite has one (one writer); PostgreSQL as many as configured, so that a
+ * batch runs while another waits for its commit (see "lanes" above).
  * Lane 0 also owns the store's state: up/down, reconnects, deadlines,
  * pruning and the drain at close.
  */

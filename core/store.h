@@ -63,7 +63,7 @@ struct store_options {
 	unsigned queue_max;      /* items queued before submit refuses; 0 = 100000 */
 	const char *instance_id; /* who claims jobs; NULL = "<hostname>:<pid>" */
 	unsigned lanes;          /* PostgreSQL: connections writing batches side by side
-	                            (1-8; 0 = 2); SQLite always has one */
+	                            (1-8; 0 = 1); SQLite always has one */
 };
 
 /*

@@ -101,7 +101,9 @@ static long raw_count(struct fixture *f, const char *sql)
 	return n;
 }
 
-static void open_store(struct fixture *f, unsigned batch_max)
+/* Opens f->st with batch_max items per transaction and `lanes` store
+ * connections (0: the defaults). */
+static void open_store_lanes(struct fixture *f, unsigned batch_max, unsigned lanes)
 {
 	struct store_options opt = {0};
 	struct hub_error err = {0};
@@ -109,9 +111,15 @@ static void open_store(struct fixture *f, unsigned batch_max)
 	opt.url = f->loc.url;
 	opt.state_dir = f->loc.dir;
 	opt.batch_max = batch_max;
+	opt.lanes = lanes;
 	opt.instance_id = "test";
 	if (store_open(&f->st, f->base, &opt, &err) < 0)
 		fail_msg("store_open: %s", err.message);
+}
+
+static void open_store(struct fixture *f, unsigned batch_max)
+{
+	open_store_lanes(f, batch_max, 0);
 }
 
 static int setup(void **state)
@@ -716,8 +724,9 @@ static void op_done(void *arg, enum store_status status, json_t *result,
 }
 
 /*
- * Lanes: on PostgreSQL two batches of webhook units run side by side, each
- * on its own connection, when they write different rows. With small
+ * Lanes: on PostgreSQL with two store connections, two batches of webhook
+ * units run side by side, each on its own connection, when they write
+ * different rows. With small
  * batches and units that share orders and delivery ids, the outcome must be
  * what one lane gives: the newest version of each order, one stored copy of
  * each delivery, and an op that sees exactly the units queued before it
@@ -737,7 +746,7 @@ static void test_lanes_keep_order(void **state)
 	char *text;
 
 	store_close(f->st);
-	open_store(f, 4);
+	open_store_lanes(f, 4, 2);
 	/* 60 deliveries over 10 orders (each order in 6 versions, its newest
 	 * from the last delivery that carries it), then repeats of 4 of those
 	 * deliveries with a newer version (duplicates: they must write
