@@ -427,6 +427,8 @@ static void webhooks(void **state)
 		assert_non_null(strstr(r.body, "hub_webhooks_total{connector=\"acme\",result=\"stored\"}"));
 		assert_non_null(strstr(r.body, "hub_webhooks_total{connector=\"acme\",result=\"duplicate\"} 1"));
 		assert_non_null(strstr(r.body, "hub_webhooks_total{connector=\"acme\",result=\"unauthorized\"} 2"));
+		assert_non_null(strstr(r.body, "hub_webhooks_total{connector=\"acme\",result=\"ignored\"} 1"));
+		assert_non_null(strstr(r.body, "hub_webhooks_total{connector=\"acme\",result=\"invalid\"} 1"));
 		/* The store's own counters: batches ran and took time. */
 		{
 			const char *b = strstr(r.body, "\nhub_store_batches_total ");
