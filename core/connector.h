@@ -62,6 +62,7 @@ struct connector {
 	                                  host->secret() answers from its config */
 	unsigned swaps;            /* instance swaps so far (reloads, updates) */
 	void *user;                /* free for the owner (scheduler state) */
+	struct metric *webhook_seconds; /* its hub_webhook_duration_seconds (loop) */
 	struct metric *webhooks_stored; /* its hub_webhooks_total{result="stored"},
 	                                   looked up once (metrics live as long
 	                                   as the hub) */

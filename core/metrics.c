@@ -22,7 +22,8 @@ struct family {
  * the key "name{labels}" is also what is rendered. */
 struct metric {
 	struct family *fam;
-	double value;
+	double value;               /* a histogram: the sum of its observations */
+	unsigned long long *hist;   /* a histogram: per bucket (not cumulative), then the count */
 	struct metric *next_in_family;
 	struct metric *hash_next;
 	int has_labels;
@@ -70,6 +71,7 @@ void metrics_free(struct metrics *m)
 		fn = f->next;
 		for (s = f->first; s; s = sn) {
 			sn = s->next_in_family;
+			free(s->hist);
 			free(s);
 		}
 		free(f->name);
@@ -153,6 +155,13 @@ struct metric *metrics_get(struct metrics *m, enum metric_type type, const char 
 	s = calloc(1, sizeof(*s) + len + 1);
 	if (!s)
 		return NULL;
+	if (f->type == METRIC_HISTOGRAM) {
+		s->hist = calloc(METRIC_HISTOGRAM_NBOUNDS + 2, sizeof(*s->hist));
+		if (!s->hist) {
+			free(s);
+			return NULL;
+		}
+	}
 	s->fam = f;
 	s->has_labels = *labels != '\0';
 	memcpy(s->key, key, len + 1);
@@ -180,21 +189,41 @@ struct metric *metrics_getf(struct metrics *m, enum metric_type type, const char
 	return metrics_get(m, type, name, help, labels);
 }
 
+static const double bounds[METRIC_HISTOGRAM_NBOUNDS] = METRIC_HISTOGRAM_BOUNDS;
+
 void metric_add(struct metric *s, double v)
 {
-	if (s)
+	if (s && !s->hist)
 		s->value += v;
 }
 
 void metric_set(struct metric *s, double v)
 {
-	if (s)
+	if (s && !s->hist)
 		s->value = v;
+}
+
+void metric_observe(struct metric *s, double v)
+{
+	size_t b = 0;
+
+	if (!s || !s->hist)
+		return;
+	while (b < METRIC_HISTOGRAM_NBOUNDS && v > bounds[b])
+		b++;
+	s->hist[b]++;
+	s->hist[METRIC_HISTOGRAM_NBOUNDS + 1]++;
+	s->value += v;
 }
 
 double metric_value(const struct metric *s)
 {
 	return s ? s->value : 0;
+}
+
+unsigned long long metric_count(const struct metric *s)
+{
+	return s && s->hist ? s->hist[METRIC_HISTOGRAM_NBOUNDS + 1] : 0;
 }
 
 void metrics_escape_label(const char *value, char *buf, size_t size)
@@ -216,13 +245,39 @@ void metrics_escape_label(const char *value, char *buf, size_t size)
 		buf[n] = '\0';
 }
 
+/* A histogram series: cumulative buckets, then _sum and _count, each with
+ * the series' labels (taken from its key "name{labels}"). */
+static void render_histogram(const struct family *f, const struct metric *s, struct evbuffer *out)
+{
+	const char *labels = s->key + strlen(f->name) + 1;
+	int llen = (int)strlen(labels) - 1; /* without the closing brace */
+	const char *sep = llen > 0 ? "," : "";
+	unsigned long long cum = 0;
+
+	for (size_t b = 0; b < METRIC_HISTOGRAM_NBOUNDS; b++) {
+		cum += s->hist[b];
+		evbuffer_add_printf(out, "%s_bucket{%.*s%sle=\"%g\"} %llu\n", f->name, llen, labels, sep,
+				    bounds[b], cum);
+	}
+	evbuffer_add_printf(out, "%s_bucket{%.*s%sle=\"+Inf\"} %llu\n", f->name, llen, labels, sep,
+			    s->hist[METRIC_HISTOGRAM_NBOUNDS + 1]);
+	evbuffer_add_printf(out, "%s_sum%s%.*s%s %.15g\n", f->name, llen > 0 ? "{" : "", llen, labels,
+			    llen > 0 ? "}" : "", s->value);
+	evbuffer_add_printf(out, "%s_count%s%.*s%s %llu\n", f->name, llen > 0 ? "{" : "", llen, labels,
+			    llen > 0 ? "}" : "", s->hist[METRIC_HISTOGRAM_NBOUNDS + 1]);
+}
+
 void metrics_render(struct metrics *m, struct evbuffer *out)
 {
+	static const char *const types[] = {"counter", "gauge", "histogram"};
+
 	for (struct family *f = m->families; f; f = f->next) {
 		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
-				    f->type == METRIC_COUNTER ? "counter" : "gauge");
+				    types[f->type]);
 		for (struct metric *s = f->first; s; s = s->next_in_family) {
-			if (s->has_labels)
+			if (s->hist)
+				render_histogram(f, s, out);
+			else if (s->has_labels)
 				evbuffer_add_printf(out, "%s %.15g\n", s->key, s->value);
 			else
 				evbuffer_add_printf(out, "%s %.15g\n", f->name, s->value);

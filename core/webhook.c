@@ -27,6 +27,8 @@
 #include "sync.h"
 #include "wpool.h"
 
+#include <time.h>
+
 #define RECEIPT_TTL_MS (7LL * 24 * 3600 * 1000)
 #define COMMIT_DEADLINE_MS 5000
 
@@ -37,7 +39,17 @@ struct pending {
 	char connector[64];
 	char topic[96];
 	unsigned records;
+	struct metric *seconds; /* the connector's hub_webhook_duration_seconds */
+	long long arrived_us;   /* monotonic, when the hook route took the request */
 };
+
+static long long mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static struct metric *counter(struct hub *hub, const char *connector, const char *result)
 {
@@ -56,6 +68,7 @@ static void committed(void *arg, const struct store_unit_result *res)
 	struct pending *p = arg;
 	struct server_req *r = p->r;
 
+	metric_observe(p->seconds, (double)(mono_us() - p->arrived_us) / 1e6);
 	switch (res->status) {
 	case STORE_OK: {
 		/* The reply of every stored webhook: written directly rather
@@ -162,6 +175,8 @@ struct job {
 	int verify;
 	int on_worker;
 	struct metric *stored;         /* the connector's "stored" counter (loop) */
+	struct metric *seconds;        /* its webhook latency histogram (loop) */
+	long long arrived_us;          /* monotonic */
 	int submitted;                 /* the unit went to the store from the worker */
 	/* outputs */
 	struct store_unit *u;          /* filled by run() */
@@ -293,6 +308,8 @@ static int submit(struct job *job, struct hub_error *err)
 	p->r = job->r;
 	p->records = job->nrecords;
 	p->stored = job->stored;
+	p->seconds = job->seconds;
+	p->arrived_us = job->arrived_us;
 	snprintf(p->connector, sizeof(p->connector), "%s", job->connector);
 	snprintf(p->topic, sizeof(p->topic), "%s", job->topic);
 	store_unit_set_deadline(u, host_now_ms() + COMMIT_DEADLINE_MS);
@@ -397,10 +414,18 @@ static void hook(struct server_req *r)
 		return;
 	}
 	job->r = r;
+	job->arrived_us = mono_us();
 	job->verify = 1;
 	if (!job->inst->conn->webhooks_stored)
 		job->inst->conn->webhooks_stored = counter(hub, connector_name(c), "stored");
 	job->stored = job->inst->conn->webhooks_stored;
+	if (!job->inst->conn->webhook_seconds)
+		job->inst->conn->webhook_seconds =
+			metrics_getf(hub->metrics, METRIC_HISTOGRAM, "hub_webhook_duration_seconds",
+				     "Webhooks answered after the store's outcome (stored, duplicate, "
+				     "unavailable, failed): seconds from the request's arrival to the answer",
+				     "connector=\"%s\"", connector_name(c));
+	job->seconds = job->inst->conn->webhook_seconds;
 	request_msg(r, &job->m);
 	if (hub->hooks && instance_webhooks_reentrant(job->inst)) {
 		job->on_worker = 1;
