@@ -793,6 +793,20 @@ static void wait_ms(struct store *st, int64_t ms)
 	wait_us(st, ms * 1000);
 }
 
+/* Takes `it` (after `prev`, NULL at the head) out of the queue. st->mu
+ * held. */
+static void queue_unlink(struct store *st, struct store_item *prev, struct store_item *it)
+{
+	if (prev)
+		prev->next = it->next;
+	else
+		st->q_head = it->next;
+	if (st->q_tail == it)
+		st->q_tail = prev;
+	st->q_len--;
+	it->next = NULL;
+}
+
 /* Takes the queued items whose deadline passed. Called with st->mu held. */
 static struct store_item *take_expired(struct store *st, int64_t now)
 {
@@ -804,14 +818,7 @@ static struct store_item *take_expired(struct store *st, int64_t now)
 			prev = it;
 			continue;
 		}
-		if (prev)
-			prev->next = next;
-		else
-			st->q_head = next;
-		if (st->q_tail == it)
-			st->q_tail = prev;
-		st->q_len--;
-		it->next = NULL;
+		queue_unlink(st, prev, it);
 		item_unavailable(it, "deadline passed before the commit",
 				 st->up ? "the store is busy" : st->down_reason);
 		*tail = it;
@@ -1011,14 +1018,7 @@ static size_t take_batch(struct store *st, struct lane *ln, int *beside)
 		}
 		if (keyset_add_item(&ln->keys, it) < 0)
 			break;
-		if (prev)
-			prev->next = next;
-		else
-			st->q_head = next;
-		if (st->q_tail == it)
-			st->q_tail = prev;
-		st->q_len--;
-		it->next = NULL;
+		queue_unlink(st, prev, it);
 		ln->batch[n++] = it;
 	}
 	if (n)

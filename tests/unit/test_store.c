@@ -569,9 +569,28 @@ static void test_duplicate_webhook(void **state)
 	assert_int_equal(submit(f, u, &res), STORE_OK);
 }
 
-/* Submits units while the store thread is held, so that they commit in
- * one batch; waits for all. */
-static void submit_held(struct fixture *f, struct store_unit **units, struct slot *slots, int n)
+struct op_slot {
+	int *pending;
+	enum store_status status;
+	json_t *result;
+};
+
+static void op_done(void *arg, enum store_status status, json_t *result,
+		    const struct hub_error *err)
+{
+	struct op_slot *s = arg;
+
+	(void)err;
+	s->status = status;
+	s->result = json_incref(result);
+	(*s->pending)--;
+}
+
+/* Submits units while the store thread is held, so that they commit
+ * together once released, and, when op is set, STORE_OP_STATS after unit
+ * number op_after (its result in *op); waits for all. */
+static void submit_held_op(struct fixture *f, struct store_unit **units, struct slot *slots, int n,
+			   int op_after, struct op_slot *op)
 {
 	int pending = 0;
 
@@ -581,10 +600,20 @@ static void submit_held(struct fixture *f, struct store_unit **units, struct slo
 		slots[i].pending = &pending;
 		pending++;
 		assert_int_equal(store_submit(f->st, units[i], unit_done, &slots[i], NULL), 0);
+		if (op && i == op_after) {
+			op->pending = &pending;
+			pending++;
+			assert_int_equal(store_call(f->st, STORE_OP_STATS, NULL, op_done, op, NULL), 0);
+		}
 	}
 	store_hold(f->st, 0);
-	run_loop(f, &pending, 20000);
+	run_loop(f, &pending, 30000);
 	assert_int_equal(pending, 0);
+}
+
+static void submit_held(struct fixture *f, struct store_unit **units, struct slot *slots, int n)
+{
+	submit_held_op(f, units, slots, n, -1, NULL);
 }
 
 /* Webhook units of orders only: on PostgreSQL their receipts go into the
@@ -706,23 +735,6 @@ static void test_duplicates_in_batches(void **state)
 	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM webhook_receipts"), 13);
 }
 
-struct op_slot {
-	int *pending;
-	enum store_status status;
-	json_t *result;
-};
-
-static void op_done(void *arg, enum store_status status, json_t *result,
-		    const struct hub_error *err)
-{
-	struct op_slot *s = arg;
-
-	(void)err;
-	s->status = status;
-	s->result = json_incref(result);
-	(*s->pending)--;
-}
-
 /*
  * Lanes: on PostgreSQL with two store connections, two batches of webhook
  * units run side by side, each on its own connection, when they write
@@ -741,7 +753,7 @@ static void test_lanes_keep_order(void **state)
 	struct slot slots[FIRST + REPEATS + AFTER];
 	struct store_counters before, after;
 	struct op_slot op = {0};
-	int pending = 0, n = 0;
+	int n = 0;
 	char id[32], del[32];
 	char *text;
 
@@ -773,21 +785,7 @@ static void test_lanes_keep_order(void **state)
 		store_unit_set_receipt(units[n++], del, T0 + 86400000);
 	}
 	store_counters(f->st, &before);
-	store_hold(f->st, 1);
-	for (int i = 0; i < n; i++) {
-		memset(&slots[i], 0, sizeof(slots[i]));
-		slots[i].pending = &pending;
-		pending++;
-		assert_int_equal(store_submit(f->st, units[i], unit_done, &slots[i], NULL), 0);
-		if (i == FIRST + REPEATS - 1) {
-			op.pending = &pending;
-			pending++;
-			assert_int_equal(store_call(f->st, STORE_OP_STATS, NULL, op_done, &op, NULL), 0);
-		}
-	}
-	store_hold(f->st, 0);
-	run_loop(f, &pending, 30000);
-	assert_int_equal(pending, 0);
+	submit_held_op(f, units, slots, n, FIRST + REPEATS - 1, &op);
 	store_counters(f->st, &after);
 
 	for (int i = 0; i < n; i++) {
