@@ -59,7 +59,7 @@ static void healthz(struct server_req *r)
 static void readyz(struct server_req *r)
 {
 	struct hub *hub = r->route_arg;
-	char why[256] = "store unavailable";
+	char why[200], reason[256];
 	json_t *plugins;
 
 	if (hub->stopping) {
@@ -68,8 +68,10 @@ static void readyz(struct server_req *r)
 		return;
 	}
 	if (!store_available(hub->store, why, sizeof(why))) {
+		snprintf(reason, sizeof(reason), "the store is unavailable%s%s", why[0] ? ": " : "", why);
 		server_add_header(r, "Retry-After", "5");
-		server_reply_json(r, 503, json_pack("{s:s,s:s}", "status", "not_ready", "reason", why));
+		server_reply_json(r, 503, json_pack("{s:s,s:s,s:s}", "status", "not_ready", "store",
+						    store_backend(hub->store), "reason", reason));
 		return;
 	}
 	plugins = plugin_list(hub->reg);
@@ -113,6 +115,9 @@ static void store_metrics(struct hub *hub, const struct store_counters *sc)
 		 (double)sc->sync_us / 1e6},
 		{METRIC_GAUGE, "hub_store_sync_seconds_max", "The longest sync since the previous scrape",
 		 (double)sc->sync_us_max / 1e6},
+		/* As the store sees it at the scrape: the stats op (stats_tick)
+		 * is refused while the database is down, so it cannot say so. */
+		{METRIC_GAUGE, "hub_store_up", "1 when the store is reachable", sc->up ? 1.0 : 0.0},
 	};
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
@@ -444,8 +449,6 @@ static void stats_done(void *arg, enum store_status status, json_t *result, cons
 
 	(void)err;
 	stats_arm(hub, next < STATS_EVERY_MS ? STATS_EVERY_MS : next > 600000 ? 600000 : next);
-	metric_set(metrics_get(hub->metrics, METRIC_GAUGE, "hub_store_up", "1 when the store is reachable", NULL),
-		   status == STORE_OK);
 	if (status != STORE_OK)
 		return;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -1018,9 +1021,9 @@ int hub_start(struct hub *hub, const char *config_path)
 	stats_tick(-1, 0, hub);
 	signal(SIGPIPE, SIG_IGN);
 	sync_start(hub->sync); /* first syncs spread from here, when the loop runs */
-	log_info("hubd", "listening on %s:%d, state in %s, store %s, %zu connector(s)", hub->cfg.listen_host,
-		 server_port(hub->server), hub->cfg.state_dir, store_backend(hub->store),
-		 json_object_size(hub->declared));
+	log_info("hubd", "listening on %s:%d, state in %s, store %s, %zu connector(s), %d webhook worker(s)",
+		 hub->cfg.listen_host, server_port(hub->server), hub->cfg.state_dir, store_backend(hub->store),
+		 json_object_size(hub->declared), (int)workers);
 	rc = 0;
 out:
 	if (rc < 0 && hub->created_state_dir && hub->cfg.state_dir) {
