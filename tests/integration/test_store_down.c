@@ -14,6 +14,10 @@
  * database holds exactly one row per order, with all its lines. The
  * scenario runs with the loop running the plugin (http.webhook_workers 0)
  * and with a worker running it and queueing the unit itself (1).
+ *
+ * And SIGHUP: a restart-only setting changed in the file (an outbound one)
+ * is warned about at every reload while the file differs from what runs,
+ * and no more once the file matches it again.
  */
 #include "config.h"
 
@@ -402,6 +406,48 @@ static void store_down_worker(void **state)
 	store_down_scenario(1);
 }
 
+/* Sends SIGHUP and waits (bounded) until hubd logged "config reloaded"
+ * once more. */
+static void reload(const struct run *rn)
+{
+	int before = log_count(rn, "config reloaded");
+	int64_t deadline = mono_ms() + 10000;
+
+	assert_int_equal(kill(rn->hub.pid, SIGHUP), 0);
+	while (log_count(rn, "config reloaded") == before) {
+		if (mono_ms() > deadline)
+			fail_msg("hubd did not reload after SIGHUP");
+		usleep(20000);
+	}
+}
+
+/* Every reload warns while the file's restart-only setting differs from
+ * the running one; none once it matches again. */
+static void sighup_warns_until_restart(void **state)
+{
+	const char *warning = "outbound changes (max_in_flight";
+	const char *changed = ",\"outbound\":{\"max_in_flight\":7}";
+	struct run rn;
+	(void)state;
+
+	run_start(&rn, 0, NULL);
+	reload(&rn);
+	assert_int_equal(log_count(&rn, warning), 0);
+
+	write_config(&rn, NULL, changed);
+	reload(&rn);
+	assert_int_equal(log_count(&rn, warning), 1);
+	reload(&rn);
+	assert_int_equal(log_count(&rn, warning), 2);
+
+	/* The file says what runs again: nothing to warn about. */
+	write_config(&rn, NULL, NULL);
+	reload(&rn);
+	assert_int_equal(log_count(&rn, warning), 2);
+	assert_int_equal(log_count(&rn, "take effect at the next restart"), 2);
+	run_stop(&rn);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -422,6 +468,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(store_down_loop),
 		cmocka_unit_test(store_down_worker),
+		cmocka_unit_test(sighup_warns_until_restart),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
