@@ -59,7 +59,7 @@ static void healthz(struct server_req *r)
 static void readyz(struct server_req *r)
 {
 	struct hub *hub = r->route_arg;
-	char why[256] = "store unavailable";
+	char why[200], reason[256];
 	json_t *plugins;
 
 	if (hub->stopping) {
@@ -68,8 +68,10 @@ static void readyz(struct server_req *r)
 		return;
 	}
 	if (!store_available(hub->store, why, sizeof(why))) {
+		snprintf(reason, sizeof(reason), "the store is unavailable%s%s", why[0] ? ": " : "", why);
 		server_add_header(r, "Retry-After", "5");
-		server_reply_json(r, 503, json_pack("{s:s,s:s}", "status", "not_ready", "reason", why));
+		server_reply_json(r, 503, json_pack("{s:s,s:s,s:s}", "status", "not_ready", "store",
+						    store_backend(hub->store), "reason", reason));
 		return;
 	}
 	plugins = plugin_list(hub->reg);
@@ -113,6 +115,9 @@ static void store_metrics(struct hub *hub, const struct store_counters *sc)
 		 (double)sc->sync_us / 1e6},
 		{METRIC_GAUGE, "hub_store_sync_seconds_max", "The longest sync since the previous scrape",
 		 (double)sc->sync_us_max / 1e6},
+		/* As the store sees it at the scrape: the stats op (stats_tick)
+		 * is refused while the database is down, so it cannot say so. */
+		{METRIC_GAUGE, "hub_store_up", "1 when the store is reachable", sc->up ? 1.0 : 0.0},
 	};
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
@@ -311,9 +316,51 @@ static void fd_limit_setup(struct hub_config *cfg, int quiet)
 		cfg->max_host_connections = fit;
 }
 
+static int str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+static void swap_str(char **a, char **b)
+{
+	char *t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/*
+ * The settings a reload cannot apply (the listener, the state dir, the
+ * store and its connections, polling leases and the outbound HTTP client
+ * are built once at start): fresh takes running's values of them and
+ * running gets fresh's strings, to be freed with it. hub->cfg made from
+ * fresh thus keeps describing what runs, and every later reload compares
+ * the file with that, warning again as long as the file differs.
+ */
+static void keep_restart_only(struct hub_config *fresh, struct hub_config *running)
+{
+	swap_str(&fresh->listen, &running->listen);
+	swap_str(&fresh->listen_host, &running->listen_host);
+	swap_str(&fresh->state_dir, &running->state_dir);
+	swap_str(&fresh->store, &running->store);
+	swap_str(&fresh->ca_file, &running->ca_file);
+	swap_str(&fresh->proxy, &running->proxy);
+	fresh->listen_port = running->listen_port;
+	fresh->store_connections = running->store_connections;
+	fresh->leases_enabled = running->leases_enabled;
+	fresh->lease_ttl_s = running->lease_ttl_s;
+	fresh->request_timeout_ms = running->request_timeout_ms;
+	fresh->max_response_bytes = running->max_response_bytes;
+	fresh->max_in_flight = running->max_in_flight;
+	fresh->max_host_connections = running->max_host_connections;
+	fresh->max_total_connections = running->max_total_connections;
+	fresh->max_total_connections_set = running->max_total_connections_set;
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct hub *hub = arg;
+	const struct hub_config *run = &hub->cfg;
 	struct hub_config fresh;
 	struct cfg_problems problems = {0};
 	int retry_changed;
@@ -325,34 +372,29 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		log_error("hubd", "config not reloaded: %zu problem(s); the running config stays", problems.n);
 		goto out;
 	}
-	if (strcmp(fresh.listen, hub->cfg.listen) != 0 || strcmp(fresh.store, hub->cfg.store) != 0 ||
-	    fresh.store_connections != hub->cfg.store_connections ||
-	    strcmp(fresh.state_dir, hub->cfg.state_dir) != 0)
-		log_warn("hubd", "listen, store, store_connections and state_dir changes take effect at "
+	/* Compared with what runs (hub->cfg keeps it, keep_restart_only), so
+	 * each reload of a file that still differs says so again. */
+	if (strcmp(fresh.listen, run->listen) != 0 || strcmp(fresh.store, run->store) != 0 ||
+	    fresh.store_connections != run->store_connections || strcmp(fresh.state_dir, run->state_dir) != 0 ||
+	    fresh.leases_enabled != run->leases_enabled || fresh.lease_ttl_s != run->lease_ttl_s)
+		log_warn("hubd", "listen, store, store_connections, state_dir and leases changes take effect at "
 				 "the next restart");
 	fd_limit_setup(&fresh, 1);
-	if (fresh.max_in_flight != hub->cfg.max_in_flight || fresh.max_host_connections != hub->cfg.max_host_connections ||
-	    fresh.max_total_connections != hub->cfg.max_total_connections)
-		log_warn("hubd", "outbound.max_in_flight, max_host_connections and max_total_connections changes "
-			 "take effect at the next restart");
-	retry_changed = fresh.retry_base_ms != hub->cfg.retry_base_ms || fresh.retry_cap_ms != hub->cfg.retry_cap_ms ||
-			fresh.retry_max_attempts != hub->cfg.retry_max_attempts;
+	if (fresh.max_in_flight != run->max_in_flight || fresh.max_host_connections != run->max_host_connections ||
+	    fresh.max_total_connections != run->max_total_connections ||
+	    fresh.request_timeout_ms != run->request_timeout_ms ||
+	    fresh.max_response_bytes != run->max_response_bytes || str_differs(fresh.ca_file, run->ca_file) ||
+	    str_differs(fresh.proxy, run->proxy))
+		log_warn("hubd", "outbound changes (max_in_flight, max_host_connections, max_total_connections, "
+				 "timeout_ms, max_response_bytes, ca_file, proxy) take effect at the next restart");
+	retry_changed = fresh.retry_base_ms != run->retry_base_ms || fresh.retry_cap_ms != run->retry_cap_ms ||
+			fresh.retry_max_attempts != run->retry_max_attempts;
 	log_setup(fresh.log_level, fresh.log_format);
 	/* Keep what needs a restart, take the rest. */
 	{
 		struct hub_config old = hub->cfg;
-		char *keep_listen = old.listen, *keep_host = old.listen_host;
-		char *keep_state = old.state_dir, *keep_store = old.store;
-		int keep_port = old.listen_port;
-		old.listen = fresh.listen;
-		old.listen_host = fresh.listen_host;
-		old.state_dir = fresh.state_dir;
-		old.store = fresh.store;
-		fresh.listen = keep_listen;
-		fresh.listen_host = keep_host;
-		fresh.listen_port = keep_port;
-		fresh.state_dir = keep_state;
-		fresh.store = keep_store;
+
+		keep_restart_only(&fresh, &old);
 		hub->cfg = fresh;
 		config_release(&old);
 		memset(&fresh, 0, sizeof(fresh));
@@ -444,8 +486,6 @@ static void stats_done(void *arg, enum store_status status, json_t *result, cons
 
 	(void)err;
 	stats_arm(hub, next < STATS_EVERY_MS ? STATS_EVERY_MS : next > 600000 ? 600000 : next);
-	metric_set(metrics_get(hub->metrics, METRIC_GAUGE, "hub_store_up", "1 when the store is reachable", NULL),
-		   status == STORE_OK);
 	if (status != STORE_OK)
 		return;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -1018,9 +1058,9 @@ int hub_start(struct hub *hub, const char *config_path)
 	stats_tick(-1, 0, hub);
 	signal(SIGPIPE, SIG_IGN);
 	sync_start(hub->sync); /* first syncs spread from here, when the loop runs */
-	log_info("hubd", "listening on %s:%d, state in %s, store %s, %zu connector(s)", hub->cfg.listen_host,
-		 server_port(hub->server), hub->cfg.state_dir, store_backend(hub->store),
-		 json_object_size(hub->declared));
+	log_info("hubd", "listening on %s:%d, state in %s, store %s, %zu connector(s), %d webhook worker(s)",
+		 hub->cfg.listen_host, server_port(hub->server), hub->cfg.state_dir, store_backend(hub->store),
+		 json_object_size(hub->declared), (int)workers);
 	rc = 0;
 out:
 	if (rc < 0 && hub->created_state_dir && hub->cfg.state_dir) {

@@ -349,20 +349,22 @@ static void finish(struct job *job)
 	sync_hint(hub->sync, job->inst->conn);
 	if (job->submitted)
 		goto out;
-	store_unit_set_deadline(u, host_now_ms() + COMMIT_DEADLINE_MS);
 	if (status == 422) {
 		/* Keep the raw delivery as a dead letter, then tell the sender. */
+		store_unit_set_deadline(u, host_now_ms() + COMMIT_DEADLINE_MS);
 		memset(&err, 0, sizeof(err));
 		store_submit(hub->store, u, NULL, NULL, &err);
 		count(hub, name, "invalid");
 		server_reply_error(r, 422, "invalid_payload", "%s (kept as a dead letter)", job->msg);
 		goto out;
 	}
-	/* The store may refuse it, here or on the worker (job->msg). */
+	/* The store may refuse the unit, here or already on the worker
+	 * (status 503, why in job->msg; the unit is gone then). */
 	if (status == 503 || submit(job, &err) < 0) {
 		count(hub, name, "unavailable");
 		server_add_header(r, "Retry-After", "5");
-		server_reply_error(r, 503, "store_unavailable", "nothing was stored: %s; retry later",
+		server_reply_error(r, 503, "store_unavailable",
+				   "the store is unavailable; nothing was stored, retry later (%s)",
 				   status == 503 ? job->msg : err.message);
 	}
 out:
