@@ -414,8 +414,8 @@ int config_load(const char *path, struct hub_config *cfg, struct cfg_problems *p
 		cfg_problem(p, path, "store", "\"%s\" must be sqlite:PATH or a postgresql:// URL", cfg->store);
 	else if (cfg->store && strcmp(cfg->store, "sqlite:") == 0)
 		cfg_problem(p, path, "store", "sqlite: needs a file path (sqlite:/var/lib/hub/hub.db)");
-	if (int_in(p, path, root, "store_connections", "store_connections", 1, 8, &v) == 0 &&
-	    json_object_get(root, "store_connections")) {
+	if (json_is_integer(json_object_get(root, "store_connections")) &&
+	    int_in(p, path, root, "store_connections", "store_connections", 1, 8, &v) == 0) {
 		cfg->store_connections = (unsigned)v;
 		if (v > 1 && (!cfg->store || strncmp(cfg->store, "sqlite:", 7) == 0))
 			cfg_problem(p, path, "store_connections", "%lld connections need a PostgreSQL "

@@ -124,6 +124,7 @@ struct lane {
 	int64_t last_batch_end_us; /* monotonic */
 	int64_t next_connect_ms;   /* lanes > 0: backoff after a failed connect */
 	int64_t backoff_ms;
+	char lost[sizeof(((struct sql_fail *)0)->message)]; /* why its connection went */
 	/* the lane's figures since its last publish_batch */
 	uint64_t d_batches, d_reruns, d_safe;
 	/* under st->mu */
@@ -331,9 +332,10 @@ static void deliver(struct store_item *it)
 	static const struct hub_error none;
 	struct store_unit_result res;
 
-	/* Units (their JSON) are freed here, on the loop thread that built
-	 * them: freeing on the store thread cost it a third of its time in
-	 * cross-thread allocator work. */
+	/* Units are freed here, on the loop, not on the store's threads:
+	 * freeing there cost the store thread a third of its time in
+	 * cross-thread allocator work (units are built on the loop or on a
+	 * webhook worker). */
 	if (it->unit) {
 		if (it->ucb) {
 			unit_result(it, &res);
@@ -566,9 +568,14 @@ static int batch_error(struct lane *ln, struct store_item **items, size_t n,
 	struct sql_fail ignored;
 
 	if (f->code == SQL_ERR_CONN) {
-		pthread_mutex_lock(&st->mu);
-		snprintf(st->down_reason, sizeof(st->down_reason), "%s", f->message);
-		pthread_mutex_unlock(&st->mu);
+		/* The store's reason is lane 0's: another lane's lost
+		 * connection does not make the store down. */
+		snprintf(ln->lost, sizeof(ln->lost), "%s", f->message);
+		if (ln->id == 0) {
+			pthread_mutex_lock(&st->mu);
+			snprintf(st->down_reason, sizeof(st->down_reason), "%s", f->message);
+			pthread_mutex_unlock(&st->mu);
+		}
 		return EXEC_RETRY_CONN;
 	}
 	if (st->be->in_txn(ln->conn))
@@ -867,10 +874,18 @@ static void queue_prune(struct store *st)
 	pthread_mutex_unlock(&st->mu);
 }
 
+/* Empties the set; one grown past KEYSET_KEEP slots (a huge batch) is
+ * given back rather than wiped at every take. */
+#define KEYSET_KEEP 8192
 static void keyset_clear(struct keyset *k)
 {
-	if (k->n)
+	if (k->cap > KEYSET_KEEP) {
+		free(k->slot);
+		k->slot = NULL;
+		k->cap = 0;
+	} else if (k->n) {
 		memset(k->slot, 0, k->cap * sizeof(*k->slot));
+	}
 	k->n = 0;
 }
 
@@ -983,7 +998,7 @@ static size_t take_batch(struct store *st, struct lane *ln, int *beside)
 {
 	struct store_item *it, *prev = NULL, *next;
 	int others = others_busy(st, ln), alone = 0;
-	size_t n = 0;
+	size_t n = 0, skipped = 0;
 
 	*beside = others != LANE_IDLE;
 	keyset_clear(&ln->keys);
@@ -1011,7 +1026,8 @@ static size_t take_batch(struct store *st, struct lane *ln, int *beside)
 		if (!it->nkeys)
 			break;
 		if (conflicts(st, ln, it)) {
-			if (keyset_add_item(&st->blocked, it) < 0)
+			/* Bounded: the scan runs under the queue's mutex. */
+			if (++skipped > st->batch_max || keyset_add_item(&st->blocked, it) < 0)
 				break;
 			prev = it;
 			continue;
@@ -1233,8 +1249,12 @@ static void *lane_main(void *arg)
 			requeue(st, ln->batch, n);
 			lane_idle(st, ln);
 			pthread_mutex_unlock(&st->mu);
-			log_warn("store", "lost the database connection (%s); %zu items stay queued",
-				 st->down_reason, n);
+			if (first)
+				log_warn("store", "lost the database connection (%s); %zu items stay "
+						  "queued", ln->lost, n);
+			else
+				log_warn("store", "lane %u lost its database connection (%s); its %zu "
+						  "items go back to the queue", ln->id, ln->lost, n);
 			/* One immediate attempt (a restarted server), then backoff. */
 			reconnect_now = 1;
 			ln->next_connect_ms = 0;
@@ -1251,10 +1271,13 @@ static void *lane_main(void *arg)
 		for (size_t k = 0; k + 1 < n; k++)
 			ln->batch[k]->next = ln->batch[k + 1];
 		ln->batch[n - 1]->next = NULL;
+		/* Reported before the lane goes idle: a batch another lane may
+		 * then start (an op, a unit sharing a row) completes after this
+		 * one on the loop too. */
+		finish_batch(st, ln->batch[0]);
 		pthread_mutex_lock(&st->mu);
 		lane_idle(st, ln);
 		pthread_mutex_unlock(&st->mu);
-		finish_batch(st, ln->batch[0]);
 	}
 	return NULL;
 }
@@ -1472,6 +1495,17 @@ int store_available(struct store *st, char *why, size_t size)
 
 /* ---- submitting -------------------------------------------------------------------------- */
 
+/* Wakes a lane for new work. With several, all: a lane waiting for its
+ * connection or for another's rows could take a signal and leave the work
+ * to a timeout. st->mu held. */
+static void wake_lanes(struct store *st)
+{
+	if (st->nlanes > 1)
+		pthread_cond_broadcast(&st->cv);
+	else
+		pthread_cond_signal(&st->cv);
+}
+
 /* With lanes, notes the rows a parallel unit writes (store_unit_keys);
  * an item without keys runs alone. Submitting thread. */
 static void item_keys(struct store *st, struct store_item *it)
@@ -1523,12 +1557,12 @@ static int enqueue(struct store *st, struct store_item *it, struct hub_error *er
 			st->q_tail->next = it;
 		} else {
 			st->q_head = it;
-			pthread_cond_signal(&st->cv);
+			wake_lanes(st);
 		}
 		st->q_tail = it;
 		/* A lingering batch is complete. */
 		if (++st->q_len == LINGER_ITEMS)
-			pthread_cond_signal(&st->cv);
+			wake_lanes(st);
 	}
 	pthread_mutex_unlock(&st->mu);
 	return rc;

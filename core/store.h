@@ -202,8 +202,10 @@ typedef void (*store_unit_cb)(void *arg, const struct store_unit_result *res);
  * Queues a unit (the store takes ownership, even on failure). Returns 0
  * when queued: cb runs later on the loop thread, exactly once. Returns -1
  * with err when refused now (store closing, queue full, or down and the
- * unit is fail-fast); cb is then never called. Loop thread only; needs a
- * base given to store_open.
+ * unit is fail-fast); cb is then never called. Any thread (webhook
+ * workers queue their units themselves); cb always runs on the loop. Needs
+ * a base given to store_open. Before store_close, every thread that may
+ * submit must have stopped.
  */
 int store_submit(struct store *st, struct store_unit *u, store_unit_cb cb, void *arg,
 		 struct hub_error *err);

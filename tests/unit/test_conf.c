@@ -219,6 +219,18 @@ static void bad_configs_refused(void **state)
 		"store_connections: must be between 1 and 8, found 0");
 	refused("{\"state_dir\":\"/x\",\"store\":\"postgresql://db/hub\",\"store_connections\":\"2\"}",
 		"store_connections: must be an integer, found a string");
+	{
+		/* A wrong type is one problem, not also a judgement of its value. */
+		struct hub_config cfg;
+		int rc;
+		char *msg = load("{\"state_dir\":\"/x\",\"store_connections\":\"3\"}", &rc, &cfg);
+
+		assert_int_equal(rc, -1);
+		assert_non_null(strstr(msg, "store_connections: must be an integer, found a string"));
+		assert_null(strstr(msg, "PostgreSQL"));
+		free(msg);
+		config_release(&cfg);
+	}
 	refused("{\"state_dir\":\"/x\",\"redis\":\"http://r\"}", "redis:");
 	refused("{\"state_dir\":\"/x\",\"log\":{\"level\":\"loud\"}}", "log.level: \"loud\" must be one of");
 	refused("{\"state_dir\":\"/x\",\"log\":{\"format\":\"xml\"}}", "log.format: \"xml\" must be text or json");
