@@ -822,6 +822,182 @@ static void test_lanes_keep_order(void **state)
 		assert_int_equal(after.overlapped, 0);
 }
 
+/* One transaction writing one order in two chunks (PostgreSQL: two bulk
+ * statements, each followed by its lines statement): x at version 5 with 1
+ * line, 300 large orders (over 512 KB: the next chunk), then x at version
+ * 5 again (equal: loses) with 3 lines and at version 4 with 2. The lines of
+ * the later chunk must not replace those of the version that won. */
+static void test_same_order_in_two_chunks(void **state)
+{
+	struct fixture *f = *state;
+	enum { FILL = 300, N = FILL + 3 };
+	struct store_unit **units = calloc(N, sizeof(*units));
+	struct slot *slots = calloc(N, sizeof(*slots));
+	struct store_counters before, after;
+	char id[16];
+
+	assert_non_null(units);
+	assert_non_null(slots);
+	store_close(f->st);
+	open_store_lanes(f, N, 1);
+	units[0] = unit("shop");
+	add(units[0], HUB_RECORD_ORDER, make_order("x", 5, 1));
+	for (int i = 1; i <= FILL; i++) {
+		snprintf(id, sizeof(id), "f%d", i);
+		units[i] = unit("shop");
+		add(units[i], HUB_RECORD_ORDER, make_order(id, 1, 20));
+	}
+	units[FILL + 1] = unit("shop");
+	add(units[FILL + 1], HUB_RECORD_ORDER, make_order("x", 5, 3));
+	units[FILL + 2] = unit("shop");
+	add(units[FILL + 2], HUB_RECORD_ORDER, make_order("x", 4, 2));
+	store_counters(f->st, &before);
+	submit_held(f, units, slots, N);
+	store_counters(f->st, &after);
+	assert_int_equal(after.batches - before.batches, 1);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(slots[i].res.status, STORE_OK);
+		assert_int_equal(slots[i].res.written, i <= FILL ? 1 : 0);
+	}
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines l JOIN orders o ON "
+				      "o.id = l.order_id WHERE o.external_id = 'x'"),
+			 1);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines"), 1 + FILL * 20);
+	free(units);
+	free(slots);
+}
+
+#ifdef STORE_TEST_PG
+/* Runs sql on c, which must succeed; returns the first column of the first
+ * row as a number (0 when none). */
+static long pg_exec(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	long v = 0;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+		v = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return v;
+}
+
+/* Waits (at most 10 s) until a session of the test database waits for a
+ * lock; fails the test if none does. */
+static void wait_for_lock_wait(struct fixture *f)
+{
+	for (int tries = 0;; tries++) {
+		if (raw_count(f, "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = "
+				 "'Lock' AND datname = current_database()") > 0)
+			return;
+		assert_true(tries < 500);
+		usleep(20000);
+	}
+}
+
+/* One writer race: another session writes order "x" at version 2 with 3
+ * lines (an update of the stored version 1, or, fresh, an insert) and
+ * holds its transaction open; the store writes "x" at version 3 with 1
+ * line and must wait for it (row lock or unique index); the session
+ * commits. The store's version wins and x must have its 1 line only - not
+ * also the other session's 3, which the store's statement could not see
+ * when it started. safe: the store writes on its per-unit path (two
+ * failing units in the batch first). */
+static void race_lines(struct fixture *f, int fresh, int safe)
+{
+	struct store_unit *u[3];
+	struct slot s[3];
+	int pending = 0, nu = 0;
+	PGconn *c;
+	long id;
+	char sql[512];
+
+	if (!fresh) {
+		u[0] = unit("shop");
+		add(u[0], HUB_RECORD_ORDER, make_order("x", 1, 2));
+		assert_int_equal(submit(f, u[0], NULL), STORE_OK);
+	}
+	c = PQconnectdb(f->loc.url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	pg_exec(c, "BEGIN");
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO orders (merchant, connector, external_id, status, currency, total, "
+		 "created_at_ms, updated_at_ms, record, stored_at_ms) VALUES ('acme', 'shop', 'x', "
+		 "'open', 'USD', 1, %lld, %lld, '{}', 0) ON CONFLICT (connector, external_id, "
+		 "merchant) DO UPDATE SET updated_at_ms = excluded.updated_at_ms RETURNING id",
+		 (long long)T0, (long long)(T0 + 2000));
+	id = pg_exec(c, sql);
+	snprintf(sql, sizeof(sql), "DELETE FROM order_lines WHERE order_id = %ld", id);
+	pg_exec(c, sql);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO order_lines (order_id, line_no, external_id, sku, quantity, "
+		 "unit_price) SELECT %ld, n, 'other-' || n, 'OTHER', 1, 1 "
+		 "FROM generate_series(0, 2) AS n",
+		 id);
+	pg_exec(c, sql);
+
+	if (safe) {
+		for (int i = 0; i < 2; i++) {
+			char oid[16];
+
+			snprintf(oid, sizeof(oid), "bad%d", i);
+			u[nu] = unit("broken");
+			add(u[nu], HUB_RECORD_ORDER, make_order(oid, 1, 1));
+			store_unit_inject_fault(u[nu++]);
+		}
+	}
+	u[nu] = unit("shop");
+	add(u[nu++], HUB_RECORD_ORDER, make_order("x", 3, 1));
+	store_hold(f->st, 1);
+	for (int i = 0; i < nu; i++) {
+		memset(&s[i], 0, sizeof(s[i]));
+		s[i].pending = &pending;
+		pending++;
+		assert_int_equal(store_submit(f->st, u[i], unit_done, &s[i], NULL), 0);
+	}
+	store_hold(f->st, 0);
+	wait_for_lock_wait(f);
+	run_loop(f, &pending, 100);
+	assert_int_equal(s[nu - 1].done, 0); /* still waiting for the session */
+	pg_exec(c, "COMMIT");
+	PQfinish(c);
+	run_loop(f, &pending, 10000);
+	assert_int_equal(pending, 0);
+	assert_int_equal(s[nu - 1].res.status, STORE_OK);
+	assert_int_equal(s[nu - 1].res.written, 1);
+	if (safe)
+		assert_int_equal(s[0].res.status, STORE_FAILED);
+	assert_int_equal(raw_count(f, "SELECT updated_at_ms FROM orders WHERE external_id = 'x'"),
+			 T0 + 3000);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines l JOIN orders o ON "
+				      "o.id = l.order_id WHERE o.external_id = 'x'"),
+			 1);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines l JOIN orders o ON "
+				      "o.id = l.order_id WHERE o.external_id = 'x' AND "
+				      "l.sku = 'SKU-0-3'"),
+			 1);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines"), 1);
+}
+
+/* Two writers of one order at the same time (several hubd on one
+ * database): the order ends with the lines of the version that won, on the
+ * bulk path and the per-unit path, for an order both update and for one
+ * both insert. */
+static void test_concurrent_writers_lines(void **state)
+{
+	struct fixture *f = *state;
+
+	store_close(f->st);
+	open_store_lanes(f, 0, 1);
+	for (int k = 0; k < 4; k++) {
+		race_lines(f, k & 1, k >> 1);
+		free(raw_query(f, "DELETE FROM order_lines"));
+		free(raw_query(f, "DELETE FROM orders"));
+	}
+}
+#endif
+
 static void test_dead_letters(void **state)
 {
 	struct fixture *f = *state;
@@ -1726,6 +1902,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_duplicate_webhook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates_in_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lanes_keep_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_order_in_two_chunks, setup, teardown),
+#ifdef STORE_TEST_PG
+		cmocka_unit_test_setup_teardown(test_concurrent_writers_lines, setup, teardown),
+#endif
 		cmocka_unit_test_setup_teardown(test_batches_synced_before_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
