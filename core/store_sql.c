@@ -17,9 +17,9 @@
  * nothing. PostgreSQL does all of a shipment in one statement
  * (data-modifying CTEs keyed on the upsert's RETURNING), and an order in
  * two pipelined ones (see SQL_ORDERS_BULK_PG for why). SQLite, in-process,
- * runs the dependent
- * statements flagged SQL_STMT_DEPENDENT: skipped when the upsert returned
- * no row, else bound to its id - no lookup, no JSON to parse.
+ * runs the dependent statements flagged SQL_STMT_DEPENDENT: skipped when
+ * the upsert returned no row, else bound to its id - no lookup, no JSON to
+ * parse.
  */
 #include "config.h"
 #include "store_sql.h"
