@@ -128,6 +128,9 @@ struct store_exec {
 	const unsigned char *key;
 	const char *instance_id;
 	int schema_version;
+	/* PostgreSQL: the last written_seq drawn (see SQL_ORDERS_BULK_PG);
+	 * only grows, so it is unique within any transaction of the lane. */
+	int64_t written_seq;
 };
 
 /*
@@ -143,8 +146,8 @@ size_t store_unit_order_bytes(const struct store_unit *u);
 
 /*
  * PostgreSQL, optimistic path: appends ONE statement upserting the order
- * records of the units among items[from..to) (not final), with their lines,
- * item SQL_ITEM_MANY. Records of the same key keep the newest version (the
+ * records of the units among items[from..to) (not final), and one more
+ * replacing the lines of the orders it wrote, both item SQL_ITEM_MANY. Records of the same key keep the newest version (the
  * first of equals), as running them one by one would. Written orders are
  * counted on their units.
  *

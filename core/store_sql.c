@@ -14,10 +14,12 @@
  * An upsert writes the dependent rows (an order's lines, a shipment's
  * tracking numbers) only when it actually wrote, i.e. when it returned the
  * row's id; an upsert that lost to a newer or equal version returns
- * nothing. PostgreSQL does all of it in one statement (data-modifying CTEs
- * keyed on the upsert's RETURNING). SQLite, in-process, runs the dependent
- * statements flagged SQL_STMT_DEPENDENT: skipped when the upsert returned
- * no row, else bound to its id - no lookup, no JSON to parse.
+ * nothing. PostgreSQL does all of a shipment in one statement
+ * (data-modifying CTEs keyed on the upsert's RETURNING), and an order in
+ * two pipelined ones (see SQL_ORDERS_BULK_PG for why). SQLite, in-process,
+ * runs the dependent statements flagged SQL_STMT_DEPENDENT: skipped when
+ * the upsert returned no row, else bound to its id - no lookup, no JSON to
+ * parse.
  */
 #include "config.h"
 #include "store_sql.h"
@@ -41,15 +43,27 @@
 	"record, stored_at_ms) "                                                                \
 	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) " ORDER_CONFLICT
 
-#define ORDER_CONFLICT                                                                     \
+#define ORDER_CONFLICT ORDER_SET ORDER_NEWER
+
+#define ORDER_SET                                                                          \
 	"ON CONFLICT (connector, external_id, merchant) DO UPDATE SET "                        \
 	"number = excluded.number, name = excluded.name, status = excluded.status, "           \
 	"financial_status = excluded.financial_status, "                                       \
 	"fulfillment_status = excluded.fulfillment_status, currency = excluded.currency, "     \
 	"total = excluded.total, created_at_ms = excluded.created_at_ms, "                     \
 	"updated_at_ms = excluded.updated_at_ms, record = excluded.record, "                   \
-	"stored_at_ms = excluded.stored_at_ms "                                                 \
-	"WHERE orders.updated_at_ms < excluded.updated_at_ms"
+	"stored_at_ms = excluded.stored_at_ms"
+
+#define ORDER_NEWER " WHERE orders.updated_at_ms < excluded.updated_at_ms"
+
+/* PostgreSQL: the upsert also marks the row it writes with the writing
+ * transaction (written_xid = txid_current(): 64 bits, never reused) and a
+ * number the store draws for the statement (written_seq: unique within the
+ * transaction, which may write one order in two chunks or two units). The
+ * statement that then replaces the lines finds its orders by that mark. */
+#define ORDER_CONFLICT_PG                                                                  \
+	ORDER_SET ", written_xid = excluded.written_xid, written_seq = excluded.written_seq"    \
+	ORDER_NEWER
 
 /* What tracking learnt (tracking_status set) wins over the marketplace's
  * status; dates are only ever filled, never cleared. */
@@ -93,22 +107,35 @@ const struct sql_def sql_defs[SQL_SLOT_COUNT] = {
 	DEF(SQL_ORDER_LINE_INSERT,
 	    "INSERT INTO order_lines (order_id, line_no, external_id, sku, title, quantity, "
 	    "unit_price) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
-	/* PostgreSQL: the upsert and the replacement of the lines in one
-	 * statement; the lines ($15: the columns of each line, as a JSON array)
-	 * are written only when the upsert returned a row. The sibling DELETE
-	 * and INSERT share one snapshot: the DELETE sees only the old lines. */
+	/*
+	 * PostgreSQL writes an order in two statements, pipelined one after
+	 * the other in the same transaction: the upsert, then the replacement
+	 * of the lines of the orders it wrote. One statement would not do
+	 * (READ COMMITTED): when another transaction writes the same order at
+	 * the same time, the upsert waits for that row (or, for a new order, on
+	 * the unique index) and then sees the other's committed row, but the
+	 * DELETE of the lines runs on the snapshot the statement took before
+	 * the other committed - it misses the other's new lines, and the order
+	 * keeps both sets. The second statement takes a fresh snapshot, and by
+	 * then this transaction holds the row of every order it wrote, so every
+	 * earlier writer of those orders has committed and its lines are
+	 * visible. Being pipelined, it cannot use the first one's results: it
+	 * finds the orders written by that very statement by their keys and the
+	 * mark the upsert left (written_xid = this transaction, written_seq =
+	 * the number the store gave both statements). The DELETE and the
+	 * INSERT of the second statement share a snapshot: the DELETE sees
+	 * only the lines that were there before.
+	 */
 	/* PostgreSQL, the optimistic path of a batch: the orders of many units
 	 * in one statement. The columns come as binary arrays ($1-$13, one
-	 * element per order, keys unique), the lines as arrays too ($15-$21,
-	 * $15 the 1-based position of their order). Returns the positions of
-	 * the orders written; their lines are replaced. */
-	/* The folded webhook receipts come as arrays too ($22-$24), and $25
+	 * element per order, keys unique), $19 is the statement's written_seq.
+	 * The folded webhook receipts come as arrays too ($15-$17), and $18
 	 * gives each order the 1-based position of the receipt that gates it
 	 * (0: none). Returns (0, position) per written order and (1, position)
-	 * per receipt that was new. */
+	 * per receipt that was new. SQL_ORDERS_BULK_LINES_PG follows it. */
 	DEF2(SQL_ORDERS_BULK_PG, NULL,
-	     "WITH rcp AS (SELECT * FROM unnest(CAST($22 AS text[]), CAST($23 AS text[]), "
-	     "CAST($24 AS bigint[])) WITH ORDINALITY AS r(connector, delivery_id, expires_at_ms, pos)), "
+	     "WITH rcp AS (SELECT * FROM unnest(CAST($15 AS text[]), CAST($16 AS text[]), "
+	     "CAST($17 AS bigint[])) WITH ORDINALITY AS r(connector, delivery_id, expires_at_ms, pos)), "
 	     "ins AS (INSERT INTO webhook_receipts (connector, delivery_id, received_at_ms, "
 	     "expires_at_ms) SELECT connector, delivery_id, $14, expires_at_ms FROM rcp "
 	     "ON CONFLICT DO NOTHING RETURNING connector, delivery_id), "
@@ -118,37 +145,59 @@ const struct sql_def sql_defs[SQL_SLOT_COUNT] = {
 	     "CAST($3 AS text[]), CAST($4 AS text[]), CAST($5 AS text[]), CAST($6 AS text[]), "
 	     "CAST($7 AS text[]), CAST($8 AS text[]), CAST($9 AS text[]), CAST($10 AS bigint[]), "
 	     "CAST($11 AS bigint[]), CAST($12 AS bigint[]), CAST($13 AS text[]), "
-	     "CAST($25 AS bigint[])) WITH ORDINALITY "
+	     "CAST($18 AS bigint[])) WITH ORDINALITY "
 	     "AS s(merchant, connector, external_id, number, name, status, financial_status, "
 	     "fulfillment_status, currency, total, created_at_ms, updated_at_ms, record, gate, ord) "
 	     "WHERE gate = 0 OR gate IN (SELECT pos FROM fresh)), "
 	     "up AS (INSERT INTO orders (merchant, connector, external_id, number, name, status, "
 	     "financial_status, fulfillment_status, currency, total, created_at_ms, updated_at_ms, "
-	     "record, stored_at_ms) "
+	     "record, stored_at_ms, written_xid, written_seq) "
 	     "SELECT merchant, connector, external_id, number, name, status, financial_status, "
-	     "fulfillment_status, currency, total, created_at_ms, updated_at_ms, record, $14 "
-	     "FROM src " ORDER_CONFLICT " RETURNING id, merchant, connector, external_id), "
-	     "written AS (SELECT up.id, src.ord FROM up JOIN src ON src.connector = up.connector "
-	     "AND src.external_id = up.external_id AND src.merchant = up.merchant), "
-	     "gone AS (DELETE FROM order_lines WHERE order_id = ANY (ARRAY(SELECT id FROM up))), "
-	     "lines AS (INSERT INTO order_lines (order_id, line_no, external_id, sku, title, "
+	     "fulfillment_status, currency, total, created_at_ms, updated_at_ms, record, $14, "
+	     "txid_current(), $19 FROM src " ORDER_CONFLICT_PG
+	     " RETURNING merchant, connector, external_id) "
+	     "SELECT 0, src.ord FROM up JOIN src ON src.connector = up.connector "
+	     "AND src.external_id = up.external_id AND src.merchant = up.merchant "
+	     "UNION ALL SELECT 1, pos FROM fresh"),
+	/* Right after SQL_ORDERS_BULK_PG: the keys of its orders ($1-$3, the
+	 * same positions), its written_seq ($4), the lines ($5-$11, $5 the
+	 * 1-based position of their order). Replaces the lines of the orders
+	 * that statement wrote. */
+	DEF2(SQL_ORDERS_BULK_LINES_PG, NULL,
+	     "WITH w AS (SELECT o.id, k.ord FROM unnest(CAST($1 AS text[]), CAST($2 AS text[]), "
+	     "CAST($3 AS text[])) WITH ORDINALITY AS k(merchant, connector, external_id, ord) "
+	     "JOIN orders o ON o.connector = k.connector AND o.external_id = k.external_id "
+	     "AND o.merchant = k.merchant "
+	     "WHERE o.written_xid = txid_current() AND o.written_seq = $4), "
+	     "gone AS (DELETE FROM order_lines WHERE order_id = ANY (ARRAY(SELECT id FROM w))) "
+	     "INSERT INTO order_lines (order_id, line_no, external_id, sku, title, "
 	     "quantity, unit_price) "
 	     "SELECT w.id, l.line_no, l.external_id, l.sku, l.title, l.quantity, l.unit_price "
-	     "FROM written w JOIN unnest(CAST($15 AS bigint[]), CAST($16 AS bigint[]), "
-	     "CAST($17 AS text[]), CAST($18 AS text[]), CAST($19 AS text[]), "
-	     "CAST($20 AS bigint[]), CAST($21 AS bigint[])) "
-	     "AS l(ord, line_no, external_id, sku, title, quantity, unit_price) ON l.ord = w.ord) "
-	     "SELECT 0, ord FROM written UNION ALL SELECT 1, pos FROM fresh"),
+	     "FROM w JOIN unnest(CAST($5 AS bigint[]), CAST($6 AS bigint[]), "
+	     "CAST($7 AS text[]), CAST($8 AS text[]), CAST($9 AS text[]), "
+	     "CAST($10 AS bigint[]), CAST($11 AS bigint[])) "
+	     "AS l(ord, line_no, external_id, sku, title, quantity, unit_price) ON l.ord = w.ord"),
+	/* PostgreSQL, one order (the per-unit path): the upsert, $15 its
+	 * written_seq; SQL_ORDER_LINES_PG follows it. */
 	DEF2(SQL_ORDER_WRITE_PG, NULL,
-	     "WITH up AS (" ORDER_UPSERT " RETURNING id), "
-	     "gone AS (DELETE FROM order_lines WHERE order_id IN (SELECT id FROM up)), "
-	     "lines AS (INSERT INTO order_lines (order_id, line_no, external_id, sku, title, "
-	     "quantity, unit_price) "
-	     "SELECT up.id, l.n - 1, l.external_id, l.sku, l.title, l.quantity, l.unit_price "
-	     "FROM up CROSS JOIN ROWS FROM (json_to_recordset(CAST($15 AS json)) AS "
+	     "INSERT INTO orders (merchant, connector, external_id, number, name, status, "
+	     "financial_status, fulfillment_status, currency, total, created_at_ms, updated_at_ms, "
+	     "record, stored_at_ms, written_xid, written_seq) "
+	     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, txid_current(), "
+	     "$15) " ORDER_CONFLICT_PG " RETURNING id"),
+	/* Right after SQL_ORDER_WRITE_PG: its key ($1-$3) and written_seq ($4),
+	 * the columns of the lines as a JSON array ($5). Replaces the lines of
+	 * the order when that statement wrote it. */
+	DEF2(SQL_ORDER_LINES_PG, NULL,
+	     "WITH w AS (SELECT id FROM orders WHERE connector = $2 AND external_id = $3 "
+	     "AND merchant = $1 AND written_xid = txid_current() AND written_seq = $4), "
+	     "gone AS (DELETE FROM order_lines WHERE order_id IN (SELECT id FROM w)) "
+	     "INSERT INTO order_lines (order_id, line_no, external_id, sku, title, quantity, "
+	     "unit_price) "
+	     "SELECT w.id, l.n - 1, l.external_id, l.sku, l.title, l.quantity, l.unit_price "
+	     "FROM w CROSS JOIN ROWS FROM (json_to_recordset(CAST($5 AS json)) AS "
 	     "(external_id text, sku text, title text, quantity bigint, unit_price bigint)) "
-	     "WITH ORDINALITY AS l(external_id, sku, title, quantity, unit_price, n)) "
-	     "SELECT id FROM up"),
+	     "WITH ORDINALITY AS l(external_id, sku, title, quantity, unit_price, n)"),
 
 	DEF(SQL_SHIPMENT_UPSERT, SHIPMENT_UPSERT " RETURNING id"),
 	/* SQLite, SQL_STMT_DEPENDENT on the upsert: $1 is its id. Numbers still
@@ -460,9 +509,19 @@ static const char *const migration_2[] = {
 	NULL,
 };
 
+/* The mark of the PostgreSQL order upserts (see SQL_ORDERS_BULK_PG):
+ * which transaction, and which statement of it, last wrote the row.
+ * SQLite, whose single writer needs no mark, leaves them NULL. */
+static const char *const migration_3[] = {
+	"ALTER TABLE orders ADD COLUMN written_xid BIGINT",
+	"ALTER TABLE orders ADD COLUMN written_seq BIGINT",
+	NULL,
+};
+
 static const char *const *const migrations[] = {
 	migration_1,
 	migration_2,
+	migration_3,
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -703,10 +703,17 @@ static int build_order(struct store_exec *x, struct store_item *it, unsigned ind
 	st->ctx = it;
 	if (pg) {
 		const char *lines = lines_json(s, r);
+		int64_t seq = ++x->written_seq;
 
 		if (!lines)
 			return -1;
-		sql_bind_text(s, st, 15, lines);
+		sql_bind_int(s, st, 15, seq);
+		ADD(SQL_ORDER_LINES_PG, 5);
+		sql_bind_text(s, st, 1, u->merchant);
+		sql_bind_text(s, st, 2, u->connector);
+		sql_bind_text(s, st, 3, r->external_id);
+		sql_bind_int(s, st, 4, seq);
+		sql_bind_text(s, st, 5, lines);
 		return 0;
 	}
 	ADD(SQL_ORDER_LINES_DELETE, 1);
@@ -1071,7 +1078,8 @@ int store_unit_build_orders_bulk(struct store_exec *x, struct store_item **items
 	size_t span = to - from, nf = 0, most;
 	unsigned char *shared = NULL;
 	struct bulk *b;
-	struct sql_stmt *st;
+	struct sql_stmt *st, *lst;
+	int64_t seq;
 	int rc = -1;
 
 	for (size_t i = from; i < to; i++) {
@@ -1145,12 +1153,17 @@ int store_unit_build_orders_bulk(struct store_exec *x, struct store_item **items
 	ints = malloc(most * sizeof(*ints) + 1);
 	if (!text || !ints)
 		goto out;
-	st = sql_script_add(s, SQL_DEF(SQL_ORDERS_BULK_PG), 25, SQL_ITEM_MANY);
-	if (!st)
+	seq = ++x->written_seq;
+	st = sql_script_add(s, SQL_DEF(SQL_ORDERS_BULK_PG), 19, SQL_ITEM_MANY);
+	lst = sql_script_add(s, SQL_DEF(SQL_ORDERS_BULK_LINES_PG), 11, SQL_ITEM_MANY);
+	if (!st || !lst)
 		goto out;
+	st = &s->stmts[s->n - 2]; /* the second add may have moved the array */
 	st->on_row = count_bulk_written;
 	st->ctx = b;
 	sql_bind_int(s, st, 14, x->now_ms);
+	sql_bind_int(s, st, 19, seq);
+	sql_bind_int(s, lst, 4, seq);
 
 #define TEXT_COL(param, expr)                                                 \
 	do {                                                                  \
@@ -1170,6 +1183,9 @@ int store_unit_build_orders_bulk(struct store_exec *x, struct store_item **items
 	TEXT_COL(1, b->owners[j]->unit->merchant);
 	TEXT_COL(2, b->owners[j]->unit->connector);
 	TEXT_COL(3, recs[j]->external_id);
+	/* The same keys, by position, for the lines statement. */
+	for (unsigned k = 0; k < 3; k++)
+		lst->params[k] = st->params[k]; /* in the arena, shared */
 	TEXT_COL(4, recs[j]->number);
 	TEXT_COL(5, recs[j]->name);
 	TEXT_COL(6, recs[j]->status);
@@ -1180,22 +1196,22 @@ int store_unit_build_orders_bulk(struct store_exec *x, struct store_item **items
 	INT_COL(11, recs[j]->created_ms);
 	INT_COL(12, recs[j]->updated_ms);
 	TEXT_COL(13, recs[j]->text);
-	INT_COL(25, (int64_t)rpos[owner_ix[j] - from]);
+	INT_COL(18, (int64_t)rpos[owner_ix[j] - from]);
 #undef TEXT_COL
 #undef INT_COL
 
 	/* The folded receipts, by position. */
 	for (size_t k = 0; k < nf; k++)
 		text[k] = b->folded[k]->unit->connector;
-	if (sql_bind_array_text(s, st, 22, text, nf) < 0)
+	if (sql_bind_array_text(s, st, 15, text, nf) < 0)
 		goto out;
 	for (size_t k = 0; k < nf; k++)
 		text[k] = b->folded[k]->unit->delivery_id;
-	if (sql_bind_array_text(s, st, 23, text, nf) < 0)
+	if (sql_bind_array_text(s, st, 16, text, nf) < 0)
 		goto out;
 	for (size_t k = 0; k < nf; k++)
 		ints[k] = b->folded[k]->unit->receipt_expires_ms;
-	if (sql_bind_array_int8(s, st, 24, ints, nf) < 0)
+	if (sql_bind_array_int8(s, st, 17, ints, nf) < 0)
 		goto out;
 
 	/* The lines, flattened; each names its order by position (1-based). */
@@ -1217,8 +1233,8 @@ int store_unit_build_orders_bulk(struct store_exec *x, struct store_item **items
 				}
 			}
 		}
-		if ((col >= 2 && col <= 4 ? sql_bind_array_text(s, st, 15 + (unsigned)col, text, m)
-					  : sql_bind_array_int8(s, st, 15 + (unsigned)col, ints, m)) < 0)
+		if ((col >= 2 && col <= 4 ? sql_bind_array_text(s, lst, 5 + (unsigned)col, text, m)
+					  : sql_bind_array_int8(s, lst, 5 + (unsigned)col, ints, m)) < 0)
 			goto out;
 	}
 	rc = 0;

@@ -742,7 +742,9 @@ static void test_duplicates_in_batches(void **state)
  * batches and units that share orders and delivery ids, the outcome must be
  * what one lane gives: the newest version of each order, one stored copy of
  * each delivery, and an op that sees exactly the units queued before it
- * (none after). SQLite has one lane and must give the same.
+ * (none after): each of the first 60 units also carries an order of its
+ * own, so that the op's order count tells how many of them it saw. SQLite
+ * has one lane and must give the same.
  */
 static void test_lanes_keep_order(void **state)
 {
@@ -760,21 +762,28 @@ static void test_lanes_keep_order(void **state)
 	store_close(f->st);
 	open_store_lanes(f, 4, 2);
 	/* 60 deliveries over 10 orders (each order in 6 versions, its newest
-	 * from the last delivery that carries it), then repeats of 4 of those
-	 * deliveries with a newer version (duplicates: they must write
-	 * nothing), then the op, then 60 deliveries of 60 new orders. */
+	 * from the last delivery that carries it) and one order of their own
+	 * each ("own<i>", no lines), with, before the last 4 of them, repeats
+	 * of 4 earlier deliveries with a newer version (duplicates: they must
+	 * write nothing; not last, so that the units just before the op write
+	 * something the op can see), then the op, then 60 deliveries of 60
+	 * new orders. */
 	for (int i = 0; i < FIRST; i++) {
+		if (i == FIRST - REPEATS) {
+			for (int r = 0; r < REPEATS; r++) {
+				snprintf(id, sizeof(id), "k%d", r);
+				snprintf(del, sizeof(del), "L%d", FIRST - 10 + r);
+				units[n] = unit("shop");
+				add(units[n], HUB_RECORD_ORDER, make_order(id, 1000, 1));
+				store_unit_set_receipt(units[n++], del, T0 + 86400000);
+			}
+		}
 		snprintf(id, sizeof(id), "k%d", i % 10);
 		snprintf(del, sizeof(del), "L%d", i);
 		units[n] = unit("shop");
 		add(units[n], HUB_RECORD_ORDER, make_order(id, i + 1, 2));
-		store_unit_set_receipt(units[n++], del, T0 + 86400000);
-	}
-	for (int i = 0; i < REPEATS; i++) {
-		snprintf(id, sizeof(id), "k%d", i);
-		snprintf(del, sizeof(del), "L%d", FIRST - 10 + i);
-		units[n] = unit("shop");
-		add(units[n], HUB_RECORD_ORDER, make_order(id, 1000, 1));
+		snprintf(id, sizeof(id), "own%d", i);
+		add(units[n], HUB_RECORD_ORDER, make_order(id, 1, 0));
 		store_unit_set_receipt(units[n++], del, T0 + 86400000);
 	}
 	for (int i = 0; i < AFTER; i++) {
@@ -789,7 +798,7 @@ static void test_lanes_keep_order(void **state)
 	store_counters(f->st, &after);
 
 	for (int i = 0; i < n; i++) {
-		if (i >= FIRST && i < FIRST + REPEATS) {
+		if (i >= FIRST - REPEATS && i < FIRST) {
 			assert_int_equal(slots[i].res.status, STORE_DUPLICATE);
 			assert_int_equal(slots[i].res.written, 0);
 		} else {
@@ -797,9 +806,11 @@ static void test_lanes_keep_order(void **state)
 		}
 	}
 	/* The op ran after the 64 units queued before it and before the 60
-	 * queued after it. */
+	 * queued after it: it counts the 10 shared orders and the 60 own ones
+	 * (each from one of the first 60 units; the 4 repeats write nothing
+	 * wherever they run), and none of the 60 later orders. */
 	assert_int_equal(op.status, STORE_OK);
-	assert_int_equal(json_integer_value(json_object_get(op.result, "orders")), 10);
+	assert_int_equal(json_integer_value(json_object_get(op.result, "orders")), 10 + FIRST);
 	json_decref(op.result);
 	for (int k = 0; k < 10; k++) {
 		char sql[128];
@@ -811,7 +822,7 @@ static void test_lanes_keep_order(void **state)
 		assert_int_equal(strtoll(text, NULL, 10), T0 + (FIRST - 10 + k + 1) * 1000);
 		free(text);
 	}
-	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders"), 10 + AFTER);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders"), 10 + FIRST + AFTER);
 	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines"), 10 * 2 + AFTER);
 	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM webhook_receipts"), FIRST + AFTER);
 	/* Batches of at most 4: at least 31 for 124 units and the op. */
@@ -821,6 +832,250 @@ static void test_lanes_keep_order(void **state)
 	else
 		assert_int_equal(after.overlapped, 0);
 }
+
+/* One transaction writing one order in two chunks (PostgreSQL: two bulk
+ * statements, each followed by its lines statement): x at version 5 with 1
+ * line, 300 large orders (over 512 KB: the next chunk), then x at version
+ * 5 again (equal: loses) with 3 lines and at version 4 with 2. The lines of
+ * the later chunk must not replace those of the version that won. */
+static void test_same_order_in_two_chunks(void **state)
+{
+	struct fixture *f = *state;
+	enum { FILL = 300, N = FILL + 3 };
+	struct store_unit **units = calloc(N, sizeof(*units));
+	struct slot *slots = calloc(N, sizeof(*slots));
+	struct store_counters before, after;
+	char id[16];
+
+	assert_non_null(units);
+	assert_non_null(slots);
+	store_close(f->st);
+	open_store_lanes(f, N, 1);
+	units[0] = unit("shop");
+	add(units[0], HUB_RECORD_ORDER, make_order("x", 5, 1));
+	for (int i = 1; i <= FILL; i++) {
+		snprintf(id, sizeof(id), "f%d", i);
+		units[i] = unit("shop");
+		add(units[i], HUB_RECORD_ORDER, make_order(id, 1, 20));
+	}
+	units[FILL + 1] = unit("shop");
+	add(units[FILL + 1], HUB_RECORD_ORDER, make_order("x", 5, 3));
+	units[FILL + 2] = unit("shop");
+	add(units[FILL + 2], HUB_RECORD_ORDER, make_order("x", 4, 2));
+	store_counters(f->st, &before);
+	submit_held(f, units, slots, N);
+	store_counters(f->st, &after);
+	assert_int_equal(after.batches - before.batches, 1);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(slots[i].res.status, STORE_OK);
+		assert_int_equal(slots[i].res.written, i <= FILL ? 1 : 0);
+	}
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines l JOIN orders o ON "
+				      "o.id = l.order_id WHERE o.external_id = 'x'"),
+			 1);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines"), 1 + FILL * 20);
+	free(units);
+	free(slots);
+}
+
+#ifdef STORE_TEST_PG
+/* Runs sql on c, which must succeed; returns the first column of the first
+ * row as a number (0 when none). */
+static long pg_exec(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	long v = 0;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+		v = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return v;
+}
+
+/* Waits (at most 10 s) until a session of the test database waits for a
+ * lock; fails the test if none does. */
+static void wait_for_lock_wait(struct fixture *f)
+{
+	for (int tries = 0;; tries++) {
+		if (raw_count(f, "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = "
+				 "'Lock' AND datname = current_database()") > 0)
+			return;
+		assert_true(tries < 500);
+		usleep(20000);
+	}
+}
+
+/* One writer race: another session writes order "x" at version 2 with 3
+ * lines (an update of the stored version 1, or, fresh, an insert) and
+ * holds its transaction open; the store writes "x" at version 3 with 1
+ * line and must wait for it (row lock or unique index); the session
+ * commits. The store's version wins and x must have its 1 line only - not
+ * also the other session's 3, which the store's statement could not see
+ * when it started. safe: the store writes on its per-unit path (two
+ * failing units in the batch first). */
+static void race_lines(struct fixture *f, int fresh, int safe)
+{
+	struct store_unit *u[3];
+	struct slot s[3];
+	int pending = 0, nu = 0;
+	PGconn *c;
+	long id;
+	char sql[512];
+
+	if (!fresh) {
+		u[0] = unit("shop");
+		add(u[0], HUB_RECORD_ORDER, make_order("x", 1, 2));
+		assert_int_equal(submit(f, u[0], NULL), STORE_OK);
+	}
+	c = PQconnectdb(f->loc.url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	pg_exec(c, "SET idle_in_transaction_session_timeout = '20s'"); /* if the test fails */
+	pg_exec(c, "BEGIN");
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO orders (merchant, connector, external_id, status, currency, total, "
+		 "created_at_ms, updated_at_ms, record, stored_at_ms) VALUES ('acme', 'shop', 'x', "
+		 "'open', 'USD', 1, %lld, %lld, '{}', 0) ON CONFLICT (connector, external_id, "
+		 "merchant) DO UPDATE SET updated_at_ms = excluded.updated_at_ms RETURNING id",
+		 (long long)T0, (long long)(T0 + 2000));
+	id = pg_exec(c, sql);
+	snprintf(sql, sizeof(sql), "DELETE FROM order_lines WHERE order_id = %ld", id);
+	pg_exec(c, sql);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO order_lines (order_id, line_no, external_id, sku, quantity, "
+		 "unit_price) SELECT %ld, n, 'other-' || n, 'OTHER', 1, 1 "
+		 "FROM generate_series(0, 2) AS n",
+		 id);
+	pg_exec(c, sql);
+
+	if (safe) {
+		for (int i = 0; i < 2; i++) {
+			char oid[16];
+
+			snprintf(oid, sizeof(oid), "bad%d", i);
+			u[nu] = unit("broken");
+			add(u[nu], HUB_RECORD_ORDER, make_order(oid, 1, 1));
+			store_unit_inject_fault(u[nu++]);
+		}
+	}
+	u[nu] = unit("shop");
+	add(u[nu++], HUB_RECORD_ORDER, make_order("x", 3, 1));
+	store_hold(f->st, 1);
+	for (int i = 0; i < nu; i++) {
+		memset(&s[i], 0, sizeof(s[i]));
+		s[i].pending = &pending;
+		pending++;
+		assert_int_equal(store_submit(f->st, u[i], unit_done, &s[i], NULL), 0);
+	}
+	store_hold(f->st, 0);
+	wait_for_lock_wait(f);
+	run_loop(f, &pending, 100);
+	assert_int_equal(s[nu - 1].done, 0); /* still waiting for the session */
+	pg_exec(c, "COMMIT");
+	PQfinish(c);
+	run_loop(f, &pending, 10000);
+	assert_int_equal(pending, 0);
+	assert_int_equal(s[nu - 1].res.status, STORE_OK);
+	assert_int_equal(s[nu - 1].res.written, 1);
+	if (safe)
+		assert_int_equal(s[0].res.status, STORE_FAILED);
+	assert_int_equal(raw_count(f, "SELECT updated_at_ms FROM orders WHERE external_id = 'x'"),
+			 T0 + 3000);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines l JOIN orders o ON "
+				      "o.id = l.order_id WHERE o.external_id = 'x'"),
+			 1);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines l JOIN orders o ON "
+				      "o.id = l.order_id WHERE o.external_id = 'x' AND "
+				      "l.sku = 'SKU-0-3'"),
+			 1);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines"), 1);
+}
+
+/* Two writers of one order at the same time (several hubd on one
+ * database): the order ends with the lines of the version that won, on the
+ * bulk path and the per-unit path, for an order both update and for one
+ * both insert. */
+static void test_concurrent_writers_lines(void **state)
+{
+	struct fixture *f = *state;
+
+	store_close(f->st);
+	open_store_lanes(f, 0, 1);
+	for (int k = 0; k < 4; k++) {
+		race_lines(f, k & 1, k >> 1);
+		free(raw_query(f, "DELETE FROM order_lines"));
+		free(raw_query(f, "DELETE FROM orders"));
+	}
+}
+
+/*
+ * Lanes keep conflicting units in order, and only those. Another session
+ * locks order e9; with 2 lanes and batches of 2: U1 (e9 v2) and U2 (e0 v5,
+ * 1 line) go to one lane, whose batch waits for the lock; U3 (e0 v5 again,
+ * 3 lines) shares e0 with that batch and must wait for it; U4 (e5) shares
+ * nothing and must commit meanwhile on the other lane. After the session
+ * lets go, e0 has U2's 1 line: of equal versions the first queued wins,
+ * which it does only if U3 really ran after U2 (run beside it, U3 would
+ * commit first and win). The version guard cannot hide the order here.
+ */
+static void test_lanes_wait_for_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct slot s[4];
+	struct store_unit *u[4];
+	int pending = 3, p4 = 1;
+	PGconn *c;
+
+	store_close(f->st);
+	open_store_lanes(f, 2, 2);
+	u[0] = unit("shop");
+	add(u[0], HUB_RECORD_ORDER, make_order("e9", 1, 1));
+	assert_int_equal(submit(f, u[0], NULL), STORE_OK);
+	c = PQconnectdb(f->loc.url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	pg_exec(c, "SET idle_in_transaction_session_timeout = '20s'"); /* if the test fails */
+	pg_exec(c, "BEGIN");
+	pg_exec(c, "SELECT 1 FROM orders WHERE external_id = 'e9' FOR UPDATE");
+
+	u[0] = unit("shop");
+	add(u[0], HUB_RECORD_ORDER, make_order("e9", 2, 1)); /* waits for the lock */
+	u[1] = unit("shop");
+	add(u[1], HUB_RECORD_ORDER, make_order("e0", 5, 1));
+	u[2] = unit("shop");
+	add(u[2], HUB_RECORD_ORDER, make_order("e0", 5, 3)); /* equal version: loses */
+	u[3] = unit("shop");
+	add(u[3], HUB_RECORD_ORDER, make_order("e5", 1, 1)); /* unrelated */
+	memset(s, 0, sizeof(s));
+	store_hold(f->st, 1);
+	for (int i = 0; i < 4; i++) {
+		s[i].pending = i == 3 ? &p4 : &pending;
+		assert_int_equal(store_submit(f->st, u[i], unit_done, &s[i], NULL), 0);
+	}
+	store_hold(f->st, 0);
+	wait_for_lock_wait(f);
+	run_loop(f, &p4, 5000);
+	assert_int_equal(p4, 0); /* the unrelated unit ran beside */
+	assert_int_equal(s[3].res.status, STORE_OK);
+	assert_int_equal(s[3].res.written, 1);
+	run_loop(f, &pending, 200);
+	assert_int_equal(pending, 3); /* nothing else finished */
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM orders WHERE external_id = 'e0'"), 0);
+	pg_exec(c, "ROLLBACK");
+	PQfinish(c);
+	run_loop(f, &pending, 10000);
+	assert_int_equal(pending, 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(s[i].res.status, STORE_OK);
+	assert_int_equal(s[1].res.written, 1);
+	assert_int_equal(s[2].res.written, 0);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines l JOIN orders o ON "
+				      "o.id = l.order_id WHERE o.external_id = 'e0'"),
+			 1);
+	assert_int_equal(raw_count(f, "SELECT updated_at_ms FROM orders WHERE external_id = 'e9'"),
+			 T0 + 2000);
+}
+#endif
 
 static void test_dead_letters(void **state)
 {
@@ -1726,6 +1981,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_duplicate_webhook, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates_in_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lanes_keep_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_order_in_two_chunks, setup, teardown),
+#ifdef STORE_TEST_PG
+		cmocka_unit_test_setup_teardown(test_concurrent_writers_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lanes_wait_for_rows, setup, teardown),
+#endif
 		cmocka_unit_test_setup_teardown(test_batches_synced_before_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
