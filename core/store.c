@@ -608,7 +608,8 @@ static int build_item(struct lane *ln, struct store_item *it, unsigned index, in
  * before they are queued), and a savepoint per item costs two statements
  * and a subtransaction each. On PostgreSQL the orders of all the units of a
  * chunk also go in one bulk statement (one executor start, one plan, binary
- * arrays instead of per-order statements). When an item fails, the
+ * arrays instead of per-order statements), and their lines in one more,
+ * pipelined after it (see SQL_ORDERS_BULK_LINES_PG). When an item fails, the
  * transaction is rolled back, the item is marked failed, and the batch runs
  * again without it. After a second failure - or a failure of the bulk
  * statement, which cannot be pinned on one unit - the batch switches to a
