@@ -491,6 +491,19 @@ int proc_write_file(const char *path, const char *text)
 	return rc;
 }
 
+int proc_file_count(const char *path, const char *what)
+{
+	char *text = proc_read_file(path);
+	int n = 0;
+
+	if (!text)
+		return -1;
+	for (const char *p = strstr(text, what); p; p = strstr(p + 1, what))
+		n++;
+	free(text);
+	return n;
+}
+
 char *proc_read_file(const char *path)
 {
 	FILE *f = fopen(path, "rb");

@@ -104,6 +104,10 @@ int proc_write_file(const char *path, const char *text);
 /* Reads a whole file (malloc'd, NUL-terminated) or NULL. */
 char *proc_read_file(const char *path);
 
+/* Occurrences of `what` in the file at path (a process's log), or -1 when
+ * it cannot be read. */
+int proc_file_count(const char *path, const char *what);
+
 /* Path of a built program or file: $HUB_BUILDDIR/<rel> (the test
  * environment sets it), into buf. */
 const char *proc_build_path(char *buf, size_t size, const char *rel);
