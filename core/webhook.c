@@ -39,6 +39,8 @@ struct pending {
 	char connector[64];
 	char topic[96];
 	unsigned records;
+	char *invalid;          /* 422: why the payload cannot be read (its raw
+	                           delivery is kept as a dead letter), or NULL */
 	struct metric *seconds; /* the connector's hub_webhook_duration_seconds */
 	long long arrived_us;   /* monotonic, when the hook route took the request */
 };
@@ -69,6 +71,14 @@ static void committed(void *arg, const struct store_unit_result *res)
 	struct server_req *r = p->r;
 
 	metric_observe(p->seconds, (double)(mono_us() - p->arrived_us) / 1e6);
+	if (p->invalid && (res->status == STORE_OK || res->status == STORE_DUPLICATE)) {
+		/* Said only once the dead letter is committed. */
+		count(p->hub, p->connector, "invalid");
+		server_reply_error(r, 422, "invalid_payload", "%s (kept as a dead letter)", p->invalid);
+		free(p->invalid);
+		free(p);
+		return;
+	}
 	switch (res->status) {
 	case STORE_OK: {
 		/* The reply of every stored webhook: written directly rather
@@ -98,6 +108,7 @@ static void committed(void *arg, const struct store_unit_result *res)
 		server_reply_error(r, 500, "store_failed", "nothing was stored: %s", res->err.message);
 		break;
 	}
+	free(p->invalid);
 	free(p);
 }
 
@@ -304,6 +315,12 @@ static int submit(struct job *job, struct hub_error *err)
 		hub_error_set(err, NULL, "out of memory");
 		return -1;
 	}
+	if (job->status == 422 && !(p->invalid = strdup(job->msg))) {
+		free(p);
+		store_unit_free(u);
+		hub_error_set(err, NULL, "out of memory");
+		return -1;
+	}
 	p->hub = job->hub;
 	p->r = job->r;
 	p->records = job->nrecords;
@@ -349,17 +366,11 @@ static void finish(struct job *job)
 	sync_hint(hub->sync, job->inst->conn);
 	if (job->submitted)
 		goto out;
-	if (status == 422) {
-		/* Keep the raw delivery as a dead letter, then tell the sender. */
-		store_unit_set_deadline(u, host_now_ms() + COMMIT_DEADLINE_MS);
-		memset(&err, 0, sizeof(err));
-		store_submit(hub->store, u, NULL, NULL, &err);
-		count(hub, name, "invalid");
-		server_reply_error(r, 422, "invalid_payload", "%s (kept as a dead letter)", job->msg);
-		goto out;
-	}
-	/* The store may refuse the unit, here or already on the worker
-	 * (status 503, why in job->msg; the unit is gone then). */
+	/* A readable delivery, or (422) an unreadable one whose raw delivery
+	 * goes to the store as a dead letter: either way the answer comes
+	 * from the commit (committed). The store may refuse the unit, here or
+	 * already on the worker (status 503, why in job->msg; the unit is gone
+	 * then): nothing was kept, and the sender is told to retry. */
 	if (status == 503 || submit(job, &err) < 0) {
 		count(hub, name, "unavailable");
 		server_add_header(r, "Retry-After", "5");
@@ -425,7 +436,8 @@ static void hook(struct server_req *r)
 		job->inst->conn->webhook_seconds =
 			metrics_getf(hub->metrics, METRIC_HISTOGRAM, "hub_webhook_duration_seconds",
 				     "Webhooks answered after the store's outcome (stored, duplicate, "
-				     "unavailable, failed): seconds from the request's arrival to the answer",
+				     "invalid and kept, unavailable, failed): seconds from the request's "
+				     "arrival to the answer",
 				     "connector=\"%s\"", connector_name(c));
 	job->seconds = job->inst->conn->webhook_seconds;
 	request_msg(r, &job->m);

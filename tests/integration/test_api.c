@@ -430,11 +430,11 @@ static void webhooks(void **state)
 		assert_non_null(strstr(r.body, "hub_webhooks_total{connector=\"acme\",result=\"ignored\"} 1"));
 		assert_non_null(strstr(r.body, "hub_webhooks_total{connector=\"acme\",result=\"invalid\"} 1"));
 		/* The latency of the webhooks the store answered (stored: 3,
-		 * duplicate: 1), as a histogram. */
+		 * duplicate: 1, invalid and kept: 1), as a histogram. */
 		assert_non_null(strstr(r.body, "# TYPE hub_webhook_duration_seconds histogram"));
 		assert_non_null(strstr(r.body, "hub_webhook_duration_seconds_bucket{connector=\"acme\","
-					       "le=\"+Inf\"} 4\n"));
-		assert_non_null(strstr(r.body, "hub_webhook_duration_seconds_count{connector=\"acme\"} 4\n"));
+					       "le=\"+Inf\"} 5\n"));
+		assert_non_null(strstr(r.body, "hub_webhook_duration_seconds_count{connector=\"acme\"} 5\n"));
 		/* The store's own counters: batches ran and took time. */
 		{
 			const char *b = strstr(r.body, "\nhub_store_batches_total ");
