@@ -14,12 +14,12 @@
  * An upsert writes the dependent rows (an order's lines, a shipment's
  * tracking numbers) only when it actually wrote, i.e. when it returned the
  * row's id; an upsert that lost to a newer or equal version returns
- * nothing. PostgreSQL does all of a shipment in one statement
- * (data-modifying CTEs keyed on the upsert's RETURNING), and an order in
- * two pipelined ones (see SQL_ORDERS_BULK_PG for why). SQLite, in-process,
- * runs the dependent statements flagged SQL_STMT_DEPENDENT: skipped when
- * the upsert returned no row, else bound to its id - no lookup, no JSON to
- * parse.
+ * nothing. PostgreSQL writes an order or a shipment in two pipelined
+ * statements: the upsert, marking the rows it writes, then the dependent
+ * rows of the rows so marked (see SQL_ORDERS_BULK_PG for why). SQLite,
+ * in-process, runs the dependent statements flagged SQL_STMT_DEPENDENT:
+ * skipped when the upsert returned no row, else bound to its id - no
+ * lookup, no JSON to parse.
  */
 #include "config.h"
 #include "store_sql.h"
@@ -34,9 +34,9 @@
 
 /* ---- statements ------------------------------------------------------------ */
 
-/* The upserts, shared by the SQLite statement and the PostgreSQL one that
- * also writes the dependent rows. An older or equal updated_at changes
- * nothing (and returns no row). */
+/* The upserts, in parts shared by the SQLite statements and the
+ * PostgreSQL ones, which also mark the row they write. An older or equal
+ * updated_at changes nothing (and returns no row). */
 #define ORDER_UPSERT                                                                       \
 	"INSERT INTO orders (merchant, connector, external_id, number, name, status, "         \
 	"financial_status, fulfillment_status, currency, total, created_at_ms, updated_at_ms, " \
@@ -65,13 +65,19 @@
 	ORDER_SET ", written_xid = excluded.written_xid, written_seq = excluded.written_seq"    \
 	ORDER_NEWER
 
-/* What tracking learnt (tracking_status set) wins over the marketplace's
- * status; dates are only ever filled, never cleared. */
 #define SHIPMENT_UPSERT                                                                    \
+	SHIPMENT_INSERT ") VALUES (" SHIPMENT_VALUES ") " SHIPMENT_SET SHIPMENT_NEWER
+
+#define SHIPMENT_INSERT                                                                    \
 	"INSERT INTO shipments (merchant, connector, external_id, order_external_id, carrier, " \
 	"status, shipped_at_ms, estimated_delivery_ms, delivered_ms, created_at_ms, "          \
-	"updated_at_ms, record, stored_at_ms) "                                                 \
-	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "                    \
+	"updated_at_ms, record, stored_at_ms"
+
+#define SHIPMENT_VALUES "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13"
+
+/* What tracking learnt (tracking_status set) wins over the marketplace's
+ * status; dates are only ever filled, never cleared. */
+#define SHIPMENT_SET                                                                       \
 	"ON CONFLICT (connector, external_id, merchant) DO UPDATE SET "                        \
 	"order_external_id = excluded.order_external_id, carrier = excluded.carrier, "         \
 	"status = CASE WHEN shipments.tracking_status IS NULL THEN excluded.status "           \
@@ -81,8 +87,9 @@
 	"shipments.estimated_delivery_ms), "                                                    \
 	"delivered_ms = COALESCE(excluded.delivered_ms, shipments.delivered_ms), "             \
 	"created_at_ms = excluded.created_at_ms, updated_at_ms = excluded.updated_at_ms, "     \
-	"record = excluded.record, stored_at_ms = excluded.stored_at_ms "                      \
-	"WHERE shipments.updated_at_ms < excluded.updated_at_ms"
+	"record = excluded.record, stored_at_ms = excluded.stored_at_ms"
+
+#define SHIPMENT_NEWER " WHERE shipments.updated_at_ms < excluded.updated_at_ms"
 
 
 #define DEF(s, text) [s] = {s, text, NULL}
@@ -209,19 +216,33 @@ const struct sql_def sql_defs[SQL_SLOT_COUNT] = {
 	    "INSERT INTO shipment_tracking (shipment_id, carrier, tracking_number, "
 	    "not_found_count, next_check_ms) VALUES ($1, $2, $3, 0, 0) "
 	    "ON CONFLICT (shipment_id, carrier, tracking_number) DO NOTHING"),
-	/* PostgreSQL: the upsert and its tracking numbers ($14, carrier $5) in
-	 * one statement, as for orders. */
+	/* PostgreSQL writes a shipment as it writes an order (see
+	 * SQL_ORDERS_BULK_PG for why), in two statements pipelined one after the
+	 * other: the upsert, marking the row it writes (written_xid, and $14 its
+	 * written_seq), then SQL_SHIPMENT_TRACKING_PG. */
 	DEF2(SQL_SHIPMENT_WRITE_PG, NULL,
-	     "WITH up AS (" SHIPMENT_UPSERT " RETURNING id), "
-	     "gone AS (DELETE FROM shipment_tracking WHERE shipment_id IN (SELECT id FROM up) "
+	     SHIPMENT_INSERT ", written_xid, written_seq) VALUES (" SHIPMENT_VALUES
+	     ", txid_current(), $14) " SHIPMENT_SET
+	     ", written_xid = excluded.written_xid, written_seq = excluded.written_seq"
+	     SHIPMENT_NEWER " RETURNING id"),
+	/* Right after SQL_SHIPMENT_WRITE_PG: its key ($1-$3) and written_seq
+	 * ($4), the carrier ($5) and the tracking numbers as a JSON array ($6).
+	 * Replaces the tracking numbers of the shipment when that statement
+	 * wrote it, on a snapshot taken once this transaction holds the row, so
+	 * the numbers of an earlier concurrent writer are seen and dropped.
+	 * Numbers still held keep their check schedule: the DELETE (same
+	 * snapshot as the INSERT) spares them, the INSERT leaves them be. */
+	DEF2(SQL_SHIPMENT_TRACKING_PG, NULL,
+	     "WITH w AS (SELECT id FROM shipments WHERE connector = $2 AND external_id = $3 "
+	     "AND merchant = $1 AND written_xid = txid_current() AND written_seq = $4), "
+	     "gone AS (DELETE FROM shipment_tracking WHERE shipment_id IN (SELECT id FROM w) "
 	     "AND NOT (carrier = $5 AND tracking_number IN "
-	     "(SELECT json_array_elements_text(CAST($14 AS json))))), "
-	     "numbers AS (INSERT INTO shipment_tracking (shipment_id, carrier, tracking_number, "
+	     "(SELECT json_array_elements_text(CAST($6 AS json))))) "
+	     "INSERT INTO shipment_tracking (shipment_id, carrier, tracking_number, "
 	     "not_found_count, next_check_ms) "
-	     "SELECT up.id, $5, t.v, 0, 0 FROM up "
-	     "CROSS JOIN json_array_elements_text(CAST($14 AS json)) AS t(v) "
-	     "ON CONFLICT (shipment_id, carrier, tracking_number) DO NOTHING) "
-	     "SELECT id FROM up"),
+	     "SELECT w.id, $5, t.v, 0, 0 FROM w "
+	     "CROSS JOIN json_array_elements_text(CAST($6 AS json)) AS t(v) "
+	     "ON CONFLICT (shipment_id, carrier, tracking_number) DO NOTHING"),
 
 	DEF2(SQL_TRACKING_EVENTS_INSERT,
 	     "INSERT INTO tracking_events (shipment_id, occurred_at, carrier_code, description, "
@@ -509,12 +530,15 @@ static const char *const migration_2[] = {
 	NULL,
 };
 
-/* The mark of the PostgreSQL order upserts (see SQL_ORDERS_BULK_PG):
- * which transaction, and which statement of it, last wrote the row.
- * SQLite, whose single writer needs no mark, leaves them NULL. */
+/* The mark of the PostgreSQL order and shipment upserts (see
+ * SQL_ORDERS_BULK_PG): which transaction, and which statement of it, last
+ * wrote the row. SQLite, whose single writer needs no mark, leaves them
+ * NULL. */
 static const char *const migration_3[] = {
 	"ALTER TABLE orders ADD COLUMN written_xid BIGINT",
 	"ALTER TABLE orders ADD COLUMN written_seq BIGINT",
+	"ALTER TABLE shipments ADD COLUMN written_xid BIGINT",
+	"ALTER TABLE shipments ADD COLUMN written_seq BIGINT",
 	NULL,
 };
 

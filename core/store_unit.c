@@ -759,7 +759,16 @@ static int build_shipment(struct store_exec *x, struct store_item *it, unsigned 
 	st->on_row = count_written;
 	st->ctx = it;
 	if (pg) {
-		sql_bind_text(s, st, 14, r->extra);
+		int64_t seq = ++x->written_seq;
+
+		sql_bind_int(s, st, 14, seq);
+		ADD(SQL_SHIPMENT_TRACKING_PG, 6);
+		sql_bind_text(s, st, 1, u->merchant);
+		sql_bind_text(s, st, 2, u->connector);
+		sql_bind_text(s, st, 3, r->external_id);
+		sql_bind_int(s, st, 4, seq);
+		sql_bind_text(s, st, 5, r->carrier);
+		sql_bind_text(s, st, 6, r->extra);
 		return 0;
 	}
 	ADD(SQL_SHIPMENT_TRACKING_DELETE, 3);

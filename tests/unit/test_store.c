@@ -1009,6 +1009,117 @@ static void test_concurrent_writers_lines(void **state)
 	}
 }
 
+/* The same race for a shipment and its tracking numbers: another session
+ * writes shipment "s" at version 2 with the numbers {A, B} ({A, B, C} when
+ * keep_c) - an update of the stored version 1, which has {C}, or, fresh,
+ * an insert - and holds its transaction open; the store writes "s" at
+ * version 3 with {C} and must wait for it; the session commits. The
+ * store's version wins and s must have {C} only; when C was held by every
+ * version, it keeps its check schedule. safe: the store writes on its
+ * per-unit path (two failing units in the batch first). */
+static void race_tracking(struct fixture *f, int fresh, int safe, int keep_c)
+{
+	struct store_unit *u[3];
+	struct slot s[3];
+	int pending = 0, nu = 0;
+	PGconn *c;
+	long id;
+	char sql[512];
+
+	if (!fresh) {
+		u[0] = unit("shop");
+		add(u[0], HUB_RECORD_SHIPMENT,
+		    make_shipment("s", "o", "ups", json_pack("[s]", "C"), "in_transit", 1));
+		assert_int_equal(submit(f, u[0], NULL), STORE_OK);
+		free(raw_query(f, "UPDATE shipment_tracking SET not_found_count = 2, "
+				  "next_check_ms = 777 WHERE tracking_number = 'C'"));
+	}
+	c = PQconnectdb(f->loc.url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	pg_exec(c, "BEGIN");
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO shipments (merchant, connector, external_id, order_external_id, "
+		 "carrier, status, created_at_ms, updated_at_ms, record, stored_at_ms) VALUES "
+		 "('acme', 'shop', 's', 'o', 'ups', 'in_transit', %lld, %lld, '{}', 0) "
+		 "ON CONFLICT (connector, external_id, merchant) DO UPDATE SET "
+		 "updated_at_ms = excluded.updated_at_ms RETURNING id",
+		 (long long)T0, (long long)(T0 + 2000));
+	id = pg_exec(c, sql);
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM shipment_tracking WHERE shipment_id = %ld AND tracking_number "
+		 "NOT IN ('A', 'B'%s)",
+		 id, keep_c ? ", 'C'" : "");
+	pg_exec(c, sql);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO shipment_tracking (shipment_id, carrier, tracking_number) "
+		 "SELECT %ld, 'ups', n FROM unnest(CAST(%s AS text[])) AS n "
+		 "ON CONFLICT (shipment_id, carrier, tracking_number) DO NOTHING",
+		 id, keep_c ? "'{A,B,C}'" : "'{A,B}'");
+	pg_exec(c, sql);
+
+	if (safe) {
+		for (int i = 0; i < 2; i++) {
+			char oid[16];
+
+			snprintf(oid, sizeof(oid), "bad%d", i);
+			u[nu] = unit("broken");
+			add(u[nu], HUB_RECORD_ORDER, make_order(oid, 1, 1));
+			store_unit_inject_fault(u[nu++]);
+		}
+	}
+	u[nu] = unit("shop");
+	add(u[nu++], HUB_RECORD_SHIPMENT,
+	    make_shipment("s", "o", "ups", json_pack("[s]", "C"), "in_transit", 3));
+	store_hold(f->st, 1);
+	for (int i = 0; i < nu; i++) {
+		memset(&s[i], 0, sizeof(s[i]));
+		s[i].pending = &pending;
+		pending++;
+		assert_int_equal(store_submit(f->st, u[i], unit_done, &s[i], NULL), 0);
+	}
+	store_hold(f->st, 0);
+	wait_for_lock_wait(f);
+	run_loop(f, &pending, 100);
+	assert_int_equal(s[nu - 1].done, 0); /* still waiting for the session */
+	pg_exec(c, "COMMIT");
+	PQfinish(c);
+	run_loop(f, &pending, 10000);
+	assert_int_equal(pending, 0);
+	assert_int_equal(s[nu - 1].res.status, STORE_OK);
+	assert_int_equal(s[nu - 1].res.written, 1);
+	if (safe)
+		assert_int_equal(s[0].res.status, STORE_FAILED);
+	assert_int_equal(raw_count(f, "SELECT updated_at_ms FROM shipments WHERE external_id = 's'"),
+			 T0 + 3000);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM shipment_tracking"), 1);
+	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM shipment_tracking t JOIN shipments h "
+				      "ON h.id = t.shipment_id WHERE h.external_id = 's' AND "
+				      "t.carrier = 'ups' AND t.tracking_number = 'C'"),
+			 1);
+	if (!fresh && keep_c) {
+		/* C, held by every version, kept its schedule. */
+		assert_int_equal(raw_count(f, "SELECT next_check_ms FROM shipment_tracking"), 777);
+		assert_int_equal(raw_count(f, "SELECT not_found_count FROM shipment_tracking"), 2);
+	}
+}
+
+/* Two writers of one shipment at the same time (several hubd on one
+ * database): the shipment ends with the tracking numbers of the version
+ * that won, on the batch's optimistic and per-unit paths, for a shipment
+ * both update and for one both insert. */
+static void test_concurrent_writers_tracking(void **state)
+{
+	struct fixture *f = *state;
+
+	store_close(f->st);
+	open_store_lanes(f, 0, 1);
+	for (int k = 0; k < 8; k++) {
+		race_tracking(f, k & 1, (k >> 1) & 1, k >> 2);
+		free(raw_query(f, "DELETE FROM shipment_tracking"));
+		free(raw_query(f, "DELETE FROM shipments"));
+	}
+}
+
 /*
  * Lanes keep conflicting units in order, and only those. Another session
  * locks order e9; with 2 lanes and batches of 2: U1 (e9 v2) and U2 (e0 v5,
@@ -1984,6 +2095,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_same_order_in_two_chunks, setup, teardown),
 #ifdef STORE_TEST_PG
 		cmocka_unit_test_setup_teardown(test_concurrent_writers_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_writers_tracking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lanes_wait_for_rows, setup, teardown),
 #endif
 		cmocka_unit_test_setup_teardown(test_batches_synced_before_reported, setup, teardown),
