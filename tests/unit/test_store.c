@@ -907,6 +907,50 @@ static void wait_for_lock_wait(struct fixture *f)
 	}
 }
 
+/* Writes `rec` (kind) through the store while session c holds its row in
+ * an open transaction: the store's write must wait for it; then c commits
+ * (and is closed) and the write must succeed, counted as written. With
+ * safe, two failing units go first, so the batch runs unit by unit. */
+static void write_against_session(struct fixture *f, PGconn *c, int safe,
+				  enum hub_record_kind kind, json_t *rec)
+{
+	struct store_unit *u[3];
+	struct slot s[3];
+	int pending = 0, nu = 0;
+
+	if (safe) {
+		for (int i = 0; i < 2; i++) {
+			char oid[16];
+
+			snprintf(oid, sizeof(oid), "bad%d", i);
+			u[nu] = unit("broken");
+			add(u[nu], HUB_RECORD_ORDER, make_order(oid, 1, 1));
+			store_unit_inject_fault(u[nu++]);
+		}
+	}
+	u[nu] = unit("shop");
+	add(u[nu++], kind, rec);
+	store_hold(f->st, 1);
+	for (int i = 0; i < nu; i++) {
+		memset(&s[i], 0, sizeof(s[i]));
+		s[i].pending = &pending;
+		pending++;
+		assert_int_equal(store_submit(f->st, u[i], unit_done, &s[i], NULL), 0);
+	}
+	store_hold(f->st, 0);
+	wait_for_lock_wait(f);
+	run_loop(f, &pending, 100);
+	assert_int_equal(s[nu - 1].done, 0); /* still waiting for the session */
+	pg_exec(c, "COMMIT");
+	PQfinish(c);
+	run_loop(f, &pending, 10000);
+	assert_int_equal(pending, 0);
+	assert_int_equal(s[nu - 1].res.status, STORE_OK);
+	assert_int_equal(s[nu - 1].res.written, 1);
+	if (safe)
+		assert_int_equal(s[0].res.status, STORE_FAILED);
+}
+
 /* One writer race: another session writes order "x" at version 2 with 3
  * lines (an update of the stored version 1, or, fresh, an insert) and
  * holds its transaction open; the store writes "x" at version 3 with 1
@@ -917,9 +961,7 @@ static void wait_for_lock_wait(struct fixture *f)
  * failing units in the batch first). */
 static void race_lines(struct fixture *f, int fresh, int safe)
 {
-	struct store_unit *u[3];
-	struct slot s[3];
-	int pending = 0, nu = 0;
+	struct store_unit *u[1];
 	PGconn *c;
 	long id;
 	char sql[512];
@@ -949,37 +991,7 @@ static void race_lines(struct fixture *f, int fresh, int safe)
 		 id);
 	pg_exec(c, sql);
 
-	if (safe) {
-		for (int i = 0; i < 2; i++) {
-			char oid[16];
-
-			snprintf(oid, sizeof(oid), "bad%d", i);
-			u[nu] = unit("broken");
-			add(u[nu], HUB_RECORD_ORDER, make_order(oid, 1, 1));
-			store_unit_inject_fault(u[nu++]);
-		}
-	}
-	u[nu] = unit("shop");
-	add(u[nu++], HUB_RECORD_ORDER, make_order("x", 3, 1));
-	store_hold(f->st, 1);
-	for (int i = 0; i < nu; i++) {
-		memset(&s[i], 0, sizeof(s[i]));
-		s[i].pending = &pending;
-		pending++;
-		assert_int_equal(store_submit(f->st, u[i], unit_done, &s[i], NULL), 0);
-	}
-	store_hold(f->st, 0);
-	wait_for_lock_wait(f);
-	run_loop(f, &pending, 100);
-	assert_int_equal(s[nu - 1].done, 0); /* still waiting for the session */
-	pg_exec(c, "COMMIT");
-	PQfinish(c);
-	run_loop(f, &pending, 10000);
-	assert_int_equal(pending, 0);
-	assert_int_equal(s[nu - 1].res.status, STORE_OK);
-	assert_int_equal(s[nu - 1].res.written, 1);
-	if (safe)
-		assert_int_equal(s[0].res.status, STORE_FAILED);
+	write_against_session(f, c, safe, HUB_RECORD_ORDER, make_order("x", 3, 1));
 	assert_int_equal(raw_count(f, "SELECT updated_at_ms FROM orders WHERE external_id = 'x'"),
 			 T0 + 3000);
 	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM order_lines l JOIN orders o ON "
@@ -1019,9 +1031,7 @@ static void test_concurrent_writers_lines(void **state)
  * per-unit path (two failing units in the batch first). */
 static void race_tracking(struct fixture *f, int fresh, int safe, int keep_c)
 {
-	struct store_unit *u[3];
-	struct slot s[3];
-	int pending = 0, nu = 0;
+	struct store_unit *u[1];
 	PGconn *c;
 	long id;
 	char sql[512];
@@ -1057,38 +1067,8 @@ static void race_tracking(struct fixture *f, int fresh, int safe, int keep_c)
 		 id, keep_c ? "'{A,B,C}'" : "'{A,B}'");
 	pg_exec(c, sql);
 
-	if (safe) {
-		for (int i = 0; i < 2; i++) {
-			char oid[16];
-
-			snprintf(oid, sizeof(oid), "bad%d", i);
-			u[nu] = unit("broken");
-			add(u[nu], HUB_RECORD_ORDER, make_order(oid, 1, 1));
-			store_unit_inject_fault(u[nu++]);
-		}
-	}
-	u[nu] = unit("shop");
-	add(u[nu++], HUB_RECORD_SHIPMENT,
-	    make_shipment("s", "o", "ups", json_pack("[s]", "C"), "in_transit", 3));
-	store_hold(f->st, 1);
-	for (int i = 0; i < nu; i++) {
-		memset(&s[i], 0, sizeof(s[i]));
-		s[i].pending = &pending;
-		pending++;
-		assert_int_equal(store_submit(f->st, u[i], unit_done, &s[i], NULL), 0);
-	}
-	store_hold(f->st, 0);
-	wait_for_lock_wait(f);
-	run_loop(f, &pending, 100);
-	assert_int_equal(s[nu - 1].done, 0); /* still waiting for the session */
-	pg_exec(c, "COMMIT");
-	PQfinish(c);
-	run_loop(f, &pending, 10000);
-	assert_int_equal(pending, 0);
-	assert_int_equal(s[nu - 1].res.status, STORE_OK);
-	assert_int_equal(s[nu - 1].res.written, 1);
-	if (safe)
-		assert_int_equal(s[0].res.status, STORE_FAILED);
+	write_against_session(f, c, safe, HUB_RECORD_SHIPMENT,
+			      make_shipment("s", "o", "ups", json_pack("[s]", "C"), "in_transit", 3));
 	assert_int_equal(raw_count(f, "SELECT updated_at_ms FROM shipments WHERE external_id = 's'"),
 			 T0 + 3000);
 	assert_int_equal(raw_count(f, "SELECT COUNT(*) FROM shipment_tracking"), 1);
