@@ -332,6 +332,7 @@ static int submit(struct job *job, struct hub_error *err)
 	store_unit_set_deadline(u, host_now_ms() + COMMIT_DEADLINE_MS);
 	memset(err, 0, sizeof(*err));
 	if (store_submit(job->hub->store, u, committed, p, err) < 0) {
+		free(p->invalid);
 		free(p);
 		return -1;
 	}
