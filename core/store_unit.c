@@ -653,6 +653,31 @@ static void bind_time(struct sql_script *s, struct sql_stmt *st, unsigned i, int
 			return -1;                                  \
 	} while (0)
 
+/*
+ * PostgreSQL: stamps the upsert `st` (its parameter `stamp_param`: the
+ * sequence number this write draws) and adds, right after it, the
+ * statement `slot` that replaces the record's child rows on a fresh
+ * snapshot, with its first four parameters bound (merchant, connector,
+ * external id, sequence number); the caller binds the rest, from 5 to
+ * nparams. Returns that statement, or NULL when out of memory.
+ */
+static struct sql_stmt *add_child_rows(struct store_exec *x, struct sql_script *s, unsigned index,
+				       const struct store_unit *u, const struct unit_record *r,
+				       struct sql_stmt *st, int stamp_param, int slot, unsigned nparams)
+{
+	int64_t seq = ++x->written_seq;
+
+	sql_bind_int(s, st, stamp_param, seq);
+	st = sql_script_add(s, SQL_DEF(slot), nparams, index);
+	if (!st)
+		return NULL;
+	sql_bind_text(s, st, 1, u->merchant);
+	sql_bind_text(s, st, 2, u->connector);
+	sql_bind_text(s, st, 3, r->external_id);
+	sql_bind_int(s, st, 4, seq);
+	return st;
+}
+
 /* The columns of an order's lines as a JSON array, in the arena (the
  * PostgreSQL statement expands it). NULL when out of memory. */
 static const char *lines_json(struct sql_script *s, const struct unit_record *r)
@@ -703,16 +728,9 @@ static int build_order(struct store_exec *x, struct store_item *it, unsigned ind
 	st->ctx = it;
 	if (pg) {
 		const char *lines = lines_json(s, r);
-		int64_t seq = ++x->written_seq;
 
-		if (!lines)
+		if (!lines || !(st = add_child_rows(x, s, index, u, r, st, 15, SQL_ORDER_LINES_PG, 5)))
 			return -1;
-		sql_bind_int(s, st, 15, seq);
-		ADD(SQL_ORDER_LINES_PG, 5);
-		sql_bind_text(s, st, 1, u->merchant);
-		sql_bind_text(s, st, 2, u->connector);
-		sql_bind_text(s, st, 3, r->external_id);
-		sql_bind_int(s, st, 4, seq);
 		sql_bind_text(s, st, 5, lines);
 		return 0;
 	}
@@ -759,14 +777,8 @@ static int build_shipment(struct store_exec *x, struct store_item *it, unsigned 
 	st->on_row = count_written;
 	st->ctx = it;
 	if (pg) {
-		int64_t seq = ++x->written_seq;
-
-		sql_bind_int(s, st, 14, seq);
-		ADD(SQL_SHIPMENT_TRACKING_PG, 6);
-		sql_bind_text(s, st, 1, u->merchant);
-		sql_bind_text(s, st, 2, u->connector);
-		sql_bind_text(s, st, 3, r->external_id);
-		sql_bind_int(s, st, 4, seq);
+		if (!(st = add_child_rows(x, s, index, u, r, st, 14, SQL_SHIPMENT_TRACKING_PG, 6)))
+			return -1;
 		sql_bind_text(s, st, 5, r->carrier);
 		sql_bind_text(s, st, 6, r->extra);
 		return 0;
